@@ -1,0 +1,266 @@
+// Package framework is Ferry's core: the model registry on an [App], the
+// sync service (push, pull, single-record sync), conflict policies with
+// last-writer-wins as default, validation, owner permissions, hooks,
+// plugins and the gin handlers of wire protocol v1.
+//
+// An application builds one App from a *bun.DB, registers its models and
+// plugins, runs [App.Migrate], and mounts the routes on a gin router group:
+//
+//	app, err := framework.New(framework.Config{DB: db, Schemas: schemas.FS})
+//	framework.MustRegister[Note](app, framework.ModelOptions{Schema: "data/note.json"})
+//	app.MustUse(jwtauth.New(jwtauth.Config{Secret: secret}))
+//	app.Migrate(ctx)
+//	app.Mount(router.Group("/sync"))
+package framework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"regexp"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ferrysync/ferry/framework/hook"
+	"github.com/ferrysync/ferry/models"
+	"github.com/ferrysync/ferry/schemas"
+	"github.com/santhosh-tekuri/jsonschema/v5"
+	"github.com/uptrace/bun"
+)
+
+// Config configures an [App]. The zero value of every field but DB is
+// useful.
+type Config struct {
+	// DB is the store: PostgreSQL (pgdialect) or SQLite (sqlitedialect).
+	DB *bun.DB
+	// Schemas holds the models' JSON Schema files; registrations name a
+	// path in it.
+	Schemas fs.FS
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// MaxBodyBytes caps a request body (default 10 MiB).
+	MaxBodyBytes int64
+	// MaxChanges caps the changes of one push (default 1000).
+	MaxChanges int
+	// DefaultPullLimit (default 500) and MaxPullLimit (default 5000) bound
+	// a pull page.
+	DefaultPullLimit int
+	MaxPullLimit     int
+	// MaxFutureSkew rejects a change whose modify_at is further in the
+	// future than this (default 5 minutes), so a device with a wrong clock
+	// cannot win forever. Negative disables the guard.
+	MaxFutureSkew time.Duration
+	// Now is the server clock (default time.Now); tests may fake it.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 10 << 20
+	}
+	if c.MaxChanges <= 0 {
+		c.MaxChanges = 1000
+	}
+	if c.DefaultPullLimit <= 0 {
+		c.DefaultPullLimit = 500
+	}
+	if c.MaxPullLimit <= 0 {
+		c.MaxPullLimit = 5000
+	}
+	if c.DefaultPullLimit > c.MaxPullLimit {
+		c.DefaultPullLimit = c.MaxPullLimit
+	}
+	if c.MaxFutureSkew == 0 {
+		c.MaxFutureSkew = 5 * time.Minute
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// App holds a Ferry server's registry, hooks and configuration. Register
+// models and plugins before [App.Mount]; after that the registry is sealed
+// and the App is safe for concurrent use.
+type App struct {
+	cfg      Config
+	db       *bun.DB
+	log      *slog.Logger
+	appSchemas *schemaSet
+	protocol protocolSchemas
+
+	mu      sync.RWMutex
+	sealed  bool
+	models  map[string]*model
+	plugins []Plugin
+	auth    Authenticator
+
+	onValidate hook.Hook[*ValidateEvent]
+	onApply    hook.Hook[*ApplyEvent]
+	onCommit   hook.Hook[*CommitEvent]
+}
+
+type protocolSchemas struct {
+	single, push, change *jsonschema.Schema
+}
+
+// New validates cfg and returns an App with no models.
+func New(cfg Config) (*App, error) {
+	if cfg.DB == nil {
+		return nil, errors.New("framework: Config.DB is nil; open a store with models.OpenSQLite or models.OpenPostgres")
+	}
+	cfg.setDefaults()
+	appSchemas, err := newSchemaSet(cfg.Schemas)
+	if err != nil {
+		return nil, fmt.Errorf("framework: %w", err)
+	}
+	protoSet, err := newSchemaSet(schemas.Protocol)
+	if err != nil {
+		return nil, fmt.Errorf("framework: protocol schemas: %w", err)
+	}
+	var ps protocolSchemas
+	for path, dst := range map[string]**jsonschema.Schema{
+		"single.json": &ps.single, "push.json": &ps.push, "change.json": &ps.change,
+	} {
+		if *dst, err = protoSet.compile(path); err != nil {
+			return nil, fmt.Errorf("framework: protocol schemas: %w", err)
+		}
+	}
+	a := &App{
+		cfg: cfg, db: cfg.DB, log: cfg.Logger, appSchemas: appSchemas, protocol: ps,
+		models: map[string]*model{},
+	}
+	if cfg.MaxFutureSkew > 0 {
+		a.onValidate.Bind(&hook.Handler[*ValidateEvent]{ID: "ferry.future-skew", Priority: -1000, Func: a.futureSkewGuard})
+	}
+	return a, nil
+}
+
+// Config returns the App's configuration with defaults filled in.
+func (a *App) Config() Config { return a.cfg }
+
+// DB returns the store.
+func (a *App) DB() *bun.DB { return a.db }
+
+// Logger returns the App's logger.
+func (a *App) Logger() *slog.Logger { return a.log }
+
+// OnValidate is the hook run before validation; see [ValidateEvent].
+func (a *App) OnValidate() *hook.Hook[*ValidateEvent] { return &a.onValidate }
+
+// OnApply is the hook run inside the transaction around each write; see
+// [ApplyEvent].
+func (a *App) OnApply() *hook.Hook[*ApplyEvent] { return &a.onApply }
+
+// OnCommit is the hook run after a push committed; see [CommitEvent].
+func (a *App) OnCommit() *hook.Hook[*CommitEvent] { return &a.onCommit }
+
+// SetAuthenticator sets how sync requests are authenticated (auth plugins
+// call it). Without one, every sync request is answered 401.
+func (a *App) SetAuthenticator(auth Authenticator) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.auth = auth
+}
+
+func (a *App) authenticator() Authenticator {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.auth
+}
+
+// Use sets up plugins in order. A plugin name used twice is an error.
+func (a *App) Use(plugins ...Plugin) error {
+	for _, p := range plugins {
+		if err := a.checkOpen("use plugin " + p.Name()); err != nil {
+			return err
+		}
+		a.mu.Lock()
+		for _, have := range a.plugins {
+			if have.Name() == p.Name() {
+				a.mu.Unlock()
+				return fmt.Errorf("framework: plugin %q is already in use", p.Name())
+			}
+		}
+		a.plugins = append(a.plugins, p)
+		a.mu.Unlock()
+		if err := p.Setup(a); err != nil {
+			return fmt.Errorf("framework: set up plugin %q: %w", p.Name(), err)
+		}
+	}
+	return nil
+}
+
+// MustUse is [App.Use] that panics; for main and tests.
+func (a *App) MustUse(plugins ...Plugin) {
+	if err := a.Use(plugins...); err != nil {
+		panic(err)
+	}
+}
+
+// Plugins returns the plugins in use, in setup order.
+func (a *App) Plugins() []Plugin {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return append([]Plugin(nil), a.plugins...)
+}
+
+func (a *App) checkOpen(what string) error {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.sealed {
+		return fmt.Errorf("framework: cannot %s: the App is already serving (register before Mount)", what)
+	}
+	return nil
+}
+
+func (a *App) seal() {
+	a.mu.Lock()
+	a.sealed = true
+	a.mu.Unlock()
+}
+
+// Models returns the registered model names, sorted.
+func (a *App) Models() []string {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	names := make([]string, 0, len(a.models))
+	for n := range a.models {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (a *App) model(name string) (*model, bool) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	m, ok := a.models[name]
+	return m, ok
+}
+
+// Migrate creates or upgrades Ferry's tables and creates the tables of
+// typed models that do not exist yet. Later changes to a typed model's
+// table are the application's own migrations.
+func (a *App) Migrate(ctx context.Context) error {
+	if err := models.Migrate(ctx, a.db); err != nil {
+		return fmt.Errorf("framework: %w", err)
+	}
+	for _, name := range a.Models() {
+		m, _ := a.model(name)
+		if m.createTable == nil {
+			continue
+		}
+		if err := m.createTable(ctx, a.db); err != nil {
+			return fmt.Errorf("framework: create table of %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+var modelNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$`)

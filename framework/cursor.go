@@ -1,0 +1,74 @@
+package framework
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"sort"
+	"strings"
+)
+
+// cursor is a pull position: per scope, the last version delivered. While
+// a pull is paging, Upper freezes each scope's upper bound as read at the
+// first page, so paging ends even while writers go on. Filter ties the
+// cursor to the models filter it was issued for. Clients see only its
+// opaque encoding.
+type cursor struct {
+	V      int              `json:"v"`
+	Pos    map[string]int64 `json:"p,omitempty"`
+	Upper  map[string]int64 `json:"u,omitempty"`
+	Filter string           `json:"f,omitempty"`
+}
+
+const cursorFormat = 1
+
+func (c *cursor) encode() string {
+	c.V = cursorFormat
+	b, _ := json.Marshal(c) // maps of strings to ints always encode
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func errInvalidCursor(why string) *Error {
+	return NewError(CodeInvalidCursor, "the cursor is not one this server issued (%s); pull again with an empty cursor", why)
+}
+
+func decodeCursor(s, filter string) (*cursor, error) {
+	c := &cursor{V: cursorFormat}
+	if s == "" {
+		c.Filter = filter
+		return c, nil
+	}
+	if len(s) > 8192 {
+		return nil, errInvalidCursor("too long")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, errInvalidCursor("not base64url")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil || c.V != cursorFormat {
+		return nil, errInvalidCursor("malformed")
+	}
+	for scope, pos := range c.Pos {
+		if pos < 0 || c.Upper != nil && c.Upper[scope] < pos {
+			return nil, errInvalidCursor("bad position")
+		}
+	}
+	if c.Filter != filter {
+		return nil, errInvalidCursor("it was issued for another models filter")
+	}
+	return c, nil
+}
+
+// filterKey fingerprints a models filter; "" means all models.
+func filterKey(models []string) string {
+	if len(models) == 0 {
+		return ""
+	}
+	s := append([]string(nil), models...)
+	sort.Strings(s)
+	sum := sha256.Sum256([]byte(strings.Join(s, ",")))
+	return hex.EncodeToString(sum[:8])
+}

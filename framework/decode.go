@@ -1,0 +1,115 @@
+package framework
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+
+)
+
+// decodeJSON decodes exactly one JSON value, numbers as json.Number.
+func decodeJSON(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("unexpected data after the JSON value")
+	}
+	return nil
+}
+
+// ReadJSONBody checks the request's content type and size and decodes its
+// body (numbers as json.Number) into v. Bodies over limit are refused
+// with too_large before they are read whole. Plugins serving their own
+// routes use it to answer bad bodies the way the core does.
+func ReadJSONBody(r *http.Request, limit int64, v any) error {
+	ct := r.Header.Get("Content-Type")
+	mt, params, err := mime.ParseMediaType(ct)
+	if ct == "" || err != nil || mt != "application/json" {
+		return NewError(CodeUnsupportedMedia, "Content-Type must be application/json")
+	}
+	if cs, ok := params["charset"]; ok && !equalFoldASCII(cs, "utf-8") {
+		return NewError(CodeUnsupportedMedia, "the body must be UTF-8 JSON")
+	}
+	if r.ContentLength > limit {
+		return NewError(CodeTooLarge, "the body is larger than %d bytes", limit)
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return NewError(CodeInvalid, "could not read the body")
+	}
+	if int64(len(body)) > limit {
+		return NewError(CodeTooLarge, "the body is larger than %d bytes", limit)
+	}
+	if err := decodeJSON(bytes.NewReader(body), v); err != nil {
+		return NewError(CodeInvalid, "the body is not valid JSON: %s", jsonSyntaxText(err))
+	}
+	return nil
+}
+
+func jsonSyntaxText(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("%s (at byte %d)", se.Error(), se.Offset)
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return "unexpected end of input"
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("%s must be %s", te.Field, te.Type)
+	}
+	return err.Error()
+}
+
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i]|0x20, b[i]|0x20
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// decodeChange turns one decoded change object into a Change, checking it
+// against the protocol's change schema. Errors are field errors relative
+// to the change.
+func (a *App) decodeChange(v any) (*Change, []FieldError) {
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return &Change{}, []FieldError{{Path: "", Message: "a change must be a JSON object"}}
+	}
+	ch := &Change{}
+	ch.Model, _ = obj["model"].(string)
+	ch.UID, _ = obj["uid"].(string)
+	if op, ok := obj["op_id"].(string); ok {
+		ch.OpID = &op
+	}
+	if errs := schemaErrors(a.protocol.change, v, ""); len(errs) > 0 {
+		return ch, errs
+	}
+	t, msg := parseTime(obj["modify_at"])
+	if msg != "" {
+		return ch, []FieldError{{Path: "/modify_at", Message: msg}}
+	}
+	ch.ModifyAt = Time{t}
+	ch.IsDeleted, _ = obj["is_deleted"].(bool)
+	if d, ok := obj["data"]; ok && d != nil {
+		raw, err := json.Marshal(d)
+		if err != nil {
+			return ch, []FieldError{{Path: "/data", Message: "data is not valid JSON"}}
+		}
+		ch.Data, ch.decoded = raw, d
+	}
+	return ch, nil
+}

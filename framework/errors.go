@@ -1,0 +1,132 @@
+package framework
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Error codes of the wire protocol.
+const (
+	CodeInvalid          = "invalid"
+	CodeUnknownModel     = "unknown_model"
+	CodeInvalidCursor    = "invalid_cursor"
+	CodeUnauthenticated  = "unauthenticated"
+	CodeForbidden        = "forbidden"
+	CodeNotFound         = "not_found"
+	CodeMethodNotAllowed = "method_not_allowed"
+	CodeConflict         = "conflict"
+	CodeResetRequired    = "reset_required"
+	CodeTooLarge         = "too_large"
+	CodeUnsupportedMedia = "unsupported_media_type"
+	CodeInternal         = "internal"
+)
+
+var codeStatus = map[string]int{
+	CodeInvalid:          http.StatusBadRequest,
+	CodeUnknownModel:     http.StatusBadRequest,
+	CodeInvalidCursor:    http.StatusBadRequest,
+	CodeUnauthenticated:  http.StatusUnauthorized,
+	CodeForbidden:        http.StatusForbidden,
+	CodeNotFound:         http.StatusNotFound,
+	CodeMethodNotAllowed: http.StatusMethodNotAllowed,
+	CodeConflict:         http.StatusConflict,
+	CodeResetRequired:    http.StatusGone,
+	CodeTooLarge:         http.StatusRequestEntityTooLarge,
+	CodeUnsupportedMedia: http.StatusUnsupportedMediaType,
+	CodeInternal:         http.StatusInternalServerError,
+}
+
+// FieldError is one problem with one place in a request, named by a JSON
+// pointer relative to the request body or to one change ("/data/title").
+type FieldError struct {
+	Path    string `json:"path"`
+	Message string `json:"message"`
+}
+
+// Error is a protocol error: it carries the code, a message safe to show a
+// client, and optional field details. Handlers return it; one adapter
+// turns it into the error shape and status.
+type Error struct {
+	Code    string       `json:"code"`
+	Message string       `json:"message"`
+	Details []FieldError `json:"details,omitempty"`
+	// Err is the cause, for logs; it is never sent to clients.
+	Err error `json:"-"`
+}
+
+// NewError returns an *Error with the given code and message.
+func NewError(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Error implements error.
+func (e *Error) Error() string {
+	msg := "framework: " + e.Code + ": " + e.Message
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrForbidden) and friends match on the code.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code && t.Message == ""
+}
+
+// Status is the HTTP status for the error's code.
+func (e *Error) Status() int {
+	if s, ok := codeStatus[e.Code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// Sentinels for errors.Is: they match any *Error with the same code.
+var (
+	ErrUnauthenticated = &Error{Code: CodeUnauthenticated}
+	ErrForbidden       = &Error{Code: CodeForbidden}
+	ErrNotFound        = &Error{Code: CodeNotFound}
+	ErrConflict        = &Error{Code: CodeConflict}
+	ErrInvalid         = &Error{Code: CodeInvalid}
+)
+
+// ValidationError carries field errors from a model's Validate method or a
+// hook; the change is answered "rejected" (or 400 invalid) with these
+// details. Paths are JSON pointers into the change: "/data/title" for a
+// field of the record, "/modify_at" for the envelope.
+type ValidationError struct {
+	Details []FieldError
+}
+
+// Error implements error.
+func (e *ValidationError) Error() string {
+	if len(e.Details) == 0 {
+		return "framework: invalid record"
+	}
+	return fmt.Sprintf("framework: invalid record: %s: %s", e.Details[0].Path, e.Details[0].Message)
+}
+
+// Invalid returns a *ValidationError for one place in the change, e.g.
+// Invalid("/data/title", "must not be blank").
+func Invalid(path, message string) error {
+	return &ValidationError{Details: []FieldError{{Path: path, Message: message}}}
+}
+
+// asProtocolError maps any error to the *Error sent on the wire; anything
+// not already an *Error is internal and its text is kept for logs only.
+func asProtocolError(err error) *Error {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe
+	}
+	var ve *ValidationError
+	if errors.As(err, &ve) {
+		return &Error{Code: CodeInvalid, Message: "invalid record", Details: ve.Details}
+	}
+	return &Error{Code: CodeInternal, Message: "internal error", Err: err}
+}

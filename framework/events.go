@@ -1,0 +1,65 @@
+package framework
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/ferrysync/ferry/framework/hook"
+	"github.com/uptrace/bun"
+)
+
+// ValidateEvent is triggered for every incoming change before its data is
+// validated, outside any transaction. Handlers may change the change
+// (normalize an email, fill a default) or veto it by returning a
+// *ValidationError (the change is rejected) or [ErrForbidden].
+type ValidateEvent struct {
+	hook.Event
+	Context   context.Context
+	Principal Principal
+	Change    *Change
+}
+
+// ApplyEvent is triggered inside the write transaction, after the conflict
+// policy decided to write, for every record about to be written. Record is
+// what will be stored (handlers may modify its Data); Stored is the
+// previous state or nil. The core write is the last link: work after
+// e.Next() sees the record written. Returning an error undoes this
+// record's write (a *ValidationError rejects it, [ErrForbidden] forbids it,
+// anything else fails the request).
+type ApplyEvent struct {
+	hook.Event
+	Context   context.Context
+	Tx        bun.Tx
+	Principal Principal
+	Stored    *Record
+	Record    *Record
+}
+
+// CommitEvent is triggered after a push transaction committed, with the
+// records it wrote. It runs outside the transaction: the place for
+// realtime notification, audit and webhooks. Its error is logged only.
+type CommitEvent struct {
+	hook.Event
+	Context   context.Context
+	Principal Principal
+	Records   []*Record
+}
+
+// Change is one incoming change, decoded and checked for shape.
+type Change struct {
+	// OpID is echoed in the result when the client sent one.
+	OpID      *string
+	Model     string
+	UID       string
+	ModifyAt  Time
+	IsDeleted bool
+	// Data is the record's data; nil for a tombstone sent without data.
+	Data json.RawMessage
+	// Assumed is, for optimistic-concurrency protocols, the state the
+	// client believed the server held (see [Conflict.Assumed]).
+	Assumed *Record
+
+	// decoded is Data already decoded (numbers as json.Number), when the
+	// HTTP layer had it, so validation does not decode it again.
+	decoded any
+}

@@ -1,0 +1,48 @@
+package hook_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/ferrysync/ferry/framework/hook"
+)
+
+type event struct {
+	hook.Event
+	trace []string
+}
+
+func TestChainOrderAndAbort(t *testing.T) {
+	var h hook.Hook[*event]
+	h.Bind(&hook.Handler[*event]{ID: "b", Priority: 2, Func: func(e *event) error {
+		e.trace = append(e.trace, "b-before")
+		err := e.Next()
+		e.trace = append(e.trace, "b-after")
+		return err
+	}})
+	h.Bind(&hook.Handler[*event]{ID: "a", Priority: 1, Func: func(e *event) error {
+		e.trace = append(e.trace, "a")
+		return e.Next()
+	}})
+	e := &event{}
+	if err := h.Trigger(e, func(e *event) error { e.trace = append(e.trace, "core"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprint(e.trace), "[a b-before core b-after]"; got != want {
+		t.Fatalf("trace %s, want %s", got, want)
+	}
+
+	// Re-binding an ID replaces the handler; an error aborts before the core.
+	veto := errors.New("veto")
+	h.Bind(&hook.Handler[*event]{ID: "a", Priority: 1, Func: func(e *event) error { return veto }})
+	e = &event{}
+	err := h.Trigger(e, func(e *event) error { e.trace = append(e.trace, "core"); return nil })
+	if !errors.Is(err, veto) || len(e.trace) != 0 || h.Len() != 2 {
+		t.Fatalf("err %v trace %v len %d", err, e.trace, h.Len())
+	}
+	h.Unbind("a", "b")
+	if h.Len() != 0 {
+		t.Fatalf("unbind left %d", h.Len())
+	}
+}

@@ -1,0 +1,246 @@
+package framework
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+)
+
+// Mount seals the registry and registers the protocol's routes on r,
+// usually router.Group("/sync"): POST / (one record), POST /push and
+// GET /pull, then the routes of plugins that serve some. Every route
+// authenticates with the App's Authenticator.
+func (a *App) Mount(r gin.IRouter) {
+	a.seal()
+	g := r.Group("", a.authenticate)
+	g.POST("/", a.handle(a.handleSingle))
+	g.POST("/push", a.handle(a.handlePush))
+	g.GET("/pull", a.handle(a.handlePull))
+	for _, p := range a.Plugins() {
+		if rm, ok := p.(RouteMounter); ok {
+			rm.MountRoutes(g)
+		}
+	}
+}
+
+// UseProtocolErrors makes the engine's own 404 and 405 answers use the
+// protocol's error shape. It is the only thing Ferry changes on an engine,
+// and only when asked.
+func UseProtocolErrors(e *gin.Engine) {
+	e.HandleMethodNotAllowed = true
+	e.NoRoute(func(c *gin.Context) {
+		WriteError(c, NewError(CodeNotFound, "no route %s %s", c.Request.Method, c.Request.URL.Path))
+	})
+	e.NoMethod(func(c *gin.Context) {
+		WriteError(c, NewError(CodeMethodNotAllowed, "method %s is not allowed here", c.Request.Method))
+	})
+}
+
+// WriteError answers with the protocol's error shape. Errors that are not
+// an *Error are internal: they are logged by the handler wrapper and the
+// client learns nothing about them.
+func WriteError(c *gin.Context, err error) {
+	pe := asProtocolError(err)
+	c.AbortWithStatusJSON(pe.Status(), gin.H{"error": pe})
+}
+
+// handle adapts a handler that returns an error, and turns a panic into an
+// internal error instead of a dropped connection.
+func (a *App) handle(fn func(c *gin.Context) error) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		defer func() {
+			if rec := recover(); rec != nil {
+				if rec == http.ErrAbortHandler {
+					panic(rec)
+				}
+				a.log.Error("panic in sync handler", "panic", rec, "path", c.Request.URL.Path)
+				WriteError(c, NewError(CodeInternal, "internal error"))
+			}
+		}()
+		if err := fn(c); err != nil {
+			pe := asProtocolError(err)
+			if pe.Code == CodeInternal {
+				a.log.Error("sync request failed", "err", err, "path", c.Request.URL.Path)
+			}
+			WriteError(c, pe)
+		}
+	}
+}
+
+func (a *App) authenticate(c *gin.Context) {
+	auth := a.authenticator()
+	if auth == nil {
+		WriteError(c, NewError(CodeUnauthenticated, "this server has no authenticator configured"))
+		return
+	}
+	p, err := auth.Authenticate(c.Request)
+	if err != nil || p.UserID == "" {
+		var pe *Error
+		if errors.As(err, &pe) && pe.Code != CodeUnauthenticated {
+			a.log.Error("authenticator failed", "err", err)
+			WriteError(c, NewError(CodeInternal, "internal error"))
+			return
+		}
+		msg := "a valid bearer token is required"
+		if pe != nil && pe.Message != "" {
+			msg = pe.Message
+		}
+		c.Header("WWW-Authenticate", `Bearer realm="ferry"`)
+		WriteError(c, NewError(CodeUnauthenticated, "%s", msg))
+		return
+	}
+	c.Request = c.Request.WithContext(WithPrincipal(c.Request.Context(), p))
+	c.Next()
+}
+
+func principal(c *gin.Context) Principal {
+	p, _ := PrincipalFrom(c.Request.Context())
+	return p
+}
+
+// singleResponse is the answer of POST /sync/.
+type singleResponse struct {
+	Status string  `json:"status"`
+	Record *Record `json:"record"`
+}
+
+func (a *App) handleSingle(c *gin.Context) error {
+	var body any
+	if err := ReadJSONBody(c.Request, a.cfg.MaxBodyBytes, &body); err != nil {
+		return err
+	}
+	ch, errs := a.decodeChange(body)
+	if len(errs) > 0 {
+		if _, ok := body.(map[string]any); !ok {
+			return &Error{Code: CodeInvalid, Message: "the body must be a JSON object", Details: errs}
+		}
+		return &Error{Code: CodeInvalid, Message: "invalid request", Details: errs}
+	}
+	results, err := a.Push(c.Request.Context(), principal(c), []*Change{ch})
+	if err != nil {
+		return err
+	}
+	res := results[0]
+	switch res.Status {
+	case StatusApplied, StatusStale:
+		writeJSON(c, http.StatusOK, singleResponse{Status: res.Status, Record: res.Record})
+		return nil
+	case StatusForbidden:
+		return NewError(CodeForbidden, "this record belongs to another user")
+	default:
+		code := res.code
+		if code == "" {
+			code = CodeInvalid
+		}
+		msg := "invalid record"
+		if code == CodeUnknownModel {
+			msg = "unknown model " + strconv.Quote(ch.Model)
+		}
+		return &Error{Code: code, Message: msg, Details: res.Errors}
+	}
+}
+
+// pushResponse is the answer of POST /sync/push.
+type pushResponse struct {
+	Results []Result `json:"results"`
+	Cursor  string   `json:"cursor,omitempty"`
+}
+
+func (a *App) handlePush(c *gin.Context) error {
+	var body any
+	if err := ReadJSONBody(c.Request, a.cfg.MaxBodyBytes, &body); err != nil {
+		return err
+	}
+	if errs := schemaErrors(a.protocol.push, body, ""); len(errs) > 0 {
+		return &Error{Code: CodeInvalid, Message: "invalid push request", Details: errs}
+	}
+	items, _ := body.(map[string]any)["changes"].([]any)
+	if len(items) > a.cfg.MaxChanges {
+		return NewError(CodeTooLarge, "a push carries at most %d changes; split it", a.cfg.MaxChanges)
+	}
+	changes := make([]*Change, len(items))
+	bad := map[int][]FieldError{}
+	for i, item := range items {
+		ch, errs := a.decodeChange(item)
+		changes[i] = ch
+		if len(errs) > 0 {
+			bad[i] = errs
+		}
+	}
+	// Changes with a bad envelope are answered rejected in place; the
+	// others go through Push together.
+	good := make([]*Change, 0, len(changes))
+	for i, ch := range changes {
+		if _, isBad := bad[i]; !isBad {
+			good = append(good, ch)
+		}
+	}
+	applied, err := a.Push(c.Request.Context(), principal(c), good)
+	if err != nil {
+		return err
+	}
+	results := make([]Result, len(changes))
+	for i, ch := range changes {
+		if errs, isBad := bad[i]; isBad {
+			results[i] = Result{OpID: ch.OpID, Model: ch.Model, UID: ch.UID}
+			results[i].reject(CodeInvalid, errs...)
+			continue
+		}
+		results[i], applied = applied[0], applied[1:]
+	}
+	writeJSON(c, http.StatusOK, pushResponse{Results: results})
+	return nil
+}
+
+func (a *App) handlePull(c *gin.Context) error {
+	req := PullRequest{Cursor: c.Query("cursor")}
+	if s, ok := c.GetQuery("limit"); ok {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			if err != nil && len(s) > 0 && isDigits(s) {
+				n = a.cfg.MaxPullLimit // a huge number: capped, not refused
+			} else {
+				return &Error{Code: CodeInvalid, Message: "limit must be a positive integer",
+					Details: []FieldError{{Path: "limit", Message: "must be a positive integer"}}}
+			}
+		}
+		req.Limit = n
+	}
+	if s := c.Query("models"); s != "" {
+		for _, m := range strings.Split(s, ",") {
+			if m = strings.TrimSpace(m); m != "" {
+				req.Models = append(req.Models, m)
+			}
+		}
+	}
+	resp, err := a.Pull(c.Request.Context(), principal(c), req)
+	if err != nil {
+		return err
+	}
+	writeJSON(c, http.StatusOK, resp)
+	return nil
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// writeJSON encodes v once into a buffer, so an encoding failure becomes an
+// error answer rather than half a body.
+func writeJSON(c *gin.Context, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		WriteError(c, &Error{Code: CodeInternal, Message: "internal error", Err: err})
+		return
+	}
+	c.Data(status, "application/json; charset=utf-8", b)
+}

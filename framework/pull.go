@@ -1,0 +1,153 @@
+package framework
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/ferrysync/ferry/models"
+	"github.com/uptrace/bun"
+)
+
+// PullRequest asks for the changes after Cursor.
+type PullRequest struct {
+	// Cursor is the opaque position from the previous pull; empty for an
+	// initial sync.
+	Cursor string
+	// Limit caps the page (0: the default; above the maximum: capped).
+	Limit int
+	// Models filters by model; empty means all. A cursor belongs to the
+	// filter it was issued for.
+	Models []string
+}
+
+// PullResponse is one page of changes.
+type PullResponse struct {
+	Changes []*Record `json:"changes"`
+	Cursor  string    `json:"cursor"`
+	HasMore bool      `json:"has_more"`
+}
+
+// readScopes are the scopes p may read: its own. Sharing plugins will widen
+// this.
+func (a *App) readScopes(p Principal) []string {
+	return []string{p.UserID}
+}
+
+// Pull returns the latest state of each record the caller may read that
+// changed after the cursor, tombstones included, in version order. When
+// HasMore is set the client pulls again with the returned cursor and
+// stores the cursor only after the last page.
+func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResponse, error) {
+	if p.UserID == "" {
+		return nil, NewError(CodeUnauthenticated, "no user")
+	}
+	limit := req.Limit
+	if limit <= 0 {
+		limit = a.cfg.DefaultPullLimit
+	}
+	if limit > a.cfg.MaxPullLimit {
+		limit = a.cfg.MaxPullLimit
+	}
+	for _, name := range req.Models {
+		if _, ok := a.model(name); !ok {
+			return nil, &Error{Code: CodeUnknownModel, Message: fmt.Sprintf("unknown model %q", name),
+				Details: []FieldError{{Path: "models", Message: "not registered"}}}
+		}
+	}
+	cur, err := decodeCursor(req.Cursor, filterKey(req.Models))
+	if err != nil {
+		return nil, err
+	}
+	scopes := a.readScopes(p)
+	sort.Strings(scopes)
+
+	resp := &PullResponse{Changes: []*Record{}}
+	tx, err := a.db.BeginTx(ctx, models.ReadTxOptions(a.db))
+	if err != nil {
+		return nil, fmt.Errorf("pull: begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+
+	next := &cursor{Pos: map[string]int64{}, Filter: cur.Filter}
+	upper := cur.Upper
+	if upper == nil {
+		// First page: freeze the upper bounds and check the purge horizon.
+		state, err := models.ScopeState(ctx, tx, scopes)
+		if err != nil {
+			return nil, err
+		}
+		upper = map[string]int64{}
+		for _, s := range scopes {
+			st := state[s]
+			if pos := cur.Pos[s]; pos > 0 && pos < st.PurgedVersion {
+				return nil, NewError(CodeResetRequired, "changes after this cursor were purged; discard the cursor and pull from the start")
+			}
+			upper[s] = st.Version
+		}
+	}
+	var index []models.Change
+	for _, s := range scopes {
+		pos, up := cur.Pos[s], upper[s]
+		next.Pos[s] = pos
+		if resp.HasMore || pos >= up {
+			next.Pos[s] = max(pos, up)
+			continue
+		}
+		need := limit - len(index)
+		rows, err := models.ReadChanges(ctx, tx, models.ChangesParams{
+			Scope: s, After: pos, UpTo: up, Models: req.Models, Limit: need + 1,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if len(rows) > need {
+			rows = rows[:need]
+			next.Pos[s] = rows[need-1].Version
+			resp.HasMore = true
+		} else {
+			next.Pos[s] = up
+		}
+		index = append(index, rows...)
+	}
+	if resp.HasMore {
+		next.Upper = upper
+	}
+	if resp.Changes, err = a.loadChanges(ctx, tx, index); err != nil {
+		return nil, err
+	}
+	resp.Cursor = next.encode()
+	return resp, nil
+}
+
+// loadChanges loads the records an index page names, in index order.
+func (a *App) loadChanges(ctx context.Context, idb bun.IDB, index []models.Change) ([]*Record, error) {
+	byModel := map[string][]string{}
+	for _, c := range index {
+		byModel[c.Model] = append(byModel[c.Model], c.UID)
+	}
+	found := make(map[string]*models.Record, len(index))
+	for name, uids := range byModel {
+		m, ok := a.model(name)
+		if !ok {
+			continue // a model no longer registered is not served
+		}
+		for start := 0; start < len(uids); start += 1000 {
+			end := min(start+1000, len(uids))
+			rows, err := m.table.Load(ctx, idb, name, uids[start:end])
+			if err != nil {
+				return nil, fmt.Errorf("pull: load %s: %w", name, err)
+			}
+			for i := range rows {
+				found[name+"\x00"+rows[i].UID] = &rows[i]
+			}
+		}
+	}
+	out := make([]*Record, 0, len(index))
+	for _, c := range index {
+		if r, ok := found[c.Model+"\x00"+c.UID]; ok {
+			out = append(out, wireRecord(r))
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,357 @@
+package framework
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/ferrysync/ferry/models"
+	"github.com/uptrace/bun"
+)
+
+// Statuses of a change in a push result.
+const (
+	StatusApplied   = "applied"
+	StatusStale     = "stale"
+	StatusRejected  = "rejected"
+	StatusForbidden = "forbidden"
+)
+
+// Result is the outcome of one change of a push.
+type Result struct {
+	OpID   *string      `json:"op_id,omitempty"`
+	Model  string       `json:"model"`
+	UID    string       `json:"uid"`
+	Status string       `json:"status"`
+	Record *Record      `json:"record,omitempty"`
+	Errors []FieldError `json:"errors,omitempty"`
+
+	// code refines a rejection for the single-record endpoint
+	// (unknown_model rather than invalid).
+	code string
+}
+
+func (r *Result) reject(code string, errs ...FieldError) {
+	r.Status, r.code, r.Errors, r.Record = StatusRejected, code, errs, nil
+}
+
+// prepared is a change that passed validation, ready for the transaction.
+type prepared struct {
+	model  *model
+	change *Change
+	rec    models.Record // envelope and canonical data; owner and version unset
+}
+
+// Push applies changes for p, each on its own, in order, and returns one
+// result per change. Invalid changes are rejected before the transaction;
+// the valid ones are applied in one transaction, which is retried whole
+// when the store reports a concurrency failure. An error is returned only
+// when the store fails; then nothing was applied.
+func (a *App) Push(ctx context.Context, p Principal, changes []*Change) ([]Result, error) {
+	if p.UserID == "" {
+		return nil, NewError(CodeUnauthenticated, "no user")
+	}
+	if len(changes) > a.cfg.MaxChanges {
+		return nil, NewError(CodeTooLarge, "a push carries at most %d changes; split it", a.cfg.MaxChanges)
+	}
+	results := make([]Result, len(changes))
+	preps := make([]*prepared, len(changes))
+	for i, ch := range changes {
+		results[i] = Result{OpID: ch.OpID, Model: ch.Model, UID: ch.UID}
+		preps[i] = a.prepare(ctx, p, ch, &results[i])
+	}
+	var written []*Record
+	var err error
+	for attempt := 0; ; attempt++ {
+		written, err = a.applyAll(ctx, p, preps, results)
+		if err == nil || !models.IsRetryable(err) || attempt >= 8 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("push for %s: %w", p.UserID, err)
+	}
+	if len(written) > 0 {
+		ev := &CommitEvent{Context: ctx, Principal: p, Records: written}
+		if err := a.onCommit.Trigger(ev, nil); err != nil {
+			a.log.Error("after-commit hook failed", "err", err, "user", p.UserID)
+		}
+	}
+	return results, nil
+}
+
+// prepare validates one change outside the transaction. It returns nil
+// and fills res when the change is rejected.
+func (a *App) prepare(ctx context.Context, p Principal, ch *Change, res *Result) *prepared {
+	m, ok := a.model(ch.Model)
+	if !ok {
+		res.reject(CodeUnknownModel, FieldError{Path: "/model", Message: fmt.Sprintf("unknown model %q", ch.Model)})
+		return nil
+	}
+	if !validUID(ch.UID) {
+		res.reject(CodeInvalid, FieldError{Path: "/uid", Message: "uid must be 1 to 64 letters, digits, '-' or '_'"})
+		return nil
+	}
+	var out *prepared
+	ev := &ValidateEvent{Context: ctx, Principal: p, Change: ch}
+	err := a.onValidate.Trigger(ev, func(e *ValidateEvent) error {
+		pr, err := a.validate(m, e.Change)
+		out = pr
+		return err
+	})
+	if err != nil {
+		a.failResult(res, err)
+		return nil
+	}
+	return out
+}
+
+// validate checks data against the model's schema and Validate method.
+func (a *App) validate(m *model, ch *Change) (*prepared, error) {
+	rec := models.Record{Model: m.name, UID: ch.UID, ModifyAt: ch.ModifyAt.Time, IsDeleted: ch.IsDeleted}
+	if ch.Data == nil && !ch.IsDeleted {
+		return nil, Invalid("/data", "data is required unless is_deleted is true")
+	}
+	if ch.Data != nil {
+		v := ch.decoded
+		if v == nil {
+			if err := decodeJSON(bytes.NewReader(ch.Data), &v); err != nil {
+				return nil, Invalid("/data", "data is not valid JSON")
+			}
+		}
+		if _, isObj := v.(map[string]any); !isObj {
+			return nil, Invalid("/data", "data must be a JSON object")
+		}
+		if errs := schemaErrors(m.schema, v, "/data"); len(errs) > 0 {
+			return nil, &ValidationError{Details: errs}
+		}
+		rec.Data = ch.Data
+		canon, err := m.canonical(&rec)
+		if err != nil {
+			var ve *ValidationError
+			if errors.As(err, &ve) {
+				return nil, err
+			}
+			return nil, Invalid("/data", err.Error())
+		}
+		rec.Data = canon
+	}
+	return &prepared{model: m, change: ch, rec: rec}, nil
+}
+
+// failResult turns a hook's or validation's error into a result.
+func (a *App) failResult(res *Result, err error) {
+	var ve *ValidationError
+	switch {
+	case errors.As(err, &ve):
+		res.reject(CodeInvalid, ve.Details...)
+	case errors.Is(err, ErrForbidden):
+		res.Status, res.Record, res.Errors = StatusForbidden, nil, nil
+	default:
+		pe := asProtocolError(err)
+		if pe.Code == CodeInternal {
+			a.log.Error("change failed", "model", res.Model, "uid", res.UID, "err", err)
+		}
+		res.reject(pe.Code, FieldError{Path: "", Message: pe.Message})
+	}
+}
+
+// pushTx is the state of one push transaction.
+type pushTx struct {
+	tx bun.Tx
+	// next and last track versions allocated in the locked scope.
+	scope      string
+	next, last int64
+}
+
+func (a *App) applyAll(ctx context.Context, p Principal, preps []*prepared, results []Result) ([]*Record, error) {
+	byModel := map[*model][]string{}
+	for _, pr := range preps {
+		if pr != nil {
+			byModel[pr.model] = append(byModel[pr.model], pr.rec.UID)
+		}
+	}
+	if len(byModel) == 0 {
+		return nil, nil
+	}
+	tx, err := a.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	// Every record the caller may write lives in the caller's scope, so
+	// locking that scope first makes the reads below stable until commit.
+	st := &pushTx{tx: tx, scope: p.UserID}
+	if st.next, err = models.ReserveVersion(ctx, tx, st.scope); err != nil {
+		return nil, err
+	}
+	loaded := map[string]*models.Record{}
+	for m, uids := range byModel {
+		rows, err := m.table.Load(ctx, tx, m.name, uids)
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", m.name, err)
+		}
+		for i := range rows {
+			loaded[m.name+"\x00"+rows[i].UID] = &rows[i]
+		}
+	}
+	var written []*Record
+	for i, pr := range preps {
+		if pr == nil {
+			continue
+		}
+		rec, err := a.applyOne(ctx, st, p, pr, loaded, &results[i])
+		if err != nil {
+			return nil, err
+		}
+		if rec != nil {
+			written = append(written, rec)
+		}
+	}
+	if len(written) == 0 {
+		return nil, tx.Rollback()
+	}
+	if err := models.SetScopeVersion(ctx, tx, st.scope, st.last); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+	return written, nil
+}
+
+// applyOne decides and writes one change. It returns the written record,
+// or nil when nothing was written.
+func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepared, loaded map[string]*models.Record, res *Result) (*Record, error) {
+	m, in := pr.model, pr.rec
+	key := m.name + "\x00" + in.UID
+	for try := 0; ; try++ {
+		stored := loaded[key]
+		if stored != nil && stored.Owner != p.UserID || stored == nil && m.selfOwned && in.UID != p.UserID {
+			res.Status, res.Record = StatusForbidden, nil
+			return nil, nil
+		}
+		next := in
+		next.Owner = p.UserID
+		now := a.cfg.Now().UTC().Truncate(time.Microsecond)
+		next.CreatedAt, next.UpdatedAt = now, now
+		if stored != nil {
+			next.CreatedAt = stored.CreatedAt
+			if next.Data == nil {
+				next.Data = stored.Data
+			}
+			if sameChange(stored, &next) {
+				res.Status, res.Record = StatusApplied, wireRecord(stored)
+				return nil, nil
+			}
+			storedWire := wireRecord(stored)
+			inWire := wireRecord(&next)
+			inWire.Version = stored.Version
+			resolution, err := m.policy.Resolve(ctx, &Conflict{Model: m.name, Stored: storedWire, Incoming: inWire, Assumed: pr.change.Assumed})
+			if err != nil {
+				return nil, fmt.Errorf("conflict policy of %s: %w", m.name, err)
+			}
+			switch resolution.Outcome {
+			case KeepStored:
+				res.Status, res.Record = StatusStale, storedWire
+				return nil, nil
+			case Merge:
+				next.Data = resolution.Data
+			}
+		}
+		if next.Data == nil {
+			next.Data = json.RawMessage(`{}`)
+		}
+		next.Version = st.next
+		rec, err := a.write(ctx, st, p, m, stored, &next)
+		if err == nil {
+			st.last = next.Version
+			st.next++
+			loaded[key] = &next
+			res.Status, res.Record = StatusApplied, rec
+			return rec, nil
+		}
+		if models.IsUniqueViolation(err) && stored == nil && try == 0 {
+			// Someone else created this uid since we looked: look again.
+			rows, lerr := m.table.Load(ctx, st.tx, m.name, []string{in.UID})
+			if lerr != nil {
+				return nil, lerr
+			}
+			if len(rows) > 0 {
+				loaded[key] = &rows[0]
+				continue
+			}
+		}
+		if models.IsUniqueViolation(err) {
+			res.reject(CodeConflict, FieldError{Path: "/data", Message: "conflicts with another record on a unique field"})
+			return nil, nil
+		}
+		var ve *ValidationError
+		if errors.As(err, &ve) || errors.Is(err, ErrForbidden) {
+			a.failResult(res, err)
+			return nil, nil
+		}
+		return nil, err
+	}
+}
+
+// write runs the apply hooks around the core write, inside a savepoint so
+// that a vetoed or failed write leaves the rest of the batch intact.
+func (a *App) write(ctx context.Context, st *pushTx, p Principal, m *model, stored *models.Record, next *models.Record) (*Record, error) {
+	if _, err := st.tx.ExecContext(ctx, "SAVEPOINT ferry_change"); err != nil {
+		return nil, fmt.Errorf("savepoint: %w", err)
+	}
+	ev := &ApplyEvent{Context: ctx, Tx: st.tx, Principal: p, Record: wireRecord(next)}
+	if stored != nil {
+		ev.Stored = wireRecord(stored)
+	}
+	err := a.onApply.Trigger(ev, func(e *ApplyEvent) error {
+		next.Data = e.Record.Data
+		var err error
+		if stored == nil {
+			err = m.table.Insert(ctx, st.tx, next)
+		} else {
+			err = m.table.Update(ctx, st.tx, next)
+		}
+		if err != nil {
+			return fmt.Errorf("write %s/%s: %w", m.name, next.UID, err)
+		}
+		return models.IndexChange(ctx, st.tx, &models.Change{
+			Model: m.name, UID: next.UID, Scope: next.Owner, Version: next.Version, IsDeleted: next.IsDeleted,
+		})
+	})
+	if err != nil {
+		if _, rerr := st.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT ferry_change"); rerr != nil {
+			return nil, errors.Join(err, fmt.Errorf("rollback to savepoint: %w", rerr))
+		}
+		return nil, err
+	}
+	if _, err := st.tx.ExecContext(ctx, "RELEASE SAVEPOINT ferry_change"); err != nil {
+		return nil, fmt.Errorf("release savepoint: %w", err)
+	}
+	return wireRecord(next), nil
+}
+
+// sameChange reports whether next repeats what is stored: a retried push.
+func sameChange(stored, next *models.Record) bool {
+	if !stored.ModifyAt.Equal(next.ModifyAt) || stored.IsDeleted != next.IsDeleted {
+		return false
+	}
+	return jsonEqual(stored.Data, next.Data)
+}
+
+func jsonEqual(a, b json.RawMessage) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	var va, vb any
+	if decodeJSON(bytes.NewReader(a), &va) != nil || decodeJSON(bytes.NewReader(b), &vb) != nil {
+		return false
+	}
+	return reflect.DeepEqual(va, vb)
+}

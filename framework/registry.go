@@ -1,0 +1,166 @@
+package framework
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ferrysync/ferry/models"
+	"github.com/santhosh-tekuri/jsonschema/v5"
+	"github.com/uptrace/bun"
+)
+
+// Syncable is any record type an app registers. Structs that embed
+// [models.Base] get UID, Owner and ModifyAt from it and write
+// ResourceType (the stable, persisted model name, e.g. "data.Note") and
+// Validate themselves.
+type Syncable interface {
+	ResourceType() string
+	UID() string
+	Owner() string
+	ModifyAt() time.Time
+	Validate() error
+}
+
+// ModelOptions describes a registration.
+type ModelOptions struct {
+	// Schema is the path of the model's JSON Schema in Config.Schemas;
+	// required. It validates the record's data object.
+	Schema string
+	// SelfOwned marks a model whose records own themselves, like a user
+	// profile: the record's uid is its owner, and a caller may write only
+	// the record whose uid is the caller's user id.
+	SelfOwned bool
+	// Policy decides conflicts; nil means [LastWriterWins].
+	Policy ConflictPolicy
+}
+
+// model is the untyped core of a registration.
+type model struct {
+	name      string
+	selfOwned bool
+	schema    *jsonschema.Schema
+	policy    ConflictPolicy
+	table     models.Table
+	// canonical validates data beyond the schema (typed models decode it
+	// and call Validate) and returns the form it will be stored in, so a
+	// retried write compares equal to the stored one.
+	canonical   func(rec *models.Record) (json.RawMessage, error)
+	createTable func(ctx context.Context, idb bun.IDB) error
+}
+
+// Register registers a typed model (plan A): T is a struct embedding
+// [models.Base] with its own bun table; its name is T's ResourceType.
+// Registering a name twice, a missing schema, or a struct without the base
+// fields is an error that says what to fix.
+func Register[T any, P interface {
+	*T
+	Syncable
+	models.BaseHolder
+}](a *App, opts ModelOptions) error {
+	name := P(new(T)).ResourceType()
+	table, err := models.NewTypedTable[T, P](a.db)
+	if err != nil {
+		return fmt.Errorf("framework: register %s: %w", name, err)
+	}
+	m := &model{
+		name:  name,
+		table: table,
+		canonical: func(rec *models.Record) (json.RawMessage, error) {
+			v, err := table.FromRecord(rec)
+			if err != nil {
+				return nil, &ValidationError{Details: []FieldError{{Path: "/data", Message: "data does not fit the model: " + jsonErrorText(err)}}}
+			}
+			if err := v.Validate(); err != nil {
+				return nil, err
+			}
+			out, err := table.ToRecord(name, v)
+			if err != nil {
+				return nil, err
+			}
+			return out.Data, nil
+		},
+		createTable: table.CreateTable,
+	}
+	return a.register(m, opts)
+}
+
+// MustRegister is [Register] that panics; for main and tests.
+func MustRegister[T any, P interface {
+	*T
+	Syncable
+	models.BaseHolder
+}](a *App, opts ModelOptions) {
+	if err := Register[T, P](a, opts); err != nil {
+		panic(err)
+	}
+}
+
+// RegisterSchema registers a model by JSON Schema alone (plan B): its
+// records live in the generic record table, keyed by model and uid.
+func (a *App) RegisterSchema(name string, opts ModelOptions) error {
+	m := &model{
+		name:  name,
+		table: models.GenericTable{},
+		canonical: func(rec *models.Record) (json.RawMessage, error) {
+			return rec.Data, nil
+		},
+	}
+	return a.register(m, opts)
+}
+
+// MustRegisterSchema is [App.RegisterSchema] that panics.
+func (a *App) MustRegisterSchema(name string, opts ModelOptions) {
+	if err := a.RegisterSchema(name, opts); err != nil {
+		panic(err)
+	}
+}
+
+func (a *App) register(m *model, opts ModelOptions) error {
+	if !modelNameRE.MatchString(m.name) || len(m.name) > 128 {
+		return fmt.Errorf("framework: model name %q must be dotted identifiers such as \"data.Note\" (at most 128 characters)", m.name)
+	}
+	if err := a.checkOpen("register " + m.name); err != nil {
+		return err
+	}
+	if opts.Schema == "" {
+		return fmt.Errorf("framework: register %s: ModelOptions.Schema is empty; name the model's JSON Schema file in Config.Schemas", m.name)
+	}
+	sch, err := a.appSchemas.compile(opts.Schema)
+	if err != nil {
+		return fmt.Errorf("framework: register %s: %w", m.name, err)
+	}
+	m.schema = sch
+	m.selfOwned = opts.SelfOwned
+	m.policy = opts.Policy
+	if m.policy == nil {
+		m.policy = LastWriterWins{}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, dup := a.models[m.name]; dup {
+		return fmt.Errorf("framework: model %q is already registered", m.name)
+	}
+	a.models[m.name] = m
+	return nil
+}
+
+// futureSkewGuard rejects changes dated too far in the future.
+func (a *App) futureSkewGuard(e *ValidateEvent) error {
+	limit := a.cfg.Now().Add(a.cfg.MaxFutureSkew)
+	if e.Change.ModifyAt.After(limit) {
+		return &ValidationError{Details: []FieldError{{Path: "/modify_at",
+			Message: fmt.Sprintf("modify_at is more than %s ahead of the server's clock", a.cfg.MaxFutureSkew)}}}
+	}
+	return e.Next()
+}
+
+func jsonErrorText(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("field %q must be %s", te.Field, te.Type)
+	}
+	return err.Error()
+}

@@ -1,0 +1,53 @@
+package models
+
+import (
+	"database/sql"
+	"errors"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
+)
+
+// The few real differences between PostgreSQL and SQLite live here.
+
+// IsUniqueViolation reports whether err is a unique-constraint violation on
+// either store.
+func IsUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "23505"
+	}
+	// modernc.org/sqlite reports SQLITE_CONSTRAINT_UNIQUE / PRIMARYKEY with
+	// this text; its error type lives in a package we do not import.
+	return err != nil && (strings.Contains(err.Error(), "UNIQUE constraint failed") ||
+		strings.Contains(err.Error(), "constraint failed: PRIMARY KEY"))
+}
+
+// IsRetryable reports whether a transaction failed only because of
+// concurrency (a deadlock, a serialization failure, SQLite being busy) and
+// may succeed when run again.
+func IsRetryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "40001" || pgErr.Code == "40P01"
+	}
+	return err != nil && (strings.Contains(err.Error(), "SQLITE_BUSY") || strings.Contains(err.Error(), "database is locked"))
+}
+
+// IsPostgres reports whether db talks to PostgreSQL.
+func IsPostgres(db bun.IDB) bool {
+	return db.Dialect().Name() == dialect.PG
+}
+
+// ReadTxOptions are the options of a pull's read transaction: on
+// PostgreSQL a read-only repeatable-read snapshot, so the change index and
+// the records are read as of one moment; SQLite transactions are
+// serializable already.
+func ReadTxOptions(db bun.IDB) *sql.TxOptions {
+	if IsPostgres(db) {
+		return &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+	}
+	return nil
+}

@@ -1,0 +1,107 @@
+package models
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/uptrace/bun"
+)
+
+// Record is the storage-neutral form of one synced record: the envelope
+// plus the model's data as a JSON object.
+type Record struct {
+	Model     string
+	UID       string
+	Owner     string
+	ModifyAt  time.Time
+	IsDeleted bool
+	Version   int64
+	Data      json.RawMessage
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Table reads and writes the records of one model. The framework calls it
+// inside a transaction (idb is a bun.Tx) after it has locked the owner's
+// scope, so implementations need no locking of their own.
+type Table interface {
+	// Load returns the stored records among uids, in any order; missing
+	// uids are simply absent.
+	Load(ctx context.Context, idb bun.IDB, model string, uids []string) ([]Record, error)
+	// Insert stores a record that does not exist yet.
+	Insert(ctx context.Context, idb bun.IDB, rec *Record) error
+	// Update replaces the envelope and data of an existing record.
+	Update(ctx context.Context, idb bun.IDB, rec *Record) error
+}
+
+// GenericRecord is a row of the generic record table (plan B): models
+// registered by JSON Schema alone share it, keyed by model and uid.
+type GenericRecord struct {
+	bun.BaseModel `bun:"table:ferry_records,alias:fr"`
+
+	Model     string          `bun:"model,pk,type:varchar(128)"`
+	UID       string          `bun:"uid,pk,type:varchar(64)"`
+	Owner     string          `bun:"owner,notnull,type:varchar(255)"`
+	ModifyAt  time.Time       `bun:"modify_at,notnull"`
+	IsDeleted bool            `bun:"is_deleted,notnull,default:false"`
+	Version   int64           `bun:"version,notnull"`
+	Data      json.RawMessage `bun:"data,type:text,notnull"`
+	CreatedAt time.Time       `bun:"created_at,notnull"`
+	UpdatedAt time.Time       `bun:"updated_at,notnull"`
+}
+
+// GenericTable stores schema-only models in ferry_records.
+type GenericTable struct{}
+
+var _ Table = GenericTable{}
+
+// Load implements [Table].
+func (GenericTable) Load(ctx context.Context, idb bun.IDB, model string, uids []string) ([]Record, error) {
+	if len(uids) == 0 {
+		return nil, nil
+	}
+	var rows []GenericRecord
+	err := idb.NewSelect().Model(&rows).
+		Where("model = ?", model).
+		Where("uid IN (?)", bun.List(uids)).
+		Scan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Record, len(rows))
+	for i, r := range rows {
+		out[i] = Record{
+			Model: r.Model, UID: r.UID, Owner: r.Owner, ModifyAt: r.ModifyAt.UTC(),
+			IsDeleted: r.IsDeleted, Version: r.Version, Data: r.Data,
+			CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+		}
+	}
+	return out, nil
+}
+
+func toGeneric(rec *Record) *GenericRecord {
+	data := rec.Data
+	if len(data) == 0 {
+		data = json.RawMessage(`{}`)
+	}
+	return &GenericRecord{
+		Model: rec.Model, UID: rec.UID, Owner: rec.Owner, ModifyAt: rec.ModifyAt,
+		IsDeleted: rec.IsDeleted, Version: rec.Version, Data: data,
+		CreatedAt: rec.CreatedAt, UpdatedAt: rec.UpdatedAt,
+	}
+}
+
+// Insert implements [Table].
+func (GenericTable) Insert(ctx context.Context, idb bun.IDB, rec *Record) error {
+	_, err := idb.NewInsert().Model(toGeneric(rec)).Exec(ctx)
+	return err
+}
+
+// Update implements [Table].
+func (GenericTable) Update(ctx context.Context, idb bun.IDB, rec *Record) error {
+	_, err := idb.NewUpdate().Model(toGeneric(rec)).
+		Column("modify_at", "is_deleted", "version", "data", "updated_at").
+		WherePK().Exec(ctx)
+	return err
+}

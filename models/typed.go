@@ -1,0 +1,137 @@
+package models
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+
+	"github.com/uptrace/bun"
+)
+
+// TypedTable stores the records of one typed model (plan A) in the model's
+// own bun table. P is a pointer to the model struct, which embeds [Base].
+//
+// Data travels as the struct's JSON encoding; on update only the base
+// columns and the columns whose fields appear in that encoding are written,
+// so server-only fields (a password hash tagged `json:"-"`) survive syncs.
+type TypedTable[T any, P interface {
+	*T
+	BaseHolder
+}] struct {
+	dataColumns []string
+}
+
+// NewTypedTable inspects T's bun table and checks that it embeds Base.
+func NewTypedTable[T any, P interface {
+	*T
+	BaseHolder
+}](db *bun.DB) (*TypedTable[T, P], error) {
+	typ := reflect.TypeOf((*T)(nil)).Elem()
+	if typ.Kind() != reflect.Struct {
+		return nil, fmt.Errorf("models: %s is not a struct", typ)
+	}
+	table := db.Table(typ)
+	have := map[string]bool{}
+	var data []string
+	for _, f := range table.Fields {
+		have[f.Name] = true
+		if IsBaseColumn(f.Name) {
+			continue
+		}
+		if tag := f.StructField.Tag.Get("json"); tag == "-" {
+			continue
+		}
+		data = append(data, f.Name)
+	}
+	for _, c := range baseColumns {
+		if !have[c] {
+			return nil, fmt.Errorf("models: %s lacks column %q: embed models.Base in it", typ, c)
+		}
+	}
+	return &TypedTable[T, P]{dataColumns: data}, nil
+}
+
+// Load implements [Table].
+func (t *TypedTable[T, P]) Load(ctx context.Context, idb bun.IDB, model string, uids []string) ([]Record, error) {
+	if len(uids) == 0 {
+		return nil, nil
+	}
+	var rows []T
+	if err := idb.NewSelect().Model(&rows).Where("?TableAlias.uid IN (?)", bun.List(uids)).Scan(ctx); err != nil {
+		return nil, err
+	}
+	out := make([]Record, 0, len(rows))
+	for i := range rows {
+		rec, err := t.ToRecord(model, P(&rows[i]))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// ToRecord encodes one typed value as a [Record].
+func (t *TypedTable[T, P]) ToRecord(model string, v P) (Record, error) {
+	b := v.SyncBase()
+	data, err := json.Marshal(v)
+	if err != nil {
+		return Record{}, fmt.Errorf("encode %s/%s: %w", model, b.ID, err)
+	}
+	return Record{
+		Model: model, UID: b.ID, Owner: b.OwnerID, ModifyAt: b.ModifiedAt.UTC(),
+		IsDeleted: b.IsDeleted, Version: b.Version, Data: data,
+		CreatedAt: b.CreatedAt.UTC(), UpdatedAt: b.UpdatedAt.UTC(),
+	}, nil
+}
+
+// FromRecord decodes a record's data into a new typed value and fills its
+// base fields.
+func (t *TypedTable[T, P]) FromRecord(rec *Record) (P, error) {
+	v := P(new(T))
+	if len(rec.Data) > 0 {
+		if err := json.Unmarshal(rec.Data, v); err != nil {
+			return nil, err
+		}
+	}
+	*v.SyncBase() = Base{
+		ID: rec.UID, OwnerID: rec.Owner, ModifiedAt: rec.ModifyAt, IsDeleted: rec.IsDeleted,
+		Version: rec.Version, CreatedAt: rec.CreatedAt, UpdatedAt: rec.UpdatedAt,
+	}
+	return v, nil
+}
+
+// Insert implements [Table].
+func (t *TypedTable[T, P]) Insert(ctx context.Context, idb bun.IDB, rec *Record) error {
+	v, err := t.FromRecord(rec)
+	if err != nil {
+		return err
+	}
+	_, err = idb.NewInsert().Model(v).Exec(ctx)
+	return err
+}
+
+// Update implements [Table].
+func (t *TypedTable[T, P]) Update(ctx context.Context, idb bun.IDB, rec *Record) error {
+	v, err := t.FromRecord(rec)
+	if err != nil {
+		return err
+	}
+	cols := append([]string{"modify_at", "is_deleted", "version", "updated_at"}, t.dataColumns...)
+	_, err = idb.NewUpdate().Model(v).Column(cols...).WherePK().Exec(ctx)
+	return err
+}
+
+// InsertValue stores a whole typed value, server-only fields included; the
+// framework uses it for server-side writes such as creating an account.
+func (t *TypedTable[T, P]) InsertValue(ctx context.Context, idb bun.IDB, v P) error {
+	_, err := idb.NewInsert().Model(v).Exec(ctx)
+	return err
+}
+
+// CreateTable creates T's table when it does not exist yet.
+func (t *TypedTable[T, P]) CreateTable(ctx context.Context, idb bun.IDB) error {
+	_, err := idb.NewCreateTable().Model((*T)(nil)).IfNotExists().Exec(ctx)
+	return err
+}
