@@ -106,7 +106,7 @@ type App struct {
 }
 
 type protocolSchemas struct {
-	single, push, change *jsonschema.Schema
+	push, change *jsonschema.Schema
 }
 
 // New validates cfg and returns an App with no models.
@@ -125,7 +125,7 @@ func New(cfg Config) (*App, error) {
 	}
 	var ps protocolSchemas
 	for path, dst := range map[string]**jsonschema.Schema{
-		"single.json": &ps.single, "push.json": &ps.push, "change.json": &ps.change,
+		"push.json": &ps.push, "change.json": &ps.change,
 	} {
 		if *dst, err = protoSet.compile(path); err != nil {
 			return nil, fmt.Errorf("framework: protocol schemas: %w", err)

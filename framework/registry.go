@@ -49,6 +49,8 @@ type model struct {
 	// retried write compares equal to the stored one.
 	canonical   func(rec *models.Record) (json.RawMessage, error)
 	createTable func(ctx context.Context, idb bun.IDB) error
+	// insertValue stores a whole typed value (nil for schema-only models).
+	insertValue func(ctx context.Context, idb bun.IDB, v any) (*models.Record, error)
 }
 
 // Register registers a typed model (plan A): T is a struct embedding
@@ -83,6 +85,14 @@ func Register[T any, P interface {
 			return out.Data, nil
 		},
 		createTable: table.CreateTable,
+		insertValue: func(ctx context.Context, idb bun.IDB, v any) (*models.Record, error) {
+			pv := v.(P)
+			if err := table.InsertValue(ctx, idb, pv); err != nil {
+				return nil, err
+			}
+			rec, err := table.ToRecord(name, pv)
+			return &rec, err
+		},
 	}
 	return a.register(m, opts)
 }

@@ -37,11 +37,11 @@ func Migrate(ctx context.Context, db *bun.DB) error {
 	const lockWait = 30 * time.Second
 	deadline := time.Now().Add(lockWait)
 	for {
-		missing, err := migrator.MissingMigrations(ctx)
+		status, err := migrator.MigrationsWithStatus(ctx)
 		if err != nil {
 			return fmt.Errorf("list migrations: %w", err)
 		}
-		if len(missing) == 0 {
+		if len(status.Unapplied()) == 0 {
 			return nil
 		}
 		if err := migrator.Lock(ctx); err == nil {

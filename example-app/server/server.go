@@ -1,0 +1,205 @@
+// Package server is Ferry's example app: data.User (a proxy over the
+// accounts table that owns itself), data.Note (owned by its user) and the
+// schema-only data.Setting, with sign-up and login, on an embedded SQLite
+// file by default and on PostgreSQL when DATABASE_URL is set.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ferrysync/ferry/framework"
+	"github.com/ferrysync/ferry/models"
+	"github.com/ferrysync/ferry/plugins/jwtauth"
+	"github.com/ferrysync/ferry/schemas"
+	"github.com/gin-gonic/gin"
+	"github.com/uptrace/bun"
+)
+
+// Config is the example app's configuration; [ConfigFromEnv] reads it from
+// the environment.
+type Config struct {
+	// Addr is the listen address (FERRY_ADDR, default 127.0.0.1:8080).
+	Addr string
+	// DataDir holds the SQLite file and a generated JWT secret
+	// (FERRY_DATA_DIR, default ./data).
+	DataDir string
+	// DatabaseURL selects PostgreSQL when set (DATABASE_URL).
+	DatabaseURL string
+	// JWTSecret signs tokens (FERRY_JWT_SECRET); when empty a secret is
+	// generated once and kept in DataDir.
+	JWTSecret string
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// ConfigFromEnv reads the configuration from the environment.
+func ConfigFromEnv() Config {
+	return Config{
+		Addr:        envOr("FERRY_ADDR", "127.0.0.1:8080"),
+		DataDir:     envOr("FERRY_DATA_DIR", "./data"),
+		DatabaseURL: os.Getenv("DATABASE_URL"),
+		JWTSecret:   os.Getenv("FERRY_JWT_SECRET"),
+	}
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// Server is a built example app.
+type Server struct {
+	App    *framework.App
+	DB     *bun.DB
+	JWT    *jwtauth.Plugin
+	engine *gin.Engine
+	cfg    Config
+}
+
+// Open opens the store, registers the models and plugins, migrates, and
+// builds the HTTP handler.
+func Open(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = "./data"
+	}
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s, err := build(ctx, cfg, db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func openDB(ctx context.Context, cfg Config) (*bun.DB, error) {
+	if cfg.DatabaseURL != "" {
+		return models.OpenPostgres(ctx, cfg.DatabaseURL)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	return models.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "ferry.db"))
+}
+
+func build(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
+	secret, err := jwtSecret(cfg)
+	if err != nil {
+		return nil, err
+	}
+	app, err := framework.New(framework.Config{DB: db, Schemas: schemas.Examples, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	if err := framework.Register[User](app, framework.ModelOptions{Schema: "data/user.json", SelfOwned: true}); err != nil {
+		return nil, err
+	}
+	if err := framework.Register[Note](app, framework.ModelOptions{Schema: "data/note.json"}); err != nil {
+		return nil, err
+	}
+	if err := app.RegisterSchema("data.Setting", framework.ModelOptions{Schema: "data/setting.json"}); err != nil {
+		return nil, err
+	}
+	jwt, err := jwtauth.New(jwtauth.Config{Secret: secret})
+	if err != nil {
+		return nil, err
+	}
+	acc := &accounts{jwt: jwt}
+	if err := app.Use(jwt, acc); err != nil {
+		return nil, err
+	}
+	if err := app.Migrate(ctx); err != nil {
+		return nil, err
+	}
+	engine := gin.New()
+	engine.Use(requestLog(cfg.Logger))
+	framework.UseProtocolErrors(engine)
+	engine.GET("/healthz", func(c *gin.Context) {
+		if err := db.PingContext(c.Request.Context()); err != nil {
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable"})
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"status": "ok"})
+	})
+	acc.mount(engine.Group("/auth"))
+	app.Mount(engine.Group("/sync"))
+	return &Server{App: app, DB: db, JWT: jwt, engine: engine, cfg: cfg}, nil
+}
+
+// jwtSecret returns the configured secret, or one generated once and kept
+// beside the database file so tokens survive restarts.
+func jwtSecret(cfg Config) ([]byte, error) {
+	if cfg.JWTSecret != "" {
+		return []byte(cfg.JWTSecret), nil
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	path := filepath.Join(cfg.DataDir, "jwt-secret")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
+		return []byte(strings.TrimSpace(string(b))), nil
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, err
+	}
+	secret := hex.EncodeToString(raw)
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	return []byte(secret), nil
+}
+
+func requestLog(log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		c.Next()
+		log.Debug("request", "method", c.Request.Method, "path", c.Request.URL.Path,
+			"status", c.Writer.Status(), "duration", time.Since(start))
+	}
+}
+
+// Handler is the app's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// Close closes the store.
+func (s *Server) Close() error { return s.DB.Close() }
+
+// Run serves until ctx is cancelled, then shuts down gracefully.
+func (s *Server) Run(ctx context.Context) error {
+	srv := &http.Server{Addr: s.cfg.Addr, Handler: s.engine, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	s.cfg.Logger.Info("ferry example app listening", "addr", s.cfg.Addr, "store", s.DB.Dialect().Name().String())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

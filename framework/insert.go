@@ -1,0 +1,82 @@
+package framework
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ferrysync/ferry/models"
+)
+
+// Insert stores a new typed record written by the server itself (creating
+// an account, seeding data), server-only fields included. It bypasses
+// validation and conflict policy but not versioning: the record gets the
+// next version of its owner's scope and reaches every device's pull, and
+// the commit hooks run. A uid or unique field that exists already is
+// [ErrConflict].
+func Insert[T any, P interface {
+	*T
+	Syncable
+	models.BaseHolder
+}](ctx context.Context, a *App, v P) (*Record, error) {
+	name := v.ResourceType()
+	m, ok := a.model(name)
+	if !ok || m.insertValue == nil {
+		return nil, fmt.Errorf("framework: insert: %s is not a registered typed model", name)
+	}
+	b := v.SyncBase()
+	if !validUID(b.ID) || b.OwnerID == "" {
+		return nil, fmt.Errorf("framework: insert %s: uid %q must be 1 to 64 letters, digits, '-' or '_' and the owner set", name, b.ID)
+	}
+	now := a.cfg.Now().UTC().Truncate(time.Microsecond)
+	if b.ModifiedAt.IsZero() {
+		b.ModifiedAt = now
+	}
+	b.ModifiedAt = b.ModifiedAt.UTC().Truncate(time.Microsecond)
+	b.CreatedAt, b.UpdatedAt = now, now
+	tx, err := a.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("framework: insert %s: %w", name, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if b.Version, err = models.ReserveVersion(ctx, tx, b.OwnerID); err != nil {
+		return nil, err
+	}
+	rec, err := m.insertValue(ctx, tx, v)
+	if models.IsUniqueViolation(err) {
+		return nil, &Error{Code: CodeConflict, Message: fmt.Sprintf("%s conflicts with an existing record", name), Err: err}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("framework: insert %s/%s: %w", name, b.ID, err)
+	}
+	if err := models.IndexChange(ctx, tx, &models.Change{Model: name, UID: b.ID, Scope: b.OwnerID, Version: b.Version}); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("framework: insert %s: commit: %w", name, err)
+	}
+	out := wireRecord(rec)
+	p := Principal{UserID: b.OwnerID}
+	if err := a.onCommit.Trigger(&CommitEvent{Context: ctx, Principal: p, Records: []*Record{out}}, nil); err != nil {
+		a.log.Error("after-commit hook failed", "err", err)
+	}
+	return out, nil
+}
+
+// Get returns a record by model and uid, whoever owns it; it is for server
+// code (the sync routes check ownership themselves). A missing record is
+// [ErrNotFound].
+func (a *App) Get(ctx context.Context, model, uid string) (*Record, error) {
+	m, ok := a.model(model)
+	if !ok {
+		return nil, NewError(CodeUnknownModel, "unknown model %q", model)
+	}
+	rows, err := m.table.Load(ctx, a.db, model, []string{uid})
+	if err != nil {
+		return nil, fmt.Errorf("framework: get %s/%s: %w", model, uid, err)
+	}
+	if len(rows) == 0 {
+		return nil, NewError(CodeNotFound, "%s %s not found", model, uid)
+	}
+	return wireRecord(&rows[0]), nil
+}
