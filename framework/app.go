@@ -88,11 +88,11 @@ func (c *Config) setDefaults() {
 // models and plugins before [App.Mount]; after that the registry is sealed
 // and the App is safe for concurrent use.
 type App struct {
-	cfg      Config
-	db       *bun.DB
-	log      *slog.Logger
+	cfg        Config
+	db         *bun.DB
+	log        *slog.Logger
 	appSchemas *schemaSet
-	protocol protocolSchemas
+	protocol   protocolSchemas
 
 	mu      sync.RWMutex
 	sealed  bool

@@ -48,7 +48,7 @@ func decodeCursor(s, filter string) (*cursor, error) {
 	}
 	dec := json.NewDecoder(strings.NewReader(string(b)))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(c); err != nil || c.V != cursorFormat {
+	if err := dec.Decode(c); err != nil || dec.More() || c.V != cursorFormat {
 		return nil, errInvalidCursor("malformed")
 	}
 	for scope, pos := range c.Pos {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-
 )
 
 // decodeJSON decodes exactly one JSON value, numbers as json.Number.

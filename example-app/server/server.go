@@ -81,7 +81,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := build(ctx, cfg, db)
+	s, err := New(ctx, cfg, db)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -99,7 +99,15 @@ func openDB(ctx context.Context, cfg Config) (*bun.DB, error) {
 	return models.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "ferry.db"))
 }
 
-func build(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
+// New builds the app on an open store (tests pass their own). Close
+// closes db.
+func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = "./data"
+	}
 	secret, err := jwtSecret(cfg)
 	if err != nil {
 		return nil, err
