@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -242,4 +241,3 @@ func latest(changes []record) map[string]record {
 	return out
 }
 
-var _ = bytes.NewReader
