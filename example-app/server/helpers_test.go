@@ -240,4 +240,3 @@ func latest(changes []record) map[string]record {
 	}
 	return out
 }
-
