@@ -1,0 +1,49 @@
+package server_test
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/ferrysync/ferry/framework/synctest"
+)
+
+// TestReadmeCurl runs the README's curl walk-through against a real server
+// on SQLite, so the README cannot drift from what the server does.
+func TestReadmeCurl(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl is not installed")
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(readme), "<!-- curl-demo -->\n```sh\n")
+	script, _, ok2 := strings.Cut(after, "```")
+	if !ok || !ok2 {
+		t.Fatal("README lacks the curl-demo block")
+	}
+	e := newEnv(t, synctest.OpenSQLite(t))
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Env = append(os.Environ(), "FERRY="+e.url)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("README script failed: %v\n%s", err, out)
+	}
+	s := string(out)
+	for _, want := range []string{
+		`{"status":"applied","record":{"model":"data.Note","uid":"note-1"`,
+		`"op_id":"1","model":"data.Note","uid":"note-1","status":"stale"`,
+		`"op_id":"2","model":"data.Setting","uid":"theme","status":"applied"`,
+		`"model":"data.User"`,
+		`"has_more":false`,
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("README output lacks %s:\n%s", want, s)
+		}
+	}
+	if n := strings.Count(s, `"model":"data.Note","uid":"note-1","owner"`); n < 3 {
+		t.Errorf("expected the note in the applied, stale and pull answers, saw it %d times:\n%s", n, s)
+	}
+}
