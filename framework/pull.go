@@ -70,20 +70,24 @@ func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResp
 	defer tx.Rollback() //nolint:errcheck // read-only
 
 	next := &cursor{Pos: map[string]int64{}, Filter: cur.Filter}
+	state, err := models.ScopeState(ctx, tx, scopes)
+	if err != nil {
+		return nil, err
+	}
+	// A tombstone this cursor has not passed may have been purged: the
+	// device could keep a record deleted elsewhere, so it must start over.
+	// Checked on every page, as a purge may run between pages.
+	for _, s := range scopes {
+		if pos := cur.Pos[s]; pos > 0 && pos < state[s].PurgedVersion {
+			return nil, NewError(CodeResetRequired, "changes after this cursor were purged; discard the cursor and local synced state, and pull from the start")
+		}
+	}
 	upper := cur.Upper
 	if upper == nil {
-		// First page: freeze the upper bounds and check the purge horizon.
-		state, err := models.ScopeState(ctx, tx, scopes)
-		if err != nil {
-			return nil, err
-		}
+		// First page: freeze the upper bounds, so paging ends.
 		upper = map[string]int64{}
 		for _, s := range scopes {
-			st := state[s]
-			if pos := cur.Pos[s]; pos > 0 && pos < st.PurgedVersion {
-				return nil, NewError(CodeResetRequired, "changes after this cursor were purged; discard the cursor and pull from the start")
-			}
-			upper[s] = st.Version
+			upper[s] = state[s].Version
 		}
 	}
 	var index []models.Change

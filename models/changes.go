@@ -123,3 +123,28 @@ func ReadChanges(ctx context.Context, idb bun.IDB, p ChangesParams) ([]Change, e
 	}
 	return rows, nil
 }
+
+// LockForPurge takes the scope's counter row lock (the one writers take)
+// and raises its purge horizon to version: a cursor older than that may
+// have missed a purged tombstone and must reset.
+func LockForPurge(ctx context.Context, tx bun.Tx, scope string, version int64) error {
+	_, err := tx.NewUpdate().Model((*Scope)(nil)).
+		Set("purged_version = CASE WHEN purged_version < ? THEN ? ELSE purged_version END", version, version).
+		Where("scope = ?", scope).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("lock scope %q for purge: %w", scope, err)
+	}
+	return nil
+}
+
+// DeleteChanges removes the index rows of purged records.
+func DeleteChanges(ctx context.Context, idb bun.IDB, model string, uids []string) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	_, err := idb.NewDelete().Model((*Change)(nil)).Where("model = ?", model).Where("uid IN (?)", bun.List(uids)).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("delete index rows of %s: %w", model, err)
+	}
+	return nil
+}

@@ -33,6 +33,11 @@ type Table interface {
 	Insert(ctx context.Context, idb bun.IDB, rec *Record) error
 	// Update replaces the envelope and data of an existing record.
 	Update(ctx context.Context, idb bun.IDB, rec *Record) error
+	// Tombstones returns up to limit tombstones last written before
+	// before, for purging.
+	Tombstones(ctx context.Context, idb bun.IDB, model string, before time.Time, limit int) ([]Record, error)
+	// Delete removes records for good (purged tombstones).
+	Delete(ctx context.Context, idb bun.IDB, model string, uids []string) error
 }
 
 // GenericRecord is a row of the generic record table (plan B): models
@@ -78,6 +83,31 @@ func (GenericTable) Load(ctx context.Context, idb bun.IDB, model string, uids []
 		}
 	}
 	return out, nil
+}
+
+// Tombstones implements [Table].
+func (t GenericTable) Tombstones(ctx context.Context, idb bun.IDB, model string, before time.Time, limit int) ([]Record, error) {
+	var rows []GenericRecord
+	err := idb.NewSelect().Model(&rows).Column("model", "uid", "owner", "version").
+		Where("model = ?", model).Where("is_deleted = ?", true).Where("updated_at < ?", before).
+		OrderExpr("uid").Limit(int64(limit)).Scan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Record, len(rows))
+	for i, r := range rows {
+		out[i] = Record{Model: r.Model, UID: r.UID, Owner: r.Owner, Version: r.Version, IsDeleted: true}
+	}
+	return out, nil
+}
+
+// Delete implements [Table].
+func (GenericTable) Delete(ctx context.Context, idb bun.IDB, model string, uids []string) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	_, err := idb.NewDelete().Model((*GenericRecord)(nil)).Where("model = ?", model).Where("uid IN (?)", bun.List(uids)).Exec(ctx)
+	return err
 }
 
 func toGeneric(rec *Record) *GenericRecord {

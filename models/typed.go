@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"time"
 
 	"github.com/uptrace/bun"
 )
@@ -120,6 +121,32 @@ func (t *TypedTable[T, P]) Update(ctx context.Context, idb bun.IDB, rec *Record)
 	}
 	cols := append([]string{"modify_at", "is_deleted", "version", "updated_at"}, t.dataColumns...)
 	_, err = idb.NewUpdate().Model(v).Column(cols...).WherePK().Exec(ctx)
+	return err
+}
+
+// Tombstones implements [Table].
+func (t *TypedTable[T, P]) Tombstones(ctx context.Context, idb bun.IDB, model string, before time.Time, limit int) ([]Record, error) {
+	var rows []T
+	err := idb.NewSelect().Model(&rows).
+		Where("?TableAlias.is_deleted = ?", true).Where("?TableAlias.updated_at < ?", before).
+		OrderExpr("?TableAlias.uid").Limit(int64(limit)).Scan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Record, 0, len(rows))
+	for i := range rows {
+		b := P(&rows[i]).SyncBase()
+		out = append(out, Record{Model: model, UID: b.ID, Owner: b.OwnerID, Version: b.Version, IsDeleted: true})
+	}
+	return out, nil
+}
+
+// Delete implements [Table].
+func (t *TypedTable[T, P]) Delete(ctx context.Context, idb bun.IDB, model string, uids []string) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	_, err := idb.NewDelete().Model((*T)(nil)).Where("uid IN (?)", bun.List(uids)).Exec(ctx)
 	return err
 }
 

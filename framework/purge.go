@@ -1,0 +1,96 @@
+package framework
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/ferrysync/ferry/models"
+)
+
+// PurgeTombstones removes for good the tombstones written more than
+// olderThan ago, and returns how many it removed. Devices that pulled
+// since those deletions are unaffected; a device whose cursor is older
+// than a purged tombstone gets reset_required (410) on its next pull and
+// starts over, so it cannot keep a record deleted elsewhere.
+//
+// Run it from a periodic job; it works in small transactions, one owner at
+// a time, taking the same lock writers take, so it never removes a record
+// that a concurrent write is bringing back.
+func (a *App) PurgeTombstones(ctx context.Context, olderThan time.Duration) (int, error) {
+	if olderThan <= 0 {
+		return 0, fmt.Errorf("framework: purge: olderThan must be positive")
+	}
+	before := a.cfg.Now().UTC().Add(-olderThan)
+	total := 0
+	for _, name := range a.Models() {
+		m, _ := a.model(name)
+		for {
+			rows, err := m.table.Tombstones(ctx, a.db, name, before, 500)
+			if err != nil {
+				return total, fmt.Errorf("framework: purge %s: %w", name, err)
+			}
+			byOwner := map[string][]string{}
+			for _, r := range rows {
+				byOwner[r.Owner] = append(byOwner[r.Owner], r.UID)
+			}
+			owners := make([]string, 0, len(byOwner))
+			for o := range byOwner {
+				owners = append(owners, o)
+			}
+			sort.Strings(owners)
+			for _, owner := range owners {
+				n, err := a.purgeScope(ctx, m, owner, byOwner[owner], before)
+				total += n
+				if err != nil {
+					return total, fmt.Errorf("framework: purge %s of %s: %w", name, owner, err)
+				}
+			}
+			if len(rows) < 500 {
+				break
+			}
+		}
+	}
+	return total, nil
+}
+
+func (a *App) purgeScope(ctx context.Context, m *model, owner string, uids []string, before time.Time) (int, error) {
+	tx, err := a.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	// Lock first, then look again: a write may have revived a record since.
+	if err := models.LockForPurge(ctx, tx, owner, 0); err != nil {
+		return 0, err
+	}
+	rows, err := m.table.Load(ctx, tx, m.name, uids)
+	if err != nil {
+		return 0, err
+	}
+	var gone []string
+	var horizon int64
+	for _, r := range rows {
+		if r.IsDeleted && r.Owner == owner && r.UpdatedAt.Before(before) {
+			gone = append(gone, r.UID)
+			horizon = max(horizon, r.Version)
+		}
+	}
+	if len(gone) == 0 {
+		return 0, nil
+	}
+	if err := m.table.Delete(ctx, tx, m.name, gone); err != nil {
+		return 0, err
+	}
+	if err := models.DeleteChanges(ctx, tx, m.name, gone); err != nil {
+		return 0, err
+	}
+	if err := models.LockForPurge(ctx, tx, owner, horizon); err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	return len(gone), nil
+}

@@ -1,0 +1,78 @@
+package framework_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ferrysync/ferry/framework"
+	"github.com/ferrysync/ferry/framework/synctest"
+	"github.com/uptrace/bun"
+)
+
+func TestPurgeTombstonesAndReset(t *testing.T) {
+	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
+		ctx := context.Background()
+		var now atomic.Int64
+		now.Store(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).UnixMicro())
+		app, err := framework.New(framework.Config{DB: db, Schemas: testSchemas,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Now:    func() time.Time { return time.UnixMicro(now.Load()) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		app.MustRegisterSchema("test.Item", framework.ModelOptions{Schema: "item.json"})
+		if err := app.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		ann := framework.Principal{UserID: "ann"}
+		at := time.Date(2026, 10, 31, 0, 0, 0, 0, time.UTC)
+		push := func(chs ...*framework.Change) {
+			t.Helper()
+			res, err := app.Push(ctx, ann, chs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range res {
+				if r.Status != framework.StatusApplied {
+					t.Fatalf("%s: %s %v", r.UID, r.Status, r.Errors)
+				}
+			}
+		}
+		pull := func(cursor string) (*framework.PullResponse, error) {
+			return app.Pull(ctx, ann, framework.PullRequest{Cursor: cursor})
+		}
+		push(item("keep", at, 1), item("gone", at, 2), item("revived", at, 3))
+		before, _ := pull("") // a device that never sees the deletions
+		del := func(uid string, at time.Time) *framework.Change {
+			return &framework.Change{Model: "test.Item", UID: uid, ModifyAt: framework.Time{Time: at}, IsDeleted: true}
+		}
+		push(del("gone", at.Add(time.Hour)), del("revived", at.Add(time.Hour)))
+		after, _ := pull(before.Cursor) // a device that saw them
+
+		now.Add((8 * 24 * time.Hour).Microseconds())
+		push(item("revived", at.Add(2*time.Hour), 4)) // brought back before the purge
+		n, err := app.PurgeTombstones(ctx, 7*24*time.Hour)
+		if err != nil || n != 1 {
+			t.Fatalf("purged %d, %v; want 1", n, err)
+		}
+		if _, err := pull(before.Cursor); !errors.Is(err, &framework.Error{Code: framework.CodeResetRequired}) {
+			t.Fatalf("stale cursor: %v, want reset_required", err)
+		}
+		resp, err := pull(after.Cursor)
+		if err != nil || len(resp.Changes) != 1 || resp.Changes[0].UID != "revived" {
+			t.Fatalf("up-to-date cursor: %v %+v", err, resp)
+		}
+		fresh, _ := pull("")
+		if len(fresh.Changes) != 2 {
+			t.Fatalf("fresh pull: %d records, want keep and revived", len(fresh.Changes))
+		}
+		if n, _ := app.PurgeTombstones(ctx, 7*24*time.Hour); n != 0 {
+			t.Fatalf("second purge removed %d", n)
+		}
+	})
+}
