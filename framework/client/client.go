@@ -1,0 +1,318 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+const userAgent = "ferry-go-client/1"
+
+// Batch sizes of a push: the default, and the protocol's default maximum
+// per request.
+const (
+	DefaultMaxBatch = 500
+	MaxMaxBatch     = 1000
+)
+
+// Config configures a [Client]. BaseURL, Owner and a token are required;
+// the zero value of every other field is useful.
+type Config struct {
+	// BaseURL is the server's root URL, such as "https://api.example.com".
+	BaseURL string
+	// Mount is the path the sync routes are mounted at (default "/sync").
+	Mount string
+	// HTTPClient sends the requests (default: a client with a two-minute
+	// timeout). Its Transport is where tests inject failures.
+	HTTPClient *http.Client
+	// Token is a fixed bearer token. TokenFunc, when set, is called before
+	// every request instead, so a token can be refreshed.
+	Token     string
+	TokenFunc func(ctx context.Context) (string, error)
+	// Owner is the signed-in user's id (the user uid the server returns at
+	// login). Records created on this device belong to it.
+	Owner string
+	// Store is the local database (default: a new [MemoryStore]). A store
+	// holds one account's data.
+	Store Store
+	// DeviceID names this device in pushes (default: a random id per
+	// Client; give a stable one).
+	DeviceID string
+	// MaxBatch is the most changes one push request carries (default
+	// 500, at most 1000).
+	MaxBatch int
+	// PullLimit is the page size asked of the server (default: the
+	// server's own default).
+	PullLimit int
+	// Retry bounds the retries of each request.
+	Retry Retry
+	// Clock is the device clock used to stamp modify_at (default
+	// time.Now).
+	Clock func() time.Time
+	// OnRejected is called, during [Client.Sync] and from its goroutine,
+	// for each change that left the queue without being stored by the
+	// server: rejected as invalid, forbidden, or too large to push. It
+	// must not call Sync (which would deadlock).
+	OnRejected func(ctx context.Context, r Rejection)
+}
+
+// Rejection reports a change the server refused.
+type Rejection struct {
+	// Change is the change as it was pushed.
+	Change Change
+	// Status is "rejected" or "forbidden".
+	Status string
+	// Errors lists what was wrong, with JSON pointers into the change
+	// ("/data/title"); empty for forbidden.
+	Errors []FieldError
+}
+
+// Client syncs one account's local store with a Ferry server. It is safe
+// for concurrent use: local edits may run at any time, and calls to
+// [Client.Sync] are serialized.
+type Client struct {
+	base       string
+	http       *http.Client
+	token      func(ctx context.Context) (string, error)
+	owner      string
+	store      Store
+	deviceID   string
+	maxBatch   int
+	pullLimit  int
+	retry      Retry
+	clock      func() time.Time
+	onRejected func(ctx context.Context, r Rejection)
+
+	syncMu sync.Mutex // serializes Sync
+	editMu sync.Mutex // serializes local edits, so modify_at only grows
+}
+
+// New validates cfg and returns a Client. It does no I/O.
+func New(cfg Config) (*Client, error) {
+	u, err := url.Parse(cfg.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("client: Config.BaseURL %q must be an absolute http or https URL", cfg.BaseURL)
+	}
+	mount := cfg.Mount
+	if mount == "" {
+		mount = "/sync"
+	}
+	if !strings.HasPrefix(mount, "/") {
+		mount = "/" + mount
+	}
+	if cfg.Owner == "" {
+		return nil, errors.New("client: Config.Owner is required (the signed-in user's id)")
+	}
+	if cfg.Token == "" && cfg.TokenFunc == nil {
+		return nil, errors.New("client: Config.Token or Config.TokenFunc is required")
+	}
+	if cfg.MaxBatch < 0 {
+		return nil, fmt.Errorf("client: Config.MaxBatch %d must not be negative", cfg.MaxBatch)
+	}
+	if cfg.PullLimit < 0 {
+		return nil, fmt.Errorf("client: Config.PullLimit %d must not be negative", cfg.PullLimit)
+	}
+	c := &Client{
+		base:       strings.TrimRight(cfg.BaseURL, "/") + strings.TrimRight(mount, "/"),
+		http:       cfg.HTTPClient,
+		owner:      cfg.Owner,
+		store:      cfg.Store,
+		deviceID:   cfg.DeviceID,
+		maxBatch:   cfg.MaxBatch,
+		pullLimit:  cfg.PullLimit,
+		retry:      cfg.Retry.withDefaults(),
+		clock:      cfg.Clock,
+		onRejected: cfg.OnRejected,
+	}
+	if c.http == nil {
+		c.http = &http.Client{Timeout: 2 * time.Minute}
+	}
+	if cfg.TokenFunc != nil {
+		c.token = cfg.TokenFunc
+	} else {
+		tok := cfg.Token
+		c.token = func(context.Context) (string, error) { return tok, nil }
+	}
+	if c.store == nil {
+		c.store = NewMemoryStore()
+	}
+	if c.deviceID == "" {
+		c.deviceID = NewUID()
+	}
+	if c.maxBatch == 0 {
+		c.maxBatch = DefaultMaxBatch
+	}
+	c.maxBatch = min(c.maxBatch, MaxMaxBatch)
+	if c.clock == nil {
+		c.clock = time.Now
+	}
+	return c, nil
+}
+
+// Store returns the client's local store.
+func (c *Client) Store() Store { return c.store }
+
+// Owner returns the id of the user the client syncs for.
+func (c *Client) Owner() string { return c.owner }
+
+// MaxBatch returns the most changes one push carries.
+func (c *Client) MaxBatch() int { return c.maxBatch }
+
+// key is the local key of one of the owner's records.
+func (c *Client) key(model, uid string) Key { return Key{Owner: c.owner, Model: model, UID: uid} }
+
+// Put writes a record locally and queues it for the next sync. data is a
+// JSON object: a json.RawMessage, []byte of JSON, or any value that
+// encodes to one. modify_at is the device clock in UTC, truncated to
+// microseconds, and always later than the record's previous modify_at, so
+// an edit made after seeing another device's change is newer than it.
+// Putting a deleted record brings it back.
+func (c *Client) Put(ctx context.Context, model, uid string, data any) (*Record, error) {
+	if err := checkKey(model, uid); err != nil {
+		return nil, err
+	}
+	raw, err := objectJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("client: put %s/%s: %w", model, uid, err)
+	}
+	return c.write(ctx, model, uid, func(rec *Record) {
+		rec.Data, rec.IsDeleted = raw, false
+	})
+}
+
+// Delete marks a record deleted locally (a tombstone, which keeps its last
+// data) and queues the tombstone for the next sync. It returns an error
+// matching [ErrNotFound] when the store has no such record; deleting a
+// tombstone again changes nothing.
+func (c *Client) Delete(ctx context.Context, model, uid string) error {
+	if err := checkKey(model, uid); err != nil {
+		return err
+	}
+	c.editMu.Lock()
+	defer c.editMu.Unlock()
+	prev, err := c.store.Get(ctx, c.key(model, uid))
+	if err != nil {
+		return fmt.Errorf("client: delete %s/%s: %w", model, uid, err)
+	}
+	if prev.IsDeleted {
+		return nil
+	}
+	_, err = c.writeLocked(ctx, model, uid, prev, func(rec *Record) { rec.IsDeleted = true })
+	return err
+}
+
+func (c *Client) write(ctx context.Context, model, uid string, edit func(*Record)) (*Record, error) {
+	c.editMu.Lock()
+	defer c.editMu.Unlock()
+	prev, err := c.store.Get(ctx, c.key(model, uid))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("client: put %s/%s: %w", model, uid, err)
+	}
+	return c.writeLocked(ctx, model, uid, prev, edit)
+}
+
+// writeLocked stamps and stores an edit of prev (nil for a new record);
+// c.editMu is held.
+func (c *Client) writeLocked(ctx context.Context, model, uid string, prev *Record, edit func(*Record)) (*Record, error) {
+	now := c.clock().UTC().Truncate(time.Microsecond)
+	rec := &Record{Model: model, UID: uid, Owner: c.owner}
+	if prev != nil {
+		rec = prev.Clone()
+		if !now.After(prev.ModifyAt) {
+			now = prev.ModifyAt.UTC().Add(time.Microsecond)
+		}
+	}
+	rec.ModifyAt = now
+	rec.Synced = false
+	edit(rec)
+	if _, err := c.store.Write(ctx, rec); err != nil {
+		return nil, fmt.Errorf("client: write %s/%s: %w", model, uid, err)
+	}
+	return rec, nil
+}
+
+// Get returns the local record, tombstones included (see
+// [Record.IsDeleted]), or an error matching [ErrNotFound].
+func (c *Client) Get(ctx context.Context, model, uid string) (*Record, error) {
+	rec, err := c.store.Get(ctx, c.key(model, uid))
+	if err != nil {
+		return nil, fmt.Errorf("client: get %s/%s: %w", model, uid, err)
+	}
+	return rec, nil
+}
+
+// List returns the local records of model that are not deleted, sorted by
+// uid; an empty model lists every model.
+func (c *Client) List(ctx context.Context, model string) ([]*Record, error) {
+	recs, err := c.store.List(ctx, ListParams{Model: model})
+	if err != nil {
+		return nil, fmt.Errorf("client: list %s: %w", model, err)
+	}
+	return recs, nil
+}
+
+// PendingCount returns how many changes wait to be pushed.
+func (c *Client) PendingCount(ctx context.Context) (int, error) {
+	p, err := c.store.Pending(ctx, PendingParams{})
+	if err != nil {
+		return 0, fmt.Errorf("client: pending: %w", err)
+	}
+	return len(p), nil
+}
+
+// NewUID returns a random UUID (version 4), a good uid for a new record.
+func NewUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// checkKey checks a model name and a uid the way the server will.
+func checkKey(model, uid string) error {
+	if model == "" || len(model) > 128 {
+		return fmt.Errorf("client: model %q must be 1 to 128 characters", model)
+	}
+	if len(uid) == 0 || len(uid) > 64 {
+		return fmt.Errorf("client: uid %q must be 1 to 64 letters, digits, '-' or '_'", uid)
+	}
+	for i := 0; i < len(uid); i++ {
+		ch := uid[i]
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '_') {
+			return fmt.Errorf("client: uid %q must be 1 to 64 letters, digits, '-' or '_'", uid)
+		}
+	}
+	return nil
+}
+
+// objectJSON encodes data and checks that it is a JSON object.
+func objectJSON(data any) (json.RawMessage, error) {
+	var raw []byte
+	switch d := data.(type) {
+	case json.RawMessage:
+		raw = d
+	case []byte:
+		raw = d
+	default:
+		b, err := json.Marshal(data)
+		if err != nil {
+			return nil, fmt.Errorf("encode data: %w", err)
+		}
+		raw = b
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
+		return nil, errors.New("data must be a JSON object")
+	}
+	return append(json.RawMessage(nil), raw...), nil
+}

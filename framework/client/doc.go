@@ -1,0 +1,34 @@
+// Package client is the device side of Ferry's sync protocol (wire
+// protocol v1, see DESIGN.md): a local store of records and of the changes
+// not yet synced, and a [Client] that pushes those changes to a Ferry
+// server and pulls everything the server has that the device has not seen.
+//
+// A device works offline against its [Store]: [Client.Put] and
+// [Client.Delete] write a record locally, stamp its modify_at with the
+// device clock (UTC, microseconds) and queue it. The queue holds one entry
+// per (owner, model, uid): a record edited ten times offline is pushed
+// once, with its latest state. [Client.Sync] then
+//
+//  1. pushes the queue in batches to POST /sync/push. A change leaves the
+//     queue when the server answers applied or stale (on stale the
+//     server's winning record replaces the local one), rejected or
+//     forbidden (both reported through [Config.OnRejected]). A change
+//     edited again while its push was in flight stays queued: each queue
+//     entry carries a sequence number, and a push result only acknowledges
+//     the sequence number it was sent with.
+//  2. pulls GET /sync/pull page by page until has_more is false, applies
+//     every record (tombstones included) to the store without queueing it,
+//     and stores the new cursor only after the last page. A pulled record
+//     whose key has a queued local change is skipped: the local change is
+//     pushed at the next sync and the server's conflict policy decides.
+//
+// Network errors, 429 and 5xx answers are retried with exponential backoff
+// and full jitter, a bounded number of times, honouring the context. A 401
+// is returned as an error matching [ErrUnauthenticated]; a 410
+// reset_required makes the client drop its cursor and pull from the start,
+// keeping the local changes still queued. Every error answer of the server
+// is decoded into an [*Error].
+//
+// The package has no global state. A Client is safe for concurrent use;
+// syncs are serialized.
+package client

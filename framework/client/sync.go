@@ -1,0 +1,333 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// Push result statuses of the wire protocol.
+const (
+	StatusApplied   = "applied"
+	StatusStale     = "stale"
+	StatusRejected  = "rejected"
+	StatusForbidden = "forbidden"
+)
+
+// timeFormat is how the protocol writes times: RFC 3339, UTC,
+// microseconds.
+const timeFormat = "2006-01-02T15:04:05.000000Z"
+
+// SyncResult counts what one [Client.Sync] did.
+type SyncResult struct {
+	// Pushed is the number of changes sent (each counted once, however
+	// many times its request was retried), and Applied, Stale, Rejected
+	// and Forbidden how the server answered them.
+	Pushed, Applied, Stale, Rejected, Forbidden int
+	// Requeued counts changes edited again while their push was in
+	// flight; they stay queued and are pushed again.
+	Requeued int
+	// Pulled is the number of records received, Stored how many of them
+	// were written to the store (a record with a queued local change is
+	// not).
+	Pulled, Stored int
+	// Reset reports that the server required a pull from the start.
+	Reset bool
+}
+
+// Wire types.
+type (
+	wireChange struct {
+		OpID      string          `json:"op_id"`
+		Model     string          `json:"model"`
+		UID       string          `json:"uid"`
+		ModifyAt  string          `json:"modify_at"`
+		IsDeleted bool            `json:"is_deleted"`
+		Data      json.RawMessage `json:"data,omitempty"`
+	}
+	pushRequest struct {
+		DeviceID string       `json:"device_id,omitempty"`
+		Changes  []wireChange `json:"changes"`
+	}
+	wireRecord struct {
+		Model     string          `json:"model"`
+		UID       string          `json:"uid"`
+		Owner     string          `json:"owner"`
+		ModifyAt  time.Time       `json:"modify_at"`
+		IsDeleted bool            `json:"is_deleted"`
+		Version   int64           `json:"version"`
+		Data      json.RawMessage `json:"data"`
+	}
+	wireResult struct {
+		OpID   *string      `json:"op_id"`
+		Model  string       `json:"model"`
+		UID    string       `json:"uid"`
+		Status string       `json:"status"`
+		Record *wireRecord  `json:"record"`
+		Errors []FieldError `json:"errors"`
+	}
+	pushResponse struct {
+		Results []wireResult `json:"results"`
+	}
+	pullResponse struct {
+		Changes []wireRecord `json:"changes"`
+		Cursor  string       `json:"cursor"`
+		HasMore bool         `json:"has_more"`
+	}
+)
+
+func (w *wireRecord) record() *Record {
+	return &Record{
+		Model: w.Model, UID: w.UID, Owner: w.Owner, ModifyAt: w.ModifyAt.UTC(),
+		IsDeleted: w.IsDeleted, Version: w.Version, Data: w.Data,
+	}
+}
+
+// Sync pushes the queued local changes, then pulls the server's changes
+// since the stored cursor (see the package documentation). Concurrent
+// calls are serialized. Local edits may continue during a sync: an edit
+// made while its record's push is in flight stays queued and is pushed
+// later in the same sync.
+//
+// On error, what was acknowledged stays acknowledged and the rest stays
+// queued; calling Sync again is always safe. A 401 is returned as an error
+// matching [ErrUnauthenticated].
+func (c *Client) Sync(ctx context.Context) (SyncResult, error) {
+	c.syncMu.Lock()
+	defer c.syncMu.Unlock()
+	var res SyncResult
+	if err := c.push(ctx, &res); err != nil {
+		return res, fmt.Errorf("client: sync: push: %w", err)
+	}
+	if err := c.pull(ctx, &res); err != nil {
+		return res, fmt.Errorf("client: sync: pull: %w", err)
+	}
+	return res, nil
+}
+
+// push sends the queue in batches, in sequence order. Paging by sequence
+// number makes every round progress: an entry edited during a round gets
+// a higher number and comes up again in a later round.
+func (c *Client) push(ctx context.Context, res *SyncResult) error {
+	var after int64
+	batch := c.maxBatch
+	for {
+		pending, err := c.store.Pending(ctx, PendingParams{AfterSeq: after, Limit: batch})
+		if err != nil {
+			return fmt.Errorf("read queue: %w", err)
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		results, err := c.pushBatch(ctx, pending)
+		if isTooLarge(err) {
+			if len(pending) > 1 {
+				batch = max(1, len(pending)/2)
+				continue
+			}
+			// One change alone is too large: it can never be stored.
+			if _, err := c.store.Acknowledge(ctx, []Ack{{Key: pending[0].Key, Seq: pending[0].Seq}}); err != nil {
+				return fmt.Errorf("acknowledge: %w", err)
+			}
+			res.Rejected++
+			c.reject(ctx, Rejection{Change: pending[0], Status: StatusRejected,
+				Errors: []FieldError{{Path: "", Message: "the change is larger than the server accepts"}}})
+			after = pending[0].Seq
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		res.Pushed += len(pending)
+		if err := c.acknowledge(ctx, pending, results, res); err != nil {
+			return err
+		}
+		after = pending[len(pending)-1].Seq
+	}
+}
+
+// pushBatch sends one push request and checks that the answer matches it.
+func (c *Client) pushBatch(ctx context.Context, pending []Change) ([]wireResult, error) {
+	body := pushRequest{DeviceID: c.deviceID, Changes: make([]wireChange, len(pending))}
+	for i, p := range pending {
+		body.Changes[i] = wireChange{
+			OpID: strconv.FormatInt(p.Seq, 10), Model: p.Model, UID: p.UID,
+			ModifyAt: p.ModifyAt.UTC().Format(timeFormat), IsDeleted: p.IsDeleted,
+		}
+		// A tombstone travels without data: the server keeps the data it
+		// has, and a delete cannot be refused over a field's value.
+		if !p.IsDeleted {
+			body.Changes[i].Data = p.Data
+		}
+	}
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("encode push: %w", err)
+	}
+	var out pushResponse
+	if err := c.do(ctx, http.MethodPost, "/push", nil, raw, &out); err != nil {
+		return nil, err
+	}
+	if len(out.Results) != len(pending) {
+		return nil, fmt.Errorf("server answered %d results for %d changes", len(out.Results), len(pending))
+	}
+	for i, r := range out.Results {
+		ch := body.Changes[i]
+		if r.Model != ch.Model || r.UID != ch.UID || (r.OpID != nil && *r.OpID != ch.OpID) {
+			return nil, fmt.Errorf("result %d is for %s/%s, not for the change sent, %s/%s", i, r.Model, r.UID, ch.Model, ch.UID)
+		}
+	}
+	return out.Results, nil
+}
+
+// acknowledge stores the outcome of a push and reports refused changes.
+func (c *Client) acknowledge(ctx context.Context, pending []Change, results []wireResult, res *SyncResult) error {
+	acks := make([]Ack, 0, len(pending))
+	var refused []Rejection
+	for i, r := range results {
+		p := pending[i]
+		switch r.Status {
+		case StatusApplied, StatusStale:
+			if r.Status == StatusApplied {
+				res.Applied++
+			} else {
+				res.Stale++
+			}
+			var rec *Record
+			if r.Record != nil {
+				rec = r.Record.record()
+			} else {
+				rec = &Record{Model: p.Model, UID: p.UID, Owner: p.Owner, ModifyAt: p.ModifyAt, IsDeleted: p.IsDeleted, Data: p.Data}
+			}
+			acks = append(acks, Ack{Key: p.Key, Seq: p.Seq, Record: rec})
+		case StatusRejected, StatusForbidden:
+			if r.Status == StatusRejected {
+				res.Rejected++
+			} else {
+				res.Forbidden++
+			}
+			acks = append(acks, Ack{Key: p.Key, Seq: p.Seq})
+			refused = append(refused, Rejection{Change: p, Status: r.Status, Errors: r.Errors})
+		default:
+			// A status this client does not know: keep the change queued.
+		}
+	}
+	removed, err := c.store.Acknowledge(ctx, acks)
+	if err != nil {
+		return fmt.Errorf("acknowledge: %w", err)
+	}
+	res.Requeued += len(acks) - removed
+	for _, r := range refused {
+		c.reject(ctx, r)
+	}
+	return nil
+}
+
+func (c *Client) reject(ctx context.Context, r Rejection) {
+	if c.onRejected != nil {
+		c.onRejected(ctx, r)
+	}
+}
+
+// pull pulls every page after the stored cursor and stores the new cursor
+// after the last one. On reset_required (or a cursor the server no longer
+// understands) it starts again from an empty cursor, once, and then drops
+// the synced local records the server did not send.
+func (c *Client) pull(ctx context.Context, res *SyncResult) error {
+	cursor, err := c.store.Cursor(ctx)
+	if err != nil {
+		return fmt.Errorf("read cursor: %w", err)
+	}
+	var seen map[Key]bool // set during a pull from the start after a reset
+	for {
+		page, err := c.pullPage(ctx, cursor)
+		if err != nil && seen == nil && cursor != "" && needsReset(err) {
+			res.Reset = true
+			if err := c.store.SetCursor(ctx, ""); err != nil {
+				return fmt.Errorf("clear cursor: %w", err)
+			}
+			cursor, seen = "", map[Key]bool{}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		recs := make([]*Record, len(page.Changes))
+		for i := range page.Changes {
+			recs[i] = page.Changes[i].record()
+			if seen != nil {
+				seen[recs[i].Key()] = true
+			}
+		}
+		n, err := c.store.ApplyRemote(ctx, recs)
+		if err != nil {
+			return fmt.Errorf("apply pulled records: %w", err)
+		}
+		res.Pulled += len(recs)
+		res.Stored += n
+		if page.Cursor != "" {
+			cursor = page.Cursor
+		}
+		if !page.HasMore {
+			break
+		}
+		if page.Cursor == "" {
+			return errors.New("the server said has_more without a cursor")
+		}
+	}
+	if seen != nil {
+		if err := c.forgetUnseen(ctx, seen); err != nil {
+			return err
+		}
+	}
+	if err := c.store.SetCursor(ctx, cursor); err != nil {
+		return fmt.Errorf("store cursor: %w", err)
+	}
+	return nil
+}
+
+func (c *Client) pullPage(ctx context.Context, cursor string) (*pullResponse, error) {
+	q := url.Values{"cursor": {cursor}}
+	if c.pullLimit > 0 {
+		q.Set("limit", strconv.Itoa(c.pullLimit))
+	}
+	var page pullResponse
+	if err := c.do(ctx, http.MethodGet, "/pull", q, nil, &page); err != nil {
+		return nil, err
+	}
+	return &page, nil
+}
+
+// needsReset reports whether err asks for a pull from the start.
+func needsReset(err error) bool {
+	var pe *Error
+	return errors.Is(err, ErrResetRequired) || errors.As(err, &pe) && pe.Code == "invalid_cursor"
+}
+
+// forgetUnseen drops the synced records a complete pull from the start did
+// not deliver: the server no longer has them (purged tombstones) or no
+// longer lets this user read them.
+func (c *Client) forgetUnseen(ctx context.Context, seen map[Key]bool) error {
+	all, err := c.store.List(ctx, ListParams{IncludeDeleted: true})
+	if err != nil {
+		return fmt.Errorf("list after reset: %w", err)
+	}
+	var gone []Key
+	for _, r := range all {
+		if r.Synced && !seen[r.Key()] {
+			gone = append(gone, r.Key())
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	if err := c.store.Forget(ctx, gone); err != nil {
+		return fmt.Errorf("forget records after reset: %w", err)
+	}
+	return nil
+}
