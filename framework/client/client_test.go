@@ -365,16 +365,11 @@ func TestResetRequired(t *testing.T) {
 		}
 		b.put("n1", note{"B's edit"})
 		b.sync()
-		// The server purges the tombstone and moves its purge horizon
-		// past A's cursor.
-		for _, q := range []string{
-			"DELETE FROM notes WHERE uid = 'gone'",
-			"DELETE FROM ferry_changes WHERE uid = 'gone'",
-			"UPDATE ferry_scopes SET purged_version = version",
-		} {
-			if _, err := e.db.ExecContext(ctx, q); err != nil {
-				t.Fatalf("%s: %v", q, err)
-			}
+		// The server purges the tombstone: A's cursor is now older than
+		// the purge horizon.
+		time.Sleep(2 * time.Millisecond)
+		if n, err := e.srv.App.PurgeTombstones(ctx, time.Millisecond); err != nil || n != 1 {
+			t.Fatalf("purge: %d, %v", n, err)
 		}
 		// A edits n1 while its pull is in flight: the reset must keep it.
 		var once sync.Once

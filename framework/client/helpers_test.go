@@ -30,6 +30,7 @@ const testSecret = "test-secret-test-secret-test-secret-123"
 type env struct {
 	t   *testing.T
 	db  *bun.DB
+	srv *server.Server
 	url string
 }
 
@@ -46,7 +47,7 @@ func newEnv(t *testing.T, db *bun.DB) *env {
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	return &env{t: t, db: db, url: hs.URL}
+	return &env{t: t, db: db, srv: srv, url: hs.URL}
 }
 
 func eachStore(t *testing.T, fn func(t *testing.T, e *env)) {

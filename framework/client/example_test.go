@@ -1,0 +1,101 @@
+package client_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+
+	"github.com/ferrysync/ferry/example-app/server"
+	"github.com/ferrysync/ferry/framework/client"
+	"github.com/ferrysync/ferry/models"
+)
+
+// Two devices of one user: the laptop writes a note offline and syncs; the
+// phone syncs and has it.
+func Example() {
+	ctx := context.Background()
+
+	// The example app on SQLite in a temporary directory, over real HTTP.
+	dir, err := os.MkdirTemp("", "ferry-client-example")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	db, err := models.OpenSQLite(ctx, filepath.Join(dir, "ferry.db"))
+	if err != nil {
+		panic(err)
+	}
+	defer db.Close()
+	srv, err := server.New(ctx, server.Config{
+		DataDir:   dir,
+		JWTSecret: "example-secret-example-secret-example",
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}, db)
+	if err != nil {
+		panic(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	acc, err := register(hs.URL, "Ada")
+	if err != nil {
+		panic(err)
+	}
+
+	newDevice := func() *client.Client {
+		c, err := client.New(client.Config{
+			BaseURL:  hs.URL,
+			Token:    acc.Token,
+			Owner:    acc.ID,
+			Store:    client.NewMemoryStore(),
+			DeviceID: client.NewUID(),
+			OnRejected: func(_ context.Context, r client.Rejection) {
+				fmt.Println("rejected:", r.Change.UID, r.Errors[0].Path)
+			},
+		})
+		if err != nil {
+			panic(err)
+		}
+		return c
+	}
+	laptop, phone := newDevice(), newDevice()
+
+	// Offline on the laptop: a note edited twice, and an invalid one.
+	type Note struct {
+		Title string `json:"title"`
+	}
+	for _, title := range []string{"Buy milk", "Buy oat milk"} {
+		if _, err := laptop.Put(ctx, "data.Note", "shopping", Note{title}); err != nil {
+			panic(err)
+		}
+	}
+	if _, err := laptop.Put(ctx, "data.Note", "untitled", Note{""}); err != nil {
+		panic(err)
+	}
+	res, err := laptop.Sync(ctx)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("laptop pushed %d, applied %d, rejected %d\n", res.Pushed, res.Applied, res.Rejected)
+
+	if _, err := phone.Sync(ctx); err != nil {
+		panic(err)
+	}
+	rec, err := phone.Get(ctx, "data.Note", "shopping")
+	if err != nil {
+		panic(err)
+	}
+	var n Note
+	if err := rec.Decode(&n); err != nil {
+		panic(err)
+	}
+	fmt.Printf("phone has %q (synced: %v)\n", n.Title, rec.Synced)
+
+	// Output:
+	// rejected: untitled /data/title
+	// laptop pushed 2, applied 1, rejected 1
+	// phone has "Buy oat milk" (synced: true)
+}
