@@ -1,0 +1,169 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// driver is a lean HTTP client for the wire protocol: request bodies are
+// appended by hand and only the answer fields the checks need are
+// decoded, so the driver takes as little of the shared CPU as it can.
+type driver struct {
+	base string
+	hc   *http.Client
+}
+
+func newDriver(addr string, conns int) *driver {
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		MaxIdleConns:        conns * 2,
+		MaxIdleConnsPerHost: conns * 2,
+		IdleConnTimeout:     time.Minute,
+		DisableCompression:  true,
+	}
+	return &driver{base: "http://" + addr, hc: &http.Client{Transport: tr, Timeout: 5 * time.Minute}}
+}
+
+// user is a signed-up account.
+type user struct {
+	ID    string
+	Token string
+}
+
+func (d *driver) do(ctx context.Context, method, path, token string, body []byte, out any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, d.base+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := d.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, b)
+	}
+	if out == nil {
+		_, err = io.Copy(io.Discard, resp.Body)
+		return err
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// register signs a new user up.
+func (d *driver) register(ctx context.Context, email string) (user, error) {
+	body, _ := json.Marshal(map[string]string{"email": email, "password": "bench password", "name": "Bench"})
+	var out struct {
+		Token string `json:"token"`
+		User  struct {
+			UID string `json:"uid"`
+		} `json:"user"`
+	}
+	if err := d.do(ctx, http.MethodPost, "/auth/register", "", body, &out); err != nil {
+		return user{}, err
+	}
+	return user{ID: out.User.UID, Token: out.Token}, nil
+}
+
+// note is one change of data.Note as the driver sends it.
+type note struct {
+	UID      string
+	ModifyAt time.Time
+	Title    string
+	Body     string
+	Pinned   bool
+}
+
+const wireTime = "2006-01-02T15:04:05.000000Z"
+
+func appendNote(b []byte, n *note) []byte {
+	b = append(b, `{"model":"data.Note","uid":`...)
+	b = strconv.AppendQuote(b, n.UID)
+	b = append(b, `,"modify_at":"`...)
+	b = n.ModifyAt.UTC().AppendFormat(b, wireTime)
+	b = append(b, `","data":{"title":`...)
+	b = strconv.AppendQuote(b, n.Title)
+	b = append(b, `,"body":`...)
+	b = strconv.AppendQuote(b, n.Body)
+	b = append(b, `,"tags":["work","home"],"pinned":`...)
+	b = strconv.AppendBool(b, n.Pinned)
+	return append(b, "}}"...)
+}
+
+// single sends one change to POST /sync/ and returns its status.
+func (d *driver) single(ctx context.Context, u user, n *note, buf []byte) (string, []byte, error) {
+	buf = appendNote(buf[:0], n)
+	var out struct {
+		Status string `json:"status"`
+	}
+	err := d.do(ctx, http.MethodPost, "/sync/", u.Token, buf, &out)
+	return out.Status, buf, err
+}
+
+// push sends a batch to POST /sync/push and returns the statuses.
+func (d *driver) push(ctx context.Context, u user, ns []note, buf []byte) ([]string, []byte, error) {
+	buf = append(buf[:0], `{"device_id":"bench","changes":[`...)
+	for i := range ns {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendNote(buf, &ns[i])
+	}
+	buf = append(buf, "]}"...)
+	var out struct {
+		Results []struct {
+			Status string `json:"status"`
+		} `json:"results"`
+	}
+	if err := d.do(ctx, http.MethodPost, "/sync/push", u.Token, buf, &out); err != nil {
+		return nil, buf, err
+	}
+	st := make([]string, len(out.Results))
+	for i, r := range out.Results {
+		st[i] = r.Status
+	}
+	return st, buf, nil
+}
+
+// pullPage is the part of a pull answer the driver checks.
+type pullPage struct {
+	Changes []struct {
+		UID     string `json:"uid"`
+		Version int64  `json:"version"`
+	} `json:"changes"`
+	Cursor  string `json:"cursor"`
+	HasMore bool   `json:"has_more"`
+}
+
+// pull fetches one page.
+func (d *driver) pull(ctx context.Context, u user, cursor string, limit int) (*pullPage, error) {
+	q := url.Values{}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	q.Set("limit", strconv.Itoa(limit))
+	var out pullPage
+	if err := d.do(ctx, http.MethodGet, "/sync/pull?"+q.Encode(), u.Token, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

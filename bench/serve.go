@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"syscall"
+	"time"
+
+	"github.com/ferrysync/ferry/example-app/server"
+	"github.com/ferrysync/ferry/models"
+	"github.com/gin-gonic/gin"
+	"github.com/uptrace/bun"
+)
+
+// serveMain is the child process: the example app, exactly as
+// example-app/server builds it, served with net/http on a loopback port
+// chosen by the kernel. It prints "ADDR host:port" on stdout once it
+// accepts connections, and shuts down when its stdin closes (the parent
+// exited or is done) or on SIGTERM/SIGINT, writing the CPU and heap
+// profiles it was asked for.
+func serveMain(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	dbURL := fs.String("database-url", "", "PostgreSQL URL (empty: SQLite)")
+	sqlitePath := fs.String("sqlite", "", "SQLite file")
+	dataDir := fs.String("data-dir", "", "data directory")
+	secret := fs.String("secret", "", "JWT secret")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the server here")
+	memProfile := fs.String("memprofile", "", "write a heap profile of the server here at exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	gin.SetMode(gin.ReleaseMode)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		stop()
+	}()
+
+	var db *bun.DB
+	var err error
+	if *dbURL != "" {
+		db, err = models.OpenPostgres(ctx, *dbURL)
+	} else {
+		db, err = models.OpenSQLite(ctx, *sqlitePath)
+	}
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	srv, err := server.New(ctx, server.Config{DataDir: *dataDir, JWTSecret: *secret, Logger: log}, db)
+	if err != nil {
+		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	fmt.Printf("ADDR %s\n", ln.Addr())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	if *memProfile != "" {
+		runtime.GC()
+		f, err := os.Create(filepath.Clean(*memProfile))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
