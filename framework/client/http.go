@@ -154,12 +154,16 @@ func decodeError(status int, raw []byte) *Error {
 			Details []FieldError `json:"details"`
 		} `json:"error"`
 	}
-	pe := &Error{StatusCode: status}
-	if err := json.Unmarshal(raw, &shape); err == nil && shape.Error.Code != "" {
-		pe.Code, pe.Message, pe.Details = shape.Error.Code, shape.Error.Message, shape.Error.Details
-		return pe
+	pe := &Error{StatusCode: status, Code: codeForStatus(status), Message: http.StatusText(status)}
+	if pe.Message == "" {
+		pe.Message = fmt.Sprintf("unexpected HTTP status %d", status)
 	}
-	pe.Code, pe.Message = codeForStatus(status), http.StatusText(status)
+	if err := json.Unmarshal(raw, &shape); err == nil && shape.Error.Code != "" {
+		pe.Code, pe.Details = shape.Error.Code, shape.Error.Details
+		if shape.Error.Message != "" {
+			pe.Message = shape.Error.Message
+		}
+	}
 	return pe
 }
 

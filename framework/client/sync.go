@@ -270,14 +270,14 @@ func (c *Client) pull(ctx context.Context, res *SyncResult) error {
 		}
 		res.Pulled += len(recs)
 		res.Stored += n
+		if page.HasMore && (page.Cursor == "" || page.Cursor == cursor) {
+			return errors.New("the server said has_more without moving the cursor")
+		}
 		if page.Cursor != "" {
 			cursor = page.Cursor
 		}
 		if !page.HasMore {
 			break
-		}
-		if page.Cursor == "" {
-			return errors.New("the server said has_more without a cursor")
 		}
 	}
 	if seen != nil {
