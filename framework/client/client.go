@@ -64,7 +64,11 @@ type Config struct {
 	OnRejected func(ctx context.Context, r Rejection)
 }
 
-// Rejection reports a change the server refused.
+// Rejection reports a change the server refused. The change has left the
+// queue, unless the record was edited again while its push was in flight
+// (then the newer edit stays queued). The local record keeps the refused
+// state, unsynced, until the app edits it again or a pull brings the
+// server's state.
 type Rejection struct {
 	// Change is the change as it was pushed.
 	Change Change

@@ -19,6 +19,7 @@ type note struct {
 }
 
 func TestTwoDevicesConverge(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, e *env) {
 		u := e.signUp("Ada")
 		a, b := e.device(u), e.device(u)
@@ -90,6 +91,7 @@ func TestTwoDevicesConverge(t *testing.T) {
 }
 
 func TestEditedTenTimesPushedOnce(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, e *env) {
 		u := e.signUp("Bea")
 		d := e.device(u)
@@ -116,6 +118,7 @@ func TestEditedTenTimesPushedOnce(t *testing.T) {
 }
 
 func TestEditDuringInFlightPush(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, e *env) {
 		u := e.signUp("Cy")
 		d := e.device(u, func(c *client.Config) { c.Retry.MaxAttempts = 1 })
@@ -174,6 +177,7 @@ func TestEditDuringInFlightPush(t *testing.T) {
 }
 
 func TestEditDuringInFlightPushIsPushedInTheSameSync(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, e *env) {
 		u := e.signUp("Dee")
 		d := e.device(u)
@@ -202,6 +206,7 @@ func TestEditDuringInFlightPushIsPushedInTheSameSync(t *testing.T) {
 }
 
 func TestRejectedAndForbiddenLeaveTheQueue(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, e *env) {
 		u, other := e.signUp("Eve"), e.signUp("Finn")
 		theirs := e.device(other)
@@ -258,6 +263,7 @@ func TestRejectedAndForbiddenLeaveTheQueue(t *testing.T) {
 }
 
 func TestRetriesNetworkErrorsAnd5xx(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, e *env) {
 		u := e.signUp("Gus")
 		d := e.device(u, func(c *client.Config) {
@@ -290,6 +296,7 @@ func TestRetriesNetworkErrorsAnd5xx(t *testing.T) {
 }
 
 func TestRetriesAreBounded(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, openSQLite(t))
 	u := e.signUp("Hal")
 	d := e.device(u, func(c *client.Config) {
@@ -329,6 +336,7 @@ func TestRetriesAreBounded(t *testing.T) {
 }
 
 func TestUnauthenticated(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, e *env) {
 		u := e.signUp("Ida")
 		u.Token = "not-a-token"
@@ -352,6 +360,7 @@ func TestUnauthenticated(t *testing.T) {
 }
 
 func TestResetRequired(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, e *env) {
 		u := e.signUp("Jo")
 		a, b := e.device(u), e.device(u)
@@ -413,6 +422,7 @@ func TestResetRequired(t *testing.T) {
 }
 
 func TestPullPagesAndCursor(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, e *env) {
 		u := e.signUp("Kim")
 		a := e.device(u)
@@ -456,6 +466,7 @@ func TestPullPagesAndCursor(t *testing.T) {
 }
 
 func TestBatches(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, openSQLite(t))
 	u := e.signUp("Lou")
 	d := e.device(u, func(c *client.Config) { c.MaxBatch = 3 })
@@ -481,6 +492,7 @@ func TestBatches(t *testing.T) {
 }
 
 func TestConcurrentSyncs(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, e *env) {
 		u := e.signUp("Max")
 		a, b := e.device(u), e.device(u)
@@ -513,6 +525,7 @@ func TestConcurrentSyncs(t *testing.T) {
 }
 
 func TestErrorShapeDecoded(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, openSQLite(t))
 	u := e.signUp("Ned")
 	d := e.device(u, func(c *client.Config) { c.Mount = "/nowhere" })
@@ -524,6 +537,7 @@ func TestErrorShapeDecoded(t *testing.T) {
 }
 
 func TestLocalValidation(t *testing.T) {
+	t.Parallel()
 	d := (&env{t: t, url: "http://127.0.0.1:1"}).device(account{ID: "me", Token: "t"})
 	ctx := context.Background()
 	for _, tc := range []struct {
@@ -561,5 +575,21 @@ func TestLocalValidation(t *testing.T) {
 		if _, err := client.New(cfg); err == nil {
 			t.Errorf("New(%+v) should fail", cfg)
 		}
+	}
+}
+
+func TestOwnerMismatch(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, openSQLite(t))
+	u := e.signUp("Oz")
+	u.ID = "someone-else"
+	d := e.device(u)
+	d.put("n1", note{"x"})
+	_, err := d.Sync(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "Config.Owner") {
+		t.Fatalf("err = %v, want a hint about Config.Owner", err)
+	}
+	if d.pending() != 1 {
+		t.Fatal("the change left the queue")
 	}
 }

@@ -19,9 +19,6 @@ type Key struct {
 	UID   string
 }
 
-// String returns "owner/model/uid".
-func (k Key) String() string { return k.Owner + "/" + k.Model + "/" + k.UID }
-
 // Record is a record as the device keeps it.
 type Record struct {
 	Model string

@@ -181,6 +181,13 @@ func (c *Client) pushBatch(ctx context.Context, pending []Change) ([]wireResult,
 		if r.Model != ch.Model || r.UID != ch.UID || (r.OpID != nil && *r.OpID != ch.OpID) {
 			return nil, fmt.Errorf("result %d is for %s/%s, not for the change sent, %s/%s", i, r.Model, r.UID, ch.Model, ch.UID)
 		}
+		// The server sets the owner; a different one means Config.Owner
+		// is not the signed-in user, and the store would fill with
+		// duplicates under two owners.
+		if r.Record != nil && r.Record.Owner != "" && r.Record.Owner != pending[i].Owner {
+			return nil, fmt.Errorf("%s/%s is owned by %q on the server, but was queued for %q: is Config.Owner the signed-in user's id?",
+				ch.Model, ch.UID, r.Record.Owner, pending[i].Owner)
+		}
 	}
 	return out.Results, nil
 }
