@@ -1,9 +1,12 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -591,5 +594,51 @@ func TestOwnerMismatch(t *testing.T) {
 	}
 	if d.pending() != 1 {
 		t.Fatal("the change left the queue")
+	}
+}
+
+func TestTooLargeSplitsTheBatch(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, openSQLite(t))
+	u := e.signUp("Pia")
+	var rejected []client.Rejection
+	d := e.device(u, func(c *client.Config) {
+		c.OnRejected = func(_ context.Context, r client.Rejection) { rejected = append(rejected, r) }
+	})
+	for i := range 5 {
+		d.put(fmt.Sprintf("n%d", i), note{"x"})
+	}
+	d.put("huge", note{strings.Repeat("h", 150)})
+	// A proxy in front of the server refuses bodies with more than two
+	// changes, and any body with the huge note.
+	d.tr.setBefore(func(_ int, req *http.Request) (*http.Response, error) {
+		if !strings.HasSuffix(req.URL.Path, "/push") {
+			return nil, nil
+		}
+		raw, err := io.ReadAll(req.Body)
+		if err != nil {
+			return nil, err
+		}
+		req.Body = io.NopCloser(bytes.NewReader(raw))
+		var pb pushBody
+		if err := json.Unmarshal(raw, &pb); err != nil {
+			return nil, err
+		}
+		if len(pb.Changes) > 2 || bytes.Contains(raw, []byte("hhhh")) {
+			return errorResponse(req, http.StatusRequestEntityTooLarge, "too_large"), nil
+		}
+		return nil, nil
+	})
+	res := d.sync()
+	if res.Applied != 5 || res.Rejected != 1 || len(rejected) != 1 || rejected[0].Change.UID != "huge" {
+		t.Fatalf("result %+v, rejected %+v", res, rejected)
+	}
+	for _, p := range d.tr.pushBodies() {
+		if len(p.Changes) > 2 {
+			t.Fatalf("a push with %d changes got through", len(p.Changes))
+		}
+	}
+	if d.pending() != 0 {
+		t.Fatal("changes left in the queue")
 	}
 }
