@@ -155,3 +155,94 @@ func (a *App) loadChanges(ctx context.Context, idb bun.IDB, index []models.Chang
 	}
 	return out, nil
 }
+
+// SinceRequest asks [App.ReadSince] for the caller's changes after a
+// version.
+type SinceRequest struct {
+	// Models filters by model; empty means all.
+	Models []string
+	// After is an exclusive version bound (0: from the start).
+	After int64
+	// Limit caps the records returned (0: no cap).
+	Limit int
+	// SkipDeleted leaves tombstones out (a first sync needs none).
+	SkipDeleted bool
+}
+
+// SinceResponse is the answer of [App.ReadSince].
+type SinceResponse struct {
+	// Records are in version order.
+	Records []*Record
+	// Version is the caller's scope version in the same snapshot: every
+	// change up to it is in Records unless HasMore is set.
+	Version int64
+	// HasMore is set when Limit cut the answer; pull again after the last
+	// record's version.
+	HasMore bool
+}
+
+// ReadSince returns the caller's own records changed after a version, read
+// in one snapshot together with the scope's current version. It is the
+// primitive under protocol adapters whose checkpoint is a number
+// (WatermelonDB's timestamp, RxDB's checkpoint); native clients use the
+// opaque cursor of [App.Pull]. Versions count the caller's own scope, so a
+// checkpoint is meaningful for one user only.
+func (a *App) ReadSince(ctx context.Context, p Principal, req SinceRequest) (*SinceResponse, error) {
+	if p.UserID == "" {
+		return nil, NewError(CodeUnauthenticated, "no user")
+	}
+	for _, name := range req.Models {
+		if _, ok := a.model(name); !ok {
+			return nil, NewError(CodeUnknownModel, "unknown model %q", name)
+		}
+	}
+	tx, err := a.db.BeginTx(ctx, models.ReadTxOptions(a.db))
+	if err != nil {
+		return nil, fmt.Errorf("read since: begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	state, err := models.ScopeState(ctx, tx, []string{p.UserID})
+	if err != nil {
+		return nil, err
+	}
+	resp := &SinceResponse{Version: state[p.UserID].Version}
+	if req.After > 0 && req.After < state[p.UserID].PurgedVersion {
+		return nil, NewError(CodeResetRequired, "changes after this checkpoint were purged; sync from the start")
+	}
+	var index []models.Change
+	after := req.After
+	for after < resp.Version {
+		batch := 5000
+		if req.Limit > 0 {
+			batch = min(batch, req.Limit-len(index)+1)
+		}
+		rows, err := models.ReadChanges(ctx, tx, models.ChangesParams{
+			Scope: p.UserID, After: after, UpTo: resp.Version, Models: req.Models, Limit: batch,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if len(rows) == 0 {
+			break
+		}
+		after = rows[len(rows)-1].Version
+		for _, r := range rows {
+			if req.SkipDeleted && r.IsDeleted {
+				continue
+			}
+			index = append(index, r)
+		}
+		if req.Limit > 0 && len(index) > req.Limit {
+			index = index[:req.Limit]
+			resp.HasMore = true
+			break
+		}
+		if len(rows) < batch {
+			break
+		}
+	}
+	if resp.Records, err = a.loadChanges(ctx, tx, index); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}

@@ -46,12 +46,35 @@ type prepared struct {
 	rec    models.Record // envelope and canonical data; owner and version unset
 }
 
+// PushOptions changes how [App.PushWith] applies a batch.
+type PushOptions struct {
+	// Policy, when set, decides every conflict of this push instead of the
+	// models' own policies: protocol adapters bring their protocol's
+	// concurrency rule this way.
+	Policy ConflictPolicy
+	// AbortOnStale applies the batch all or nothing with respect to
+	// conflicts: if any change loses its conflict, nothing is written and
+	// PushWith returns the results (the losers marked stale, with the
+	// server's record; the changes that would have applied with an empty
+	// Status) together with an error matching [ErrConflict]. Rejected and
+	// forbidden changes do not abort the batch.
+	AbortOnStale bool
+}
+
+// errAbortStale rolls back an AbortOnStale push.
+var errAbortStale = &Error{Code: CodeConflict, Message: "a change conflicts with the server's state; pull, merge and push again"}
+
 // Push applies changes for p, each on its own, in order, and returns one
 // result per change. Invalid changes are rejected before the transaction;
 // the valid ones are applied in one transaction, which is retried whole
 // when the store reports a concurrency failure. An error is returned only
 // when the store fails; then nothing was applied.
 func (a *App) Push(ctx context.Context, p Principal, changes []*Change) ([]Result, error) {
+	return a.PushWith(ctx, p, changes, PushOptions{})
+}
+
+// PushWith is [App.Push] with options.
+func (a *App) PushWith(ctx context.Context, p Principal, changes []*Change, opts PushOptions) ([]Result, error) {
 	if p.UserID == "" {
 		return nil, NewError(CodeUnauthenticated, "no user")
 	}
@@ -67,11 +90,19 @@ func (a *App) Push(ctx context.Context, p Principal, changes []*Change) ([]Resul
 	var written []*Record
 	var err error
 	for attempt := 0; ; attempt++ {
-		written, err = a.applyAll(ctx, p, preps, results)
+		written, err = a.applyAll(ctx, p, preps, results, opts)
 		if err == nil || !models.IsRetryable(err) || attempt >= 8 || ctx.Err() != nil {
 			break
 		}
 		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+	}
+	if errors.Is(err, errAbortStale) {
+		for i := range results {
+			if results[i].Status == StatusApplied {
+				results[i].Status, results[i].Record = "", nil // not written
+			}
+		}
+		return results, errAbortStale
 	}
 	if err != nil {
 		return nil, fmt.Errorf("push for %s: %w", p.UserID, err)
@@ -169,7 +200,7 @@ type pushTx struct {
 	next, last int64
 }
 
-func (a *App) applyAll(ctx context.Context, p Principal, preps []*prepared, results []Result) ([]*Record, error) {
+func (a *App) applyAll(ctx context.Context, p Principal, preps []*prepared, results []Result, opts PushOptions) ([]*Record, error) {
 	byModel := map[*model][]string{}
 	for _, pr := range preps {
 		if pr != nil {
@@ -201,17 +232,24 @@ func (a *App) applyAll(ctx context.Context, p Principal, preps []*prepared, resu
 		}
 	}
 	var written []*Record
+	aborted := false
 	for i, pr := range preps {
 		if pr == nil {
 			continue
 		}
-		rec, err := a.applyOne(ctx, st, p, pr, loaded, &results[i])
+		rec, err := a.applyOne(ctx, st, p, pr, loaded, &results[i], opts.Policy)
 		if err != nil {
 			return nil, err
+		}
+		if opts.AbortOnStale && results[i].Status == StatusStale {
+			aborted = true
 		}
 		if rec != nil {
 			written = append(written, rec)
 		}
+	}
+	if aborted {
+		return nil, errAbortStale
 	}
 	if len(written) == 0 {
 		return nil, tx.Rollback()
@@ -227,8 +265,11 @@ func (a *App) applyAll(ctx context.Context, p Principal, preps []*prepared, resu
 
 // applyOne decides and writes one change. It returns the written record,
 // or nil when nothing was written.
-func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepared, loaded map[string]*models.Record, res *Result) (*Record, error) {
+func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepared, loaded map[string]*models.Record, res *Result, policy ConflictPolicy) (*Record, error) {
 	m, in := pr.model, pr.rec
+	if policy == nil {
+		policy = m.policy
+	}
 	key := m.name + "\x00" + in.UID
 	for try := 0; ; try++ {
 		stored := loaded[key]
@@ -252,7 +293,7 @@ func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepare
 			storedWire := wireRecord(stored)
 			inWire := wireRecord(&next)
 			inWire.Version = stored.Version
-			resolution, err := m.policy.Resolve(ctx, &Conflict{Model: m.name, Stored: storedWire, Incoming: inWire, Assumed: pr.change.Assumed})
+			resolution, err := policy.Resolve(ctx, &Conflict{Model: m.name, Stored: storedWire, Incoming: inWire, Assumed: pr.change.Assumed})
 			if err != nil {
 				return nil, fmt.Errorf("conflict policy of %s: %w", m.name, err)
 			}
@@ -343,6 +384,13 @@ func sameChange(stored, next *models.Record) bool {
 		return false
 	}
 	return jsonEqual(stored.Data, next.Data)
+}
+
+// JSONEqual reports whether two JSON texts hold the same value (object key
+// order and spacing ignored). Optimistic-concurrency policies use it to
+// compare a client's assumed state with the stored one.
+func JSONEqual(a, b json.RawMessage) bool {
+	return jsonEqual(a, b)
 }
 
 func jsonEqual(a, b json.RawMessage) bool {
