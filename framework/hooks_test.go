@@ -1,0 +1,124 @@
+package framework_test
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/ferrysync/ferry/framework"
+	"github.com/ferrysync/ferry/framework/hook"
+	"github.com/ferrysync/ferry/framework/synctest"
+	"github.com/gin-gonic/gin"
+	"github.com/uptrace/bun"
+)
+
+// bearerUser authenticates "Bearer user:<id>" for tests.
+var bearerUser = framework.AuthenticatorFunc(func(r *http.Request) (framework.Principal, error) {
+	id, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer user:")
+	if !ok || id == "" {
+		return framework.Principal{}, framework.ErrUnauthenticated
+	}
+	return framework.Principal{UserID: id}, nil
+})
+
+func TestHooksOverHTTP(t *testing.T) {
+	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
+		app := newTestApp(t, db)
+		app.SetAuthenticator(bearerUser)
+		var validated, applied, committed, committedRecords atomic.Int32
+		app.OnValidate().BindFunc(func(e *framework.ValidateEvent) error {
+			validated.Add(1)
+			return e.Next()
+		})
+		app.OnApply().Bind(&hook.Handler[*framework.ApplyEvent]{ID: "test.apply", Func: func(e *framework.ApplyEvent) error {
+			applied.Add(1)
+			switch e.Record.UID {
+			case "veto":
+				return framework.Invalid("/data/n", "vetoed")
+			case "mod":
+				e.Record.Data = json.RawMessage(`{"n":42,"s":"modified"}`)
+			case "fail-after":
+				if err := e.Next(); err != nil {
+					return err
+				}
+				return framework.ErrForbidden // after the write: must be undone
+			}
+			return e.Next()
+		}})
+		app.OnCommit().BindFunc(func(e *framework.CommitEvent) error {
+			committed.Add(1)
+			committedRecords.Add(int32(len(e.Records)))
+			return errors.New("a failing after-commit hook is only logged")
+		})
+		gin.SetMode(gin.TestMode)
+		engine := gin.New()
+		framework.UseProtocolErrors(engine)
+		app.Mount(engine.Group("/sync"))
+		srv := httptest.NewServer(engine)
+		defer srv.Close()
+
+		push := func(body string) (int, map[string]any) {
+			req, _ := http.NewRequest("POST", srv.URL+"/sync/push", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer user:ann")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var out map[string]any
+			_ = json.NewDecoder(resp.Body).Decode(&out)
+			return resp.StatusCode, out
+		}
+		ch := func(uid, at string, n int) string {
+			return `{"model":"test.Item","uid":"` + uid + `","modify_at":"` + at + `","data":{"n":` + string(rune('0'+n)) + `}}`
+		}
+		st, out := push(`{"changes":[` + strings.Join([]string{
+			ch("ok", "2026-01-01T00:00:00Z", 1), ch("veto", "2026-01-01T00:00:00Z", 1),
+			ch("mod", "2026-01-01T00:00:00Z", 1), ch("fail-after", "2026-01-01T00:00:00Z", 1),
+			`{"model":"test.Unknown","uid":"u","modify_at":0,"data":{}}`,
+		}, ",") + `]}`)
+		if st != 200 {
+			t.Fatalf("push: %d %v", st, out)
+		}
+		results := out["results"].([]any)
+		status := func(i int) string { return results[i].(map[string]any)["status"].(string) }
+		if status(0) != "applied" || status(1) != "rejected" || status(2) != "applied" || status(3) != "forbidden" || status(4) != "rejected" {
+			t.Fatalf("statuses: %v", results)
+		}
+		if data := results[2].(map[string]any)["record"].(map[string]any)["data"].(map[string]any); data["s"] != "modified" {
+			t.Fatalf("modified data not stored: %v", data)
+		}
+		if validated.Load() != 4 || applied.Load() != 4 || committed.Load() != 1 || committedRecords.Load() != 2 {
+			t.Fatalf("hooks fired: validate %d apply %d commit %d (%d records)", validated.Load(), applied.Load(), committed.Load(), committedRecords.Load())
+		}
+		// A push that only loses conflicts commits nothing and fires no commit hook.
+		st, out = push(`{"changes":[` + ch("ok", "2025-01-01T00:00:00Z", 2) + `]}`)
+		if st != 200 || out["results"].([]any)[0].(map[string]any)["status"] != "stale" || committed.Load() != 1 {
+			t.Fatalf("stale push: %v, commits %d", out, committed.Load())
+		}
+		// What the vetoed and undone writes left behind: nothing.
+		req, _ := http.NewRequest("GET", srv.URL+"/sync/pull", nil)
+		req.Header.Set("Authorization", "Bearer user:ann")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var page framework.PullResponse
+		if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
+			t.Fatal(err)
+		}
+		var uids []string
+		for _, r := range page.Changes {
+			uids = append(uids, r.UID)
+		}
+		if strings.Join(uids, ",") != "ok,mod" {
+			t.Fatalf("stored: %v", uids)
+		}
+	})
+}
