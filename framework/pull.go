@@ -95,8 +95,7 @@ func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResp
 		pos, up := cur.Pos[s], upper[s]
 		next.Pos[s] = pos
 		if resp.HasMore || pos >= up {
-			next.Pos[s] = max(pos, up)
-			continue
+			continue // the page is full, or nothing new in this scope
 		}
 		need := limit - len(index)
 		rows, err := models.ReadChanges(ctx, tx, models.ChangesParams{
