@@ -29,6 +29,26 @@
 // keeping the local changes still queued. Every error answer of the server
 // is decoded into an [*Error].
 //
+// In short:
+//
+//	c, err := client.New(client.Config{
+//		BaseURL:  "https://api.example.com",
+//		Token:    token,   // from POST /auth/login
+//		Owner:    userUID, // the signed-in user's uid
+//		DeviceID: deviceID,
+//		OnRejected: func(ctx context.Context, r client.Rejection) {
+//			log.Printf("%s/%s refused: %v", r.Change.Model, r.Change.UID, r.Errors)
+//		},
+//	})
+//	...
+//	_, err = c.Put(ctx, "data.Note", client.NewUID(), Note{Title: "Buy milk"})
+//	...
+//	res, err := c.Sync(ctx) // whenever the network is back
+//
+// The store is the seam for persistence: [MemoryStore] keeps everything in
+// memory, and package clienttest holds the conformance suite a file-backed
+// store must pass.
+//
 // The package has no global state. A Client is safe for concurrent use;
 // syncs are serialized.
 package client
