@@ -81,6 +81,11 @@ func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResp
 		if pos := cur.Pos[s]; pos > 0 && pos < state[s].PurgedVersion {
 			return nil, NewError(CodeResetRequired, "changes after this cursor were purged; discard the cursor and local synced state, and pull from the start")
 		}
+		if cur.Pos[s] > state[s].Version {
+			// The store is behind the cursor (restored from a backup, or
+			// another server): new changes would hide below the cursor.
+			return nil, NewError(CodeResetRequired, "the cursor is ahead of this server's data; discard it and pull from the start")
+		}
 	}
 	upper := cur.Upper
 	if upper == nil {

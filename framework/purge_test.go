@@ -76,3 +76,26 @@ func TestPurgeTombstonesAndReset(t *testing.T) {
 		}
 	})
 }
+
+// TestCursorAheadOfStoreResets: a cursor from a server whose data was
+// restored to an earlier point must not hide new changes below it.
+func TestCursorAheadOfStoreResets(t *testing.T) {
+	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
+		ctx := context.Background()
+		app := newTestApp(t, db)
+		ann := framework.Principal{UserID: "ann"}
+		if _, err := app.Push(ctx, ann, []*framework.Change{item("a", time.Now().Add(-time.Minute), 1)}); err != nil {
+			t.Fatal(err)
+		}
+		page, err := app.Pull(ctx, ann, framework.PullRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.NewRaw("UPDATE ferry_scopes SET version = 0").Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := app.Pull(ctx, ann, framework.PullRequest{Cursor: page.Cursor}); !errors.Is(err, &framework.Error{Code: framework.CodeResetRequired}) {
+			t.Fatalf("cursor ahead of the store: %v", err)
+		}
+	})
+}
