@@ -26,6 +26,7 @@ type accounts struct {
 
 var _ framework.Plugin = (*accounts)(nil)
 
+// Name implements framework.Plugin.
 func (a *accounts) Name() string { return "accounts" }
 
 // Setup binds the data.User hooks: emails are compared lower-cased, and an
