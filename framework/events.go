@@ -25,7 +25,8 @@ type ValidateEvent struct {
 // previous state or nil. The core write is the last link: work after
 // e.Next() sees the record written. Returning an error undoes this
 // record's write (a *ValidationError rejects it, [ErrForbidden] forbids it,
-// anything else fails the request).
+// anything else fails the request). Query through e.Tx, never the App's
+// DB: on SQLite the transaction holds the only connection.
 type ApplyEvent struct {
 	hook.Event
 	Context   context.Context

@@ -179,7 +179,15 @@ func (a *App) handlePush(c *gin.Context) error {
 			good = append(good, ch)
 		}
 	}
-	applied, err := a.Push(c.Request.Context(), principal(c), good)
+	var cur *cursor
+	if s, _ := body.(map[string]any)["cursor"].(string); s != "" {
+		var err error
+		if cur, err = decodeCursor(s, ""); err != nil {
+			return err
+		}
+	}
+	p := principal(c)
+	applied, err := a.Push(c.Request.Context(), p, good)
 	if err != nil {
 		return err
 	}
@@ -192,8 +200,42 @@ func (a *App) handlePush(c *gin.Context) error {
 		}
 		results[i], applied = applied[0], applied[1:]
 	}
-	writeJSON(c, http.StatusOK, pushResponse{Results: results})
+	resp := pushResponse{Results: results}
+	if cur != nil {
+		resp.Cursor = advanceCursor(cur, p.UserID, results).encode()
+	}
+	writeJSON(c, http.StatusOK, resp)
 	return nil
+}
+
+// advanceCursor moves a device's cursor past the device's own writes when
+// that skips nothing else: a push's writes take consecutive versions of
+// the caller's scope, starting right after the version the scope had, so
+// if the cursor stood exactly there, the versions up to the last write are
+// all the device's own. Otherwise the cursor is returned unchanged and the
+// device pulls its writes back (harmlessly, same versions).
+func advanceCursor(cur *cursor, scope string, results []Result) *cursor {
+	var first, last int64
+	for _, r := range results {
+		// A retried change answers with a version the cursor has passed.
+		if r.Status != StatusApplied || r.Record == nil || r.Record.Owner != scope || r.Record.Version <= cur.Pos[scope] {
+			continue
+		}
+		v := r.Record.Version
+		if first == 0 || v < first {
+			first = v
+		}
+		last = max(last, v)
+	}
+	if first == 0 || cur.Upper != nil || cur.Pos[scope] != first-1 {
+		return cur
+	}
+	next := &cursor{Pos: map[string]int64{}, Filter: cur.Filter}
+	for s, p := range cur.Pos {
+		next.Pos[s] = p
+	}
+	next.Pos[scope] = last
+	return next
 }
 
 func (a *App) handlePull(c *gin.Context) error {

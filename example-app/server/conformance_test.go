@@ -316,6 +316,54 @@ func TestProtocolConformance(t *testing.T) {
 			}
 		})
 
+		t.Run("push moves the cursor past own writes only", func(t *testing.T) {
+			ann := e.signUp("ann-pushcursor")
+			_, cur := ann.pullAll("", 0)
+			pushWithCursor := func(cursor string, changes ...map[string]any) string {
+				var out struct {
+					Cursor string `json:"cursor"`
+				}
+				body := jsonBody(map[string]any{"cursor": cursor, "changes": changes})
+				if st := e.do("POST", "/sync/push", ann.Token, body, &out); st != 200 || out.Cursor == "" {
+					t.Fatalf("push: %d %q", st, out.Cursor)
+				}
+				return out.Cursor
+			}
+			cur = pushWithCursor(cur, note("own1", t1, "mine"), note("own2", t1, "mine too"))
+			if got, _ := ann.pullAll(cur, 0); len(got) != 0 {
+				t.Fatalf("own writes came back as news: %+v", got)
+			}
+			// Another device writes; this device's next push must not skip it.
+			ann.push(note("other", t1, "from the other device"))
+			cur = pushWithCursor(cur, note("own3", t1, "mine"))
+			got, _ := ann.pullAll(cur, 0)
+			if len(got) != 2 || got[0].UID != "other" {
+				t.Fatalf("after another device's write: %+v", got)
+			}
+			var ae apiError
+			if st := e.do("POST", "/sync/push", ann.Token, `{"cursor":"junk","changes":[]}`, &ae); st != 400 || ae.Error.Code != "invalid_cursor" {
+				t.Fatalf("junk cursor: %d %+v", st, ae)
+			}
+		})
+
+		t.Run("pulled records push back unchanged", func(t *testing.T) {
+			// Whatever the server sends must be accepted back as it is: a
+			// device that edits nothing but re-sends a record (or edits from
+			// the server's state) must not be rejected.
+			ann := e.signUp("ann-roundtrip")
+			ann.push(note("bare", t1, "no tags"), map[string]any{"model": "data.Setting", "uid": "s", "modify_at": t1, "data": map[string]any{"key": "k"}})
+			changes, _ := ann.pullAll("", 0)
+			var back []map[string]any
+			for _, c := range changes {
+				back = append(back, map[string]any{"model": c.Model, "uid": c.UID, "modify_at": c.ModifyAt, "is_deleted": c.IsDeleted, "data": c.Data})
+			}
+			for i, r := range ann.push(back...) {
+				if r.Status != "applied" || r.Record.Version != changes[i].Version {
+					t.Fatalf("%s pushed back: %s %v (answer %+v, was version %d)", r.UID, r.Status, r.Errors, r.Record, changes[i].Version)
+				}
+			}
+		})
+
 		t.Run("two devices edit offline", func(t *testing.T) {
 			ann := e.signUp("ann-devices")
 			// Both devices start from the same synced state.
