@@ -5,7 +5,7 @@
 //	go run ./bench                 # full run on PostgreSQL (a few minutes)
 //	go run ./bench -smoke          # tiny sizes, one repetition, < 1 minute
 //	go run ./bench -store sqlite   # the server on an embedded SQLite file
-//	go run ./bench -only batch -cpuprofile cpu.out   # profile the server
+//	go run ./bench -only batch -cpuprofile cpu.out   # server profile in cpu-batch.out
 //
 // The server runs as a child process (this program re-executed with
 // -serve), built exactly like example-app/server, so the RSS reported is
@@ -113,14 +113,6 @@ func mainErr(o options) (err error) {
 	}
 	defer os.RemoveAll(tmp)
 	childArgs := []string{"-data-dir", tmp, "-secret", "bench-secret-" + runID + strings.Repeat("x", 32)}
-	if o.cpuProfile != "" {
-		p, _ := filepath.Abs(o.cpuProfile)
-		childArgs = append(childArgs, "-cpuprofile", p)
-	}
-	if o.memProfile != "" {
-		p, _ := filepath.Abs(o.memProfile)
-		childArgs = append(childArgs, "-memprofile", p)
-	}
 
 	b := &bencher{ctx: ctx, opt: o, store: o.store, runID: runID}
 	var schemaURL string
@@ -143,17 +135,6 @@ func mainErr(o options) (err error) {
 		return fmt.Errorf("-store must be postgres or sqlite, not %q", o.store)
 	}
 
-	c, err := startChild(ctx, childArgs)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if serr := c.stop(); serr != nil {
-			err = errors.Join(err, fmt.Errorf("server: %w", serr))
-		}
-	}()
-	b.pid = c.pid()
-	b.d = newDriver(c.addr, 8)
 	if o.store == "postgres" {
 		if b.db, err = models.OpenPostgres(ctx, schemaURL); err != nil {
 			return err
@@ -168,7 +149,7 @@ func mainErr(o options) (err error) {
 		}
 	}
 	defer b.db.Close()
-	logf("server pid %d on %s, store %s, %s x %d repetitions", b.pid, c.addr, o.store, o.duration, o.reps)
+	logf("store %s, %s x %d repetitions", o.store, o.duration, o.reps)
 
 	var results []Result
 	b.emit = func(r Result) {
@@ -229,7 +210,7 @@ func mainErr(o options) (err error) {
 			continue
 		}
 		t0 := time.Now()
-		if err := s.fn(); err != nil {
+		if err := b.step(childArgs, s.name, s.fn); err != nil {
 			return err
 		}
 		logf("%s done in %s", s.name, time.Since(t0).Round(time.Millisecond))
@@ -237,6 +218,37 @@ func mainErr(o options) (err error) {
 	printTable(results)
 	logf("total %s", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// step runs one group of workloads against a server process of its own,
+// so each group's RSS and profiles are its own and not what earlier
+// groups left in the heap. Profiles get the group's name as a suffix
+// (cpu.out becomes cpu-batch.out).
+func (b *bencher) step(args []string, name string, fn func() error) (err error) {
+	args = append([]string(nil), args...)
+	for _, p := range []struct{ flag, path string }{{"-cpuprofile", b.opt.cpuProfile}, {"-memprofile", b.opt.memProfile}} {
+		if p.path != "" {
+			abs, _ := filepath.Abs(p.path)
+			ext := filepath.Ext(abs)
+			args = append(args, p.flag, strings.TrimSuffix(abs, ext)+"-"+name+ext)
+		}
+	}
+	c, err := startChild(b.ctx, args)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if serr := c.stop(); serr != nil {
+			err = errors.Join(err, fmt.Errorf("server: %w", serr))
+		}
+	}()
+	b.pid = c.pid()
+	b.d = newDriver(c.addr, 8)
+	defer b.d.hc.CloseIdleConnections()
+	if rss, _, err := procMem(b.pid); err == nil {
+		logf("%s: server pid %d on %s, RSS at start %.1f MB", name, b.pid, c.addr, rss)
+	}
+	return fn()
 }
 
 // size names a record count: 100k, 1m, 3000.
