@@ -46,8 +46,9 @@
 //	res, err := c.Sync(ctx) // whenever the network is back
 //
 // The store is the seam for persistence: [MemoryStore] keeps everything in
-// memory, and package clienttest holds the conformance suite a file-backed
-// store must pass.
+// memory; [SQLiteStore] ([OpenSQLiteStore]) keeps records, queue and cursor
+// in a SQLite file, so a device that restarts picks up where it stopped.
+// Package clienttest holds the conformance suite every store passes.
 //
 // The package has no global state. A Client is safe for concurrent use;
 // syncs are serialized.

@@ -95,7 +95,7 @@ func register(baseURL, name string) (account, error) {
 type device struct {
 	*client.Client
 	t     *testing.T
-	store *client.MemoryStore
+	store client.Store
 	clock *clock
 	tr    *transport
 }
@@ -120,7 +120,7 @@ func (e *env) device(acc account, edit ...func(*client.Config)) *device {
 	if err != nil {
 		e.t.Fatalf("new client: %v", err)
 	}
-	d.Client = c
+	d.Client, d.store = c, cfg.Store
 	return d
 }
 

@@ -1,6 +1,10 @@
 package client_test
 
 import (
+	"context"
+	"errors"
+	"net/http"
+	"path/filepath"
 	"testing"
 
 	"github.com/ferrysync/ferry/framework/client"
@@ -9,4 +13,105 @@ import (
 
 func TestMemoryStore(t *testing.T) {
 	clienttest.TestStore(t, func(*testing.T) client.Store { return client.NewMemoryStore() })
+}
+
+func TestSQLiteStore(t *testing.T) {
+	t.Parallel()
+	clienttest.TestStore(t, func(t *testing.T) client.Store { return openStore(t, filepath.Join(t.TempDir(), "device.db")) })
+}
+
+func openStore(t *testing.T, path string) *client.SQLiteStore {
+	t.Helper()
+	s, err := client.OpenSQLiteStore(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestSQLiteStoreSurvivesRestart closes and reopens a device's file in the
+// middle of work: after a push whose answer was lost (the server applied
+// it), with changes queued and news waiting on the server. The queue, the
+// records and the cursor survive, and the next sync completes without
+// duplicates.
+func TestSQLiteStoreSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, openSQLite(t))
+	acc := e.signUp("Restart")
+	path := filepath.Join(t.TempDir(), "device.db")
+	st, err := client.OpenSQLiteStore(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noRetry := func(c *client.Config) { c.Store, c.DeviceID, c.Retry.MaxAttempts = st, "phone", 1 }
+	d := e.device(acc, noRetry)
+	other := e.device(acc)
+	d.put("a", map[string]any{"title": "a"})
+	d.put("b", map[string]any{"title": "b"})
+	d.sync()
+	cursor, err := st.Cursor(ctx)
+	if err != nil || cursor == "" {
+		t.Fatalf("cursor after sync = %q, %v", cursor, err)
+	}
+	other.sync()
+	other.put("x", map[string]any{"title": "from the other device"})
+	other.sync()
+
+	// Offline work, then a push the server applies but whose answer is lost.
+	d.put("a", map[string]any{"title": "a, edited"})
+	d.put("c", map[string]any{"title": "c"})
+	if err := d.Delete(ctx, "data.Note", "b"); err != nil {
+		t.Fatal(err)
+	}
+	d.tr.setBefore(func(_ int, req *http.Request) (*http.Response, error) {
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return nil, errors.New("connection reset (injected after the server answered)")
+	})
+	if _, err := d.Sync(ctx); err == nil {
+		t.Fatal("sync succeeded although its answer was dropped")
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	st2 := openStore(t, path)
+	if got, err := st2.Cursor(ctx); err != nil || got != cursor {
+		t.Fatalf("cursor after reopening = %q, %v; want %q", got, err, cursor)
+	}
+	p, err := st2.Pending(ctx, client.PendingParams{})
+	if err != nil || len(p) != 3 {
+		t.Fatalf("queue after reopening = %+v, %v; want 3 entries", p, err)
+	}
+	if r, err := st2.Get(ctx, client.Key{Owner: acc.ID, Model: "data.Note", UID: "b"}); err != nil || !r.IsDeleted || r.Synced {
+		t.Fatalf("b after reopening = %+v, %v; want an unsynced tombstone", r, err)
+	}
+	d2 := e.device(acc, func(c *client.Config) { c.Store, c.DeviceID = st2, "phone" })
+	res := d2.sync()
+	if res.Pushed != 3 || res.Applied != 3 {
+		t.Fatalf("sync after reopening: %+v; want the 3 queued changes applied (again)", res)
+	}
+	if d2.title("x") != "from the other device" {
+		t.Fatalf("the other device's note did not arrive")
+	}
+	other.sync()
+	e.assertConverged(acc, d2, other)
+
+	// And once more: the synced state itself survives.
+	want := d2.localState()
+	if err := st2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d3 := e.device(acc, func(c *client.Config) { c.Store = openStore(t, path) })
+	if got := d3.localState(); len(got) != len(want) {
+		t.Fatalf("after a second reopen: %d records, want %d", len(got), len(want))
+	}
+	e.assertConverged(acc, d3)
+	if res := d3.sync(); res.Pushed != 0 || res.Stored != 0 {
+		t.Fatalf("a synced device pushed or stored again after reopening: %+v", res)
+	}
 }
