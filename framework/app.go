@@ -151,10 +151,13 @@ func (a *App) DB() *bun.DB { return a.db }
 func (a *App) Logger() *slog.Logger { return a.log }
 
 // OnValidate is the hook run before validation; see [ValidateEvent].
+// Handlers may be limited to models with hook.Handler.Tags (model names).
 func (a *App) OnValidate() *hook.Hook[*ValidateEvent] { return &a.onValidate }
 
 // OnApply is the hook run inside the transaction around each write; see
-// [ApplyEvent].
+// [ApplyEvent]. Tag handlers with the models they concern
+// (hook.Handler.Tags): writes of models no handler concerns are batched
+// into a few bulk statements, which is much faster.
 func (a *App) OnApply() *hook.Hook[*ApplyEvent] { return &a.onApply }
 
 // OnCommit is the hook run after a push committed; see [CommitEvent].

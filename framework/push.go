@@ -89,8 +89,17 @@ func (a *App) PushWith(ctx context.Context, p Principal, changes []*Change, opts
 	}
 	var written []*Record
 	var err error
+	careful := false
 	for attempt := 0; ; attempt++ {
-		written, err = a.applyAll(ctx, p, preps, results, opts)
+		written, err = a.applyAll(ctx, p, preps, results, opts, careful)
+		var fe *flushError
+		if errors.As(err, &fe) && !careful {
+			// A bulk write failed (a unique field, a uid another user just
+			// took): run the batch again writing change by change, so the
+			// failure lands on the change that caused it.
+			careful = true
+			continue
+		}
 		if err == nil || !models.IsRetryable(err) || attempt >= 8 || ctx.Err() != nil {
 			break
 		}
@@ -134,7 +143,7 @@ func (a *App) prepare(ctx context.Context, p Principal, ch *Change, res *Result)
 		pr, err := a.validate(m, e.Change)
 		out = pr
 		return err
-	})
+	}, m.name)
 	if err != nil {
 		a.failResult(res, err)
 		return nil
@@ -195,12 +204,67 @@ func (a *App) failResult(res *Result, err error) {
 // pushTx is the state of one push transaction.
 type pushTx struct {
 	tx bun.Tx
-	// next and last track versions allocated in the locked scope.
-	scope      string
-	next, last int64
+	// first, next and last track versions allocated in the locked scope.
+	scope             string
+	first, next, last int64
+	// careful writes each change at once inside a savepoint; otherwise
+	// changes of models without apply hooks are staged and written in bulk
+	// at the end.
+	careful bool
+	staged  []*stagedModel
 }
 
-func (a *App) applyAll(ctx context.Context, p Principal, preps []*prepared, results []Result, opts PushOptions) ([]*Record, error) {
+type stagedModel struct {
+	model *model
+	index map[string]int // uid -> position in recs
+	recs  []*models.Record
+}
+
+// stage queues a write; a later write of the same record replaces it, as
+// only the last state (and its version) must reach the store.
+func (st *pushTx) stage(m *model, rec *models.Record) {
+	var sm *stagedModel
+	for _, x := range st.staged {
+		if x.model == m {
+			sm = x
+		}
+	}
+	if sm == nil {
+		sm = &stagedModel{model: m, index: map[string]int{}}
+		st.staged = append(st.staged, sm)
+	}
+	if i, ok := sm.index[rec.UID]; ok {
+		sm.recs[i] = rec
+		return
+	}
+	sm.index[rec.UID] = len(sm.recs)
+	sm.recs = append(sm.recs, rec)
+}
+
+// flushError marks a failed bulk write; the push is run again carefully.
+type flushError struct{ err error }
+
+func (e *flushError) Error() string { return "bulk write: " + e.err.Error() }
+func (e *flushError) Unwrap() error { return e.err }
+
+// flush writes the staged records and their change-index rows.
+func (st *pushTx) flush(ctx context.Context) error {
+	for _, sm := range st.staged {
+		if err := sm.model.table.Upsert(ctx, st.tx, sm.recs); err != nil {
+			return &flushError{fmt.Errorf("write %s: %w", sm.model.name, err)}
+		}
+		idx := make([]models.Change, len(sm.recs))
+		for i, r := range sm.recs {
+			idx[i] = models.Change{Model: r.Model, UID: r.UID, Scope: r.Owner, Version: r.Version, IsDeleted: r.IsDeleted}
+		}
+		if err := models.IndexChanges(ctx, st.tx, idx); err != nil {
+			return &flushError{err}
+		}
+	}
+	return nil
+}
+
+func (a *App) applyAll(ctx context.Context, p Principal, preps []*prepared, results []Result, opts PushOptions, careful bool) ([]*Record, error) {
 	byModel := map[*model][]string{}
 	for _, pr := range preps {
 		if pr != nil {
@@ -217,10 +281,11 @@ func (a *App) applyAll(ctx context.Context, p Principal, preps []*prepared, resu
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 	// Every record the caller may write lives in the caller's scope, so
 	// locking that scope first makes the reads below stable until commit.
-	st := &pushTx{tx: tx, scope: p.UserID}
+	st := &pushTx{tx: tx, scope: p.UserID, careful: careful}
 	if st.next, err = models.ReserveVersion(ctx, tx, st.scope); err != nil {
 		return nil, err
 	}
+	st.first = st.next
 	loaded := map[string]*models.Record{}
 	for m, uids := range byModel {
 		rows, err := m.table.Load(ctx, tx, m.name, uids)
@@ -254,8 +319,13 @@ func (a *App) applyAll(ctx context.Context, p Principal, preps []*prepared, resu
 	if len(written) == 0 {
 		return nil, tx.Rollback()
 	}
-	if err := models.SetScopeVersion(ctx, tx, st.scope, st.last); err != nil {
+	if err := st.flush(ctx); err != nil {
 		return nil, err
+	}
+	if st.last > st.first {
+		if err := models.SetScopeVersion(ctx, tx, st.scope, st.last); err != nil {
+			return nil, err
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
@@ -309,6 +379,15 @@ func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepare
 			next.Data = json.RawMessage(`{}`)
 		}
 		next.Version = st.next
+		if !st.careful && !a.onApply.HasHandlers(m.name) {
+			st.stage(m, &next)
+			st.last = next.Version
+			st.next++
+			loaded[key] = &next
+			rec := wireRecord(&next)
+			res.Status, res.Record = StatusApplied, rec
+			return rec, nil
+		}
 		rec, err := a.write(ctx, st, p, m, stored, &next)
 		if err == nil {
 			st.last = next.Version
@@ -365,7 +444,7 @@ func (a *App) write(ctx context.Context, st *pushTx, p Principal, m *model, stor
 		return models.IndexChange(ctx, st.tx, &models.Change{
 			Model: m.name, UID: next.UID, Scope: next.Owner, Version: next.Version, IsDeleted: next.IsDeleted,
 		})
-	})
+	}, m.name)
 	if err != nil {
 		if _, rerr := st.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT ferry_change"); rerr != nil {
 			return nil, errors.Join(err, fmt.Errorf("rollback to savepoint: %w", rerr))

@@ -94,3 +94,29 @@ func TestReadSince(t *testing.T) {
 		}
 	})
 }
+
+// TestSameRecordTwiceInOneBatch: the bulk path keeps only a record's last
+// state, and every change still gets its answer.
+func TestSameRecordTwiceInOneBatch(t *testing.T) {
+	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
+		app := newTestApp(t, db)
+		ctx := context.Background()
+		ann := framework.Principal{UserID: "ann"}
+		at := time.Now().Add(-time.Hour).UTC()
+		res, err := app.Push(ctx, ann, []*framework.Change{item("a", at, 1), item("b", at, 1), item("a", at.Add(time.Second), 2), item("a", at.Add(-time.Second), 3)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res[0].Status != "applied" || res[2].Status != "applied" || res[3].Status != "stale" || string(res[3].Record.Data) != `{"n":2}` {
+			t.Fatalf("results %+v", res)
+		}
+		page, err := app.Pull(ctx, ann, framework.PullRequest{})
+		if err != nil || len(page.Changes) != 2 {
+			t.Fatalf("pull: %v %d", err, len(page.Changes))
+		}
+		last := page.Changes[1]
+		if last.UID != "a" || string(last.Data) != `{"n":2}` || last.Version != res[2].Record.Version {
+			t.Fatalf("stored %+v, want a's second state at version %d", last, res[2].Record.Version)
+		}
+	})
+}

@@ -22,7 +22,9 @@ import "time"
 // Its fields are tagged `json:"-"` so that encoding the model yields only the
 // model's own data; the envelope (uid, owner, modify_at…) travels beside it.
 // The column names are fixed: uid, owner, modify_at, is_deleted, version,
-// created_at and updated_at.
+// created_at and updated_at. Give a model's own columns no bun `default:`
+// tag: in a multi-row insert bun replaces a zero value in the first row by
+// the default for every row.
 type Base struct {
 	// ID is the record's client-chosen uid.
 	ID string `bun:"uid,pk,type:varchar(64)" json:"-"`
@@ -32,7 +34,7 @@ type Base struct {
 	// policies.
 	ModifiedAt time.Time `bun:"modify_at,notnull" json:"-"`
 	// IsDeleted marks a tombstone.
-	IsDeleted bool `bun:"is_deleted,notnull,default:false" json:"-"`
+	IsDeleted bool `bun:"is_deleted,notnull" json:"-"`
 	// Version is assigned by the server on every accepted write; it is
 	// counted per owner and orders pulls.
 	Version int64 `bun:"version,notnull" json:"-"`

@@ -21,7 +21,7 @@ type Scope struct {
 	Version int64  `bun:"version,notnull"`
 	// PurgedVersion is the highest version whose tombstones may have been
 	// purged; a cursor older than it must reset.
-	PurgedVersion int64 `bun:"purged_version,notnull,default:0"`
+	PurgedVersion int64 `bun:"purged_version,notnull"`
 }
 
 // Change is a row of the change index: the latest version of one record.
@@ -33,7 +33,7 @@ type Change struct {
 	UID       string `bun:"uid,pk,type:varchar(64)"`
 	Scope     string `bun:"scope,notnull,type:varchar(255)"`
 	Version   int64  `bun:"version,notnull"`
-	IsDeleted bool   `bun:"is_deleted,notnull,default:false"`
+	IsDeleted bool   `bun:"is_deleted,notnull"`
 }
 
 // ReserveVersion takes the scope's counter row lock (creating the row when
@@ -75,6 +75,19 @@ func IndexChange(ctx context.Context, idb bun.IDB, c *Change) error {
 		Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("index change %s/%s: %w", c.Model, c.UID, err)
+	}
+	return nil
+}
+
+// IndexChanges records many changes in one statement per chunk; each
+// (model, uid) must appear once.
+func IndexChanges(ctx context.Context, idb bun.IDB, cs []Change) error {
+	err := upsertChunks(ctx, idb, len(cs), func(lo, hi int) *bun.InsertQuery {
+		part := cs[lo:hi]
+		return idb.NewInsert().Model(&part).On("CONFLICT (model, uid) DO UPDATE")
+	}, []string{"scope", "version", "is_deleted"}, false)
+	if err != nil {
+		return fmt.Errorf("index %d changes: %w", len(cs), err)
 	}
 	return nil
 }

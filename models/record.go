@@ -3,6 +3,8 @@ package models
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -33,6 +35,10 @@ type Table interface {
 	Insert(ctx context.Context, idb bun.IDB, rec *Record) error
 	// Update replaces the envelope and data of an existing record.
 	Update(ctx context.Context, idb bun.IDB, rec *Record) error
+	// Upsert writes records in one statement: new ones are inserted, and
+	// existing ones get their envelope and data replaced (server-only
+	// columns and created_at are kept). uids must be distinct.
+	Upsert(ctx context.Context, idb bun.IDB, recs []*Record) error
 	// Tombstones returns up to limit tombstones last written before
 	// before, for purging.
 	Tombstones(ctx context.Context, idb bun.IDB, model string, before time.Time, limit int) ([]Record, error)
@@ -49,7 +55,7 @@ type GenericRecord struct {
 	UID       string          `bun:"uid,pk,type:varchar(64)"`
 	Owner     string          `bun:"owner,notnull,type:varchar(255)"`
 	ModifyAt  time.Time       `bun:"modify_at,notnull"`
-	IsDeleted bool            `bun:"is_deleted,notnull,default:false"`
+	IsDeleted bool            `bun:"is_deleted,notnull"`
 	Version   int64           `bun:"version,notnull"`
 	Data      json.RawMessage `bun:"data,type:text,notnull"`
 	CreatedAt time.Time       `bun:"created_at,notnull"`
@@ -109,6 +115,52 @@ func (GenericTable) Delete(ctx context.Context, idb bun.IDB, model string, uids 
 	_, err := idb.NewDelete().Model((*GenericRecord)(nil)).Where("model = ?", model).Where("uid IN (?)", bun.List(uids)).Exec(ctx)
 	return err
 }
+
+// Upsert implements [Table].
+func (GenericTable) Upsert(ctx context.Context, idb bun.IDB, recs []*Record) error {
+	rows := make([]GenericRecord, len(recs))
+	for i, r := range recs {
+		rows[i] = *toGeneric(r)
+	}
+	return upsertChunks(ctx, idb, len(rows), func(lo, hi int) *bun.InsertQuery {
+		part := rows[lo:hi]
+		return idb.NewInsert().Model(&part).On("CONFLICT (model, uid) DO UPDATE")
+	}, []string{"modify_at", "is_deleted", "version", "data", "updated_at"}, true)
+}
+
+// upsertChunks runs multi-row upserts of at most upsertChunk rows, setting
+// cols from the incoming row on conflict. Chunks keep each statement well
+// under SQLite's bound-parameter limit.
+//
+// With sameOwner, a conflicting row is updated only when it has the
+// incoming row's owner; a row that was neither inserted nor updated (a uid
+// another owner took meanwhile) makes the whole call fail with
+// [ErrNotWritten], so the caller can redo the batch one change at a time.
+func upsertChunks(ctx context.Context, idb bun.IDB, n int, query func(lo, hi int) *bun.InsertQuery, cols []string, sameOwner bool) error {
+	const upsertChunk = 500
+	for lo := 0; lo < n; lo += upsertChunk {
+		hi := min(lo+upsertChunk, n)
+		q := query(lo, hi)
+		for _, c := range cols {
+			q = q.Set("? = EXCLUDED.?", bun.Ident(c), bun.Ident(c))
+		}
+		if sameOwner {
+			q = q.Where("?TableAlias.owner = EXCLUDED.owner")
+		}
+		res, err := q.Exec(ctx)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err == nil && n != int64(hi-lo) {
+			return fmt.Errorf("%w: %d of %d rows", ErrNotWritten, n, hi-lo)
+		}
+	}
+	return nil
+}
+
+// ErrNotWritten reports a bulk upsert that skipped rows (owned by someone
+// else).
+var ErrNotWritten = errors.New("models: some rows were not written")
 
 func toGeneric(rec *Record) *GenericRecord {
 	data := rec.Data

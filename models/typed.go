@@ -124,6 +124,23 @@ func (t *TypedTable[T, P]) Update(ctx context.Context, idb bun.IDB, rec *Record)
 	return err
 }
 
+// Upsert implements [Table].
+func (t *TypedTable[T, P]) Upsert(ctx context.Context, idb bun.IDB, recs []*Record) error {
+	rows := make([]T, len(recs))
+	for i, r := range recs {
+		v, err := t.FromRecord(r)
+		if err != nil {
+			return err
+		}
+		rows[i] = *v
+	}
+	cols := append([]string{"modify_at", "is_deleted", "version", "updated_at"}, t.dataColumns...)
+	return upsertChunks(ctx, idb, len(rows), func(lo, hi int) *bun.InsertQuery {
+		part := rows[lo:hi]
+		return idb.NewInsert().Model(&part).On("CONFLICT (uid) DO UPDATE")
+	}, cols, true)
+}
+
 // Tombstones implements [Table].
 func (t *TypedTable[T, P]) Tombstones(ctx context.Context, idb bun.IDB, model string, before time.Time, limit int) ([]Record, error) {
 	var rows []T

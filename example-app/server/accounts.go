@@ -33,14 +33,13 @@ func (a *accounts) Name() string { return "accounts" }
 // email another account holds is rejected inside the write transaction.
 func (a *accounts) Setup(app *framework.App) error {
 	a.app = app
-	app.OnValidate().Bind(&hook.Handler[*framework.ValidateEvent]{ID: "accounts.normalize-email", Func: func(e *framework.ValidateEvent) error {
-		if e.Change.Model == "data.User" {
-			e.Change.Data = lowerEmail(e.Change.Data)
-		}
+	user := []string{"data.User"}
+	app.OnValidate().Bind(&hook.Handler[*framework.ValidateEvent]{ID: "accounts.normalize-email", Tags: user, Func: func(e *framework.ValidateEvent) error {
+		e.Change.Data = lowerEmail(e.Change.Data)
 		return e.Next()
 	}})
-	app.OnApply().Bind(&hook.Handler[*framework.ApplyEvent]{ID: "accounts.unique-email", Func: func(e *framework.ApplyEvent) error {
-		if e.Record.Model != "data.User" || e.Record.IsDeleted {
+	app.OnApply().Bind(&hook.Handler[*framework.ApplyEvent]{ID: "accounts.unique-email", Tags: user, Func: func(e *framework.ApplyEvent) error {
+		if e.Record.IsDeleted {
 			return e.Next()
 		}
 		var u User

@@ -39,7 +39,24 @@ type Resolver interface {
 type Handler[E Resolver] struct {
 	ID       string
 	Priority int
-	Func     func(E) error
+	// Tags, when set, limit the handler to triggers carrying one of them
+	// (Ferry tags data hooks with the model name, e.g. "data.User").
+	Tags []string
+	Func func(E) error
+}
+
+func (h *Handler[E]) matches(tags []string) bool {
+	if len(h.Tags) == 0 {
+		return true
+	}
+	for _, want := range h.Tags {
+		for _, have := range tags {
+			if want == have {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Hook is a chain of handlers for one event type. It is safe for
@@ -105,13 +122,28 @@ func (h *Hook[E]) sort() {
 	sort.SliceStable(h.handlers, func(i, j int) bool { return h.handlers[i].Priority < h.handlers[j].Priority })
 }
 
-// Trigger runs the bound handlers and then final, the core action, as one
-// chain on event.
-func (h *Hook[E]) Trigger(event E, final func(E) error) error {
+// HasHandlers reports whether a trigger with these tags would run any
+// handler, so callers can skip building events nobody listens to.
+func (h *Hook[E]) HasHandlers(tags ...string) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, hd := range h.handlers {
+		if hd.matches(tags) {
+			return true
+		}
+	}
+	return false
+}
+
+// Trigger runs the bound handlers that match tags (untagged handlers
+// always match) and then final, the core action, as one chain on event.
+func (h *Hook[E]) Trigger(event E, final func(E) error, tags ...string) error {
 	h.mu.RLock()
 	fns := make([]func(E) error, 0, len(h.handlers)+1)
 	for _, hd := range h.handlers {
-		fns = append(fns, hd.Func)
+		if hd.matches(tags) {
+			fns = append(fns, hd.Func)
+		}
 	}
 	h.mu.RUnlock()
 	if final != nil {

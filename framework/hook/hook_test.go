@@ -46,3 +46,20 @@ func TestChainOrderAndAbort(t *testing.T) {
 		t.Fatalf("unbind left %d", h.Len())
 	}
 }
+
+func TestTags(t *testing.T) {
+	var h hook.Hook[*event]
+	h.Bind(&hook.Handler[*event]{ID: "user-only", Tags: []string{"data.User"}, Func: func(e *event) error {
+		e.trace = append(e.trace, "user")
+		return e.Next()
+	}})
+	if h.HasHandlers("data.Note") || !h.HasHandlers("data.User") {
+		t.Fatal("HasHandlers ignores tags")
+	}
+	e := &event{}
+	_ = h.Trigger(e, nil, "data.Note")
+	_ = h.Trigger(e, nil, "data.User")
+	if fmt.Sprint(e.trace) != "[user]" {
+		t.Fatalf("trace %v", e.trace)
+	}
+}

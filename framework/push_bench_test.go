@@ -1,0 +1,38 @@
+package framework_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/ferrysync/ferry/framework"
+	"github.com/ferrysync/ferry/framework/synctest"
+)
+
+// BenchmarkPushBatch500 measures App.Push of 500 new records per batch
+// (half creates, half updates of the previous batch's records).
+func BenchmarkPushBatch500(b *testing.B) {
+	for _, store := range []synctest.Store{synctest.Postgres, synctest.SQLite} {
+		b.Run(string(store), func(b *testing.B) {
+			app := newTestApp(b, synctest.Open(b, store))
+			ctx := context.Background()
+			p := framework.Principal{UserID: "bench"}
+			at := time.Now().Add(-time.Hour)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				batch := make([]*framework.Change, 500)
+				for j := range batch {
+					uid := fmt.Sprintf("r%d", (i*250+j)%1_000_000)
+					batch[j] = item(uid, at.Add(time.Duration(i*500+j)*time.Microsecond), j)
+				}
+				res, err := app.Push(ctx, p, batch)
+				if err != nil || res[0].Status != framework.StatusApplied {
+					b.Fatal(err, res[0])
+				}
+			}
+			b.ReportMetric(float64(b.N*500)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}
