@@ -1,40 +1,20 @@
 package server_test
 
 import (
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
-	"github.com/ferrysync/ferry/example-app/server"
+	"github.com/ferrysync/ferry/example-app/server/servertest"
 	"github.com/ferrysync/ferry/framework/synctest"
 )
 
 // fuzzServer builds the example app on SQLite and signs a user up.
 func fuzzServer(f *testing.F) (http.Handler, string) {
-	srv, err := server.New(context.Background(), server.Config{
-		DataDir: f.TempDir(), JWTSecret: "fuzz-secret-fuzz-secret-fuzz-secret-12",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}, synctest.OpenSQLite(f))
-	if err != nil {
-		f.Fatal(err)
-	}
-	h := srv.Handler()
-	rec := httptest.NewRecorder()
-	req := httptest.NewRequest("POST", "/auth/register", strings.NewReader(`{"email":"fuzz@example.com","password":"fuzzfuzz","name":"F"}`))
-	req.Header.Set("Content-Type", "application/json")
-	h.ServeHTTP(rec, req)
-	var out struct {
-		Token string `json:"token"`
-	}
-	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || out.Token == "" {
-		f.Fatalf("sign up: %d %s", rec.Code, rec.Body)
-	}
-	return h, out.Token
+	st := servertest.Start(f, synctest.OpenSQLite(f))
+	return st.Server.Handler(), st.SignUp(f, "fuzz").Token
 }
 
 // checkAnswer fails on a 500 or an answer outside the protocol's shapes.

@@ -1,17 +1,15 @@
 package server_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/ferrysync/ferry/example-app/server"
+	"github.com/ferrysync/ferry/example-app/server/servertest"
 	"github.com/ferrysync/ferry/framework/synctest"
 	"github.com/gin-gonic/gin"
 	"github.com/uptrace/bun"
@@ -28,18 +26,8 @@ type env struct {
 
 func newEnv(t *testing.T, db *bun.DB) *env {
 	t.Helper()
-	cfg := server.Config{
-		DataDir:   t.TempDir(),
-		JWTSecret: "test-secret-test-secret-test-secret-123",
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
-	srv, err := server.New(context.Background(), cfg, db)
-	if err != nil {
-		t.Fatalf("build server: %v", err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(hs.Close)
-	return &env{t: t, srv: srv, url: hs.URL}
+	st := servertest.Start(t, db)
+	return &env{t: t, srv: st.Server, url: st.URL}
 }
 
 func eachStore(t *testing.T, fn func(t *testing.T, e *env)) {
@@ -55,18 +43,8 @@ type user struct {
 
 func (e *env) signUp(name string) *user {
 	e.t.Helper()
-	var out struct {
-		Token string `json:"token"`
-		User  struct {
-			UID string `json:"uid"`
-		} `json:"user"`
-	}
-	body := fmt.Sprintf(`{"email":%q,"password":"correct horse","name":%q}`, strings.ToLower(name)+"@example.com", name)
-	status := e.do("POST", "/auth/register", "", body, &out)
-	if status != http.StatusCreated || out.Token == "" {
-		e.t.Fatalf("sign up %s: status %d", name, status)
-	}
-	return &user{e: e, ID: out.User.UID, Token: out.Token}
+	u := (&servertest.Env{URL: e.url}).SignUp(e.t, name)
+	return &user{e: e, ID: u.ID, Token: u.Token}
 }
 
 // do sends a request and decodes the JSON answer into out (when not nil);

@@ -1,0 +1,82 @@
+// Package servertest starts Ferry's example app for tests: on a given
+// store, over real HTTP (httptest), with a fixed JWT secret, and signs
+// users up. Tests of the client SDK, the protocol adapters and the
+// benchmarks use it, so they all talk to the same server.
+package servertest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/ferrysync/ferry/example-app/server"
+	"github.com/uptrace/bun"
+)
+
+// Secret is the JWT secret the test servers use.
+const Secret = "test-secret-test-secret-test-secret-123"
+
+// Env is a running example server.
+type Env struct {
+	Server *server.Server
+	// URL is the server's base URL (no trailing slash).
+	URL  string
+	http *httptest.Server
+}
+
+// Start builds the example app on db and serves it until the test ends.
+// Its logs are discarded.
+func Start(t testing.TB, db *bun.DB) *Env {
+	t.Helper()
+	srv, err := server.New(context.Background(), server.Config{
+		DataDir:   t.TempDir(),
+		JWTSecret: Secret,
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}, db)
+	if err != nil {
+		t.Fatalf("build example server: %v", err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	return &Env{Server: srv, URL: hs.URL, http: hs}
+}
+
+// User is a signed-up account.
+type User struct {
+	ID    string
+	Email string
+	Token string
+}
+
+// SignUp registers name (its email is derived from it) and returns the
+// account with its token.
+func (e *Env) SignUp(t testing.TB, name string) User {
+	t.Helper()
+	email := strings.ToLower(strings.ReplaceAll(name, " ", "-")) + "@example.com"
+	body, _ := json.Marshal(map[string]string{"email": email, "password": "correct horse", "name": name})
+	resp, err := http.Post(e.URL+"/auth/register", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("sign up %s: %v", name, err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Token string `json:"token"`
+		User  struct {
+			UID string `json:"uid"`
+		} `json:"user"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusCreated || out.Token == "" {
+		t.Fatalf("sign up %s: status %d, %v", name, resp.StatusCode, err)
+	}
+	return User{ID: out.User.UID, Email: email, Token: out.Token}
+}
+
+// String describes the server for test logs.
+func (e *Env) String() string { return fmt.Sprintf("example server at %s", e.URL) }
