@@ -1,0 +1,938 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferrysync/ferry/example-app/server"
+	"github.com/ferrysync/ferry/framework/client"
+	"github.com/ferrysync/ferry/framework/synctest"
+	"github.com/ferrysync/ferry/models"
+	"github.com/uptrace/bun"
+)
+
+// The convergence simulation.
+//
+// Several users, each with several devices (a client.Client with its own
+// store, some in memory, some in a SQLite file that is closed and reopened
+// as the device restarts), work offline for random stretches and sync in
+// random order through a transport that drops requests, drops answers after
+// the server applied them, duplicates requests, delivers copies of pushes
+// late (after newer pushes) and answers 503. The server is restarted on the
+// same database between rounds. Everything runs one step at a time, driven
+// by one seeded generator, so a seed (and a round count) replays a run.
+//
+// After a final round without faults, in which every device syncs until
+// nothing moves:
+//   - every device of a user holds exactly what a fresh full pull of that
+//     user returns (versions included), with nothing queued;
+//   - every record's final modify_at is the latest modify_at any device
+//     wrote for it (with its data when one write holds that time alone), so
+//     no local write and no change the server acknowledged was lost, and
+//     modify_at >= the last acknowledged one for every record;
+//   - no device ever held, and no answer ever carried, a record of another
+//     user (checked after every step and on every answer).
+//
+// FERRY_SIM_SEED fixes the seed; FERRY_SIM_DURATION (such as 10m) runs
+// epochs (fresh users and devices on the same server) until it is spent;
+// FERRY_SIM_ROUNDS fixes the rounds of a short run.
+
+// simDefaultBudget is the time a short run spends per store in its rounds.
+const simDefaultBudget = 2 * time.Second
+
+// errInjected marks a failure the fault transport made up.
+var errInjected = errors.New("injected fault")
+
+func TestSimConvergence(t *testing.T) {
+	t.Parallel()
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("FERRY_SIM_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("FERRY_SIM_SEED=%q: %v", s, err)
+		}
+		seed = v
+	}
+	var long time.Duration
+	if s := os.Getenv("FERRY_SIM_DURATION"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatalf("FERRY_SIM_DURATION=%q: %v", s, err)
+		}
+		long = d
+	}
+	rounds := 0
+	if s := os.Getenv("FERRY_SIM_ROUNDS"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 {
+			t.Fatalf("FERRY_SIM_ROUNDS=%q must be a positive integer", s)
+		}
+		rounds = v
+	}
+	for _, kind := range []synctest.Store{synctest.SQLite, synctest.Postgres} {
+		t.Run(string(kind), func(t *testing.T) {
+			t.Parallel()
+			srv := newSimServer(t, kind)
+			defer srv.stop()
+			total := simStats{}
+			start := time.Now()
+			if long == 0 {
+				st := runEpoch(t, srv, seed, 0, rounds, simDefaultBudget)
+				total.add(st)
+			} else {
+				for epoch := 0; time.Since(start) < long && !t.Failed(); epoch++ {
+					// Long runs: each epoch has its own seed and a round
+					// count drawn from it, so any epoch replays alone.
+					es := seed + uint64(epoch)
+					st := runEpoch(t, srv, es, epoch, 0, 0)
+					total.add(st)
+				}
+			}
+			t.Logf("%s: seed %d, %d epochs, %d rounds, %d server restarts, %d device restarts, %d local writes, %d syncs (%d failed on injected faults), %d requests, faults: %s; %v",
+				kind, seed, total.epochs, total.rounds, total.serverRestarts, total.deviceRestarts, total.writes, total.syncs, total.failedSyncs, total.requests, total.faults(), time.Since(start).Round(time.Millisecond))
+		})
+	}
+}
+
+// simStats counts what a run did.
+type simStats struct {
+	epochs, rounds, serverRestarts, deviceRestarts             int
+	writes, syncs, failedSyncs, requests                       int
+	dropped, lostAnswers, duplicated, late, errors5xx, delayed int
+}
+
+func (s *simStats) add(o simStats) {
+	s.epochs += o.epochs
+	s.rounds += o.rounds
+	s.serverRestarts += o.serverRestarts
+	s.deviceRestarts += o.deviceRestarts
+	s.writes += o.writes
+	s.syncs += o.syncs
+	s.failedSyncs += o.failedSyncs
+	s.requests += o.requests
+	s.dropped += o.dropped
+	s.lostAnswers += o.lostAnswers
+	s.duplicated += o.duplicated
+	s.late += o.late
+	s.errors5xx += o.errors5xx
+	s.delayed += o.delayed
+}
+
+func (s *simStats) faults() string {
+	return fmt.Sprintf("%d dropped requests, %d answers lost after apply, %d duplicated, %d delivered late, %d 503s, %d delayed",
+		s.dropped, s.lostAnswers, s.duplicated, s.late, s.errors5xx, s.delayed)
+}
+
+// simServer is the example server on one database that survives restarts.
+type simServer struct {
+	t       *testing.T
+	kind    synctest.Store
+	path    string // SQLite file
+	dsn     string // PostgreSQL schema
+	dataDir string
+	srv     *server.Server
+	hs      *httptest.Server
+	mu      sync.Mutex // guards host
+	host    string
+}
+
+func newSimServer(t *testing.T, kind synctest.Store) *simServer {
+	t.Helper()
+	s := &simServer{t: t, kind: kind, dataDir: t.TempDir()}
+	if kind == synctest.SQLite {
+		s.path = filepath.Join(s.dataDir, "ferry.db")
+	} else {
+		s.dsn = synctest.PostgresURL(t)
+	}
+	s.start()
+	return s
+}
+
+func (s *simServer) start() {
+	s.t.Helper()
+	ctx := context.Background()
+	var (
+		db  *bun.DB
+		err error
+	)
+	if s.kind == synctest.SQLite {
+		db, err = models.OpenSQLite(ctx, s.path)
+	} else {
+		db, err = models.OpenPostgres(ctx, s.dsn)
+	}
+	if err != nil {
+		s.t.Fatalf("open the server's store: %v", err)
+	}
+	srv, err := server.New(ctx, server.Config{
+		DataDir:   s.dataDir,
+		JWTSecret: testSecret,
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}, db)
+	if err != nil {
+		db.Close()
+		s.t.Fatalf("build the server: %v", err)
+	}
+	s.srv, s.hs = srv, httptest.NewServer(srv.Handler())
+	u, _ := url.Parse(s.hs.URL)
+	s.mu.Lock()
+	s.host = u.Host
+	s.mu.Unlock()
+}
+
+func (s *simServer) stop() {
+	if s.hs != nil {
+		s.hs.Close()
+		if err := s.srv.Close(); err != nil {
+			s.t.Errorf("close the server's store: %v", err)
+		}
+		s.hs, s.srv = nil, nil
+	}
+}
+
+func (s *simServer) restart() {
+	s.stop()
+	s.start()
+}
+
+func (s *simServer) currentHost() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.host
+}
+
+func (s *simServer) url() string { return "http://" + s.currentHost() }
+
+// simBaseURL is what the devices are configured with; the transport sends
+// to wherever the server listens now.
+const simBaseURL = "http://ferry.sim"
+
+// simUser is one account and what its devices wrote.
+type simUser struct {
+	idx     int
+	acc     account
+	tag     string          // unique per epoch, part of every uid the user's devices make
+	devices []*simDevice    // the user's devices
+	uids    map[string]bool // model/uid of every record the user's devices created
+}
+
+// simDevice is one device of a user.
+type simDevice struct {
+	name   string
+	user   *simUser
+	c      *client.Client
+	store  client.Store
+	path   string // SQLite file, "" for a memory store
+	offset time.Duration
+	tr     *simTransport
+	next   int // counter for uids
+}
+
+// write is the latest local write of one record.
+type write struct {
+	at      time.Time
+	deleted bool
+	data    string // normalized JSON
+	tie     bool   // another write had the same modify_at with other content
+}
+
+// epoch is one simulated world: users, devices, the fault plan.
+type epoch struct {
+	t      *testing.T
+	srv    *simServer
+	rng    *rand.Rand
+	seed   uint64
+	n      int
+	users  []*simUser
+	devs   []*simDevice
+	base   time.Time     // the virtual clock's origin
+	now    time.Duration // the virtual clock: time since base
+	faulty bool
+	stats  simStats
+	http   *http.Transport
+
+	writes map[string]*write    // key: owner/model/uid
+	acked  map[string]time.Time // highest applied modify_at the server answered
+	late   []*http.Request      // push copies waiting to be delivered late
+	lateBy []*simUser           // whose push each late copy is
+	open   []*client.SQLiteStore
+}
+
+// runEpoch runs one epoch: rounds of offline work and faulty syncs with a
+// server restart after each, then a fault-free round and the checks. With
+// rounds 0 and budget 0 the round count is drawn from the seed; with a
+// budget, rounds run until it is spent (at least two).
+func runEpoch(t *testing.T, srv *simServer, seed uint64, n, rounds int, budget time.Duration) simStats {
+	t.Helper()
+	e := &epoch{
+		t: t, srv: srv, seed: seed, n: n,
+		rng:    rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		base:   time.Now().UTC().Add(-time.Hour).Truncate(time.Second),
+		http:   &http.Transport{MaxIdleConnsPerHost: 4},
+		writes: map[string]*write{},
+		acked:  map[string]time.Time{},
+	}
+	defer func() {
+		e.http.CloseIdleConnections()
+		for _, s := range e.open {
+			s.Close()
+		}
+	}()
+	played := 0
+	defer func() {
+		if t.Failed() {
+			t.Logf("FAILED in epoch %d after %d rounds; replay it with: FERRY_SIM_SEED=%d FERRY_SIM_ROUNDS=%d go test ./framework/client -run 'TestSimConvergence/%s$' -v",
+				n, played, seed, max(played, 1), srv.kind)
+		}
+	}()
+	e.stats.epochs = 1
+	e.setUp()
+	if rounds == 0 && budget == 0 {
+		rounds = 2 + e.rng.IntN(7)
+	}
+	start := time.Now()
+	for r := 0; ; r++ {
+		if rounds > 0 && r >= rounds || rounds == 0 && r >= 2 && time.Since(start) >= budget || t.Failed() {
+			break
+		}
+		e.round()
+		played++
+	}
+	if t.Failed() {
+		return e.stats
+	}
+	e.finish()
+	return e.stats
+}
+
+// setUp signs up 2 or 3 users with 2 to 3 devices each, 5 devices at least.
+func (e *epoch) setUp() {
+	nUsers := 2 + e.rng.IntN(2)
+	for i := range nUsers {
+		tag := fmt.Sprintf("e%du%d", e.n, i)
+		var acc account
+		if i == 0 {
+			// One user signs up for real (its self-owned data.User record
+			// then syncs too); the others get a token straight from the
+			// server's key, which spares bcrypt's cost.
+			a, err := register(e.srv.url(), fmt.Sprintf("sim-%d-%s", e.seed, tag))
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			acc = a
+		} else {
+			acc.ID = fmt.Sprintf("user-%d-%s", e.seed, tag)
+			tok, err := e.srv.srv.JWT.Issue(acc.ID)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			acc.Token = tok
+		}
+		u := &simUser{idx: i, acc: acc, tag: tag, uids: map[string]bool{"data.User/" + acc.ID: true}}
+		e.users = append(e.users, u)
+	}
+	for len(e.devs) < 5 || len(e.devs) < 2*nUsers {
+		for _, u := range e.users {
+			if len(u.devices) < 2 || e.rng.IntN(3) == 0 {
+				e.addDevice(u)
+			}
+		}
+	}
+}
+
+func (e *epoch) addDevice(u *simUser) {
+	d := &simDevice{
+		name: fmt.Sprintf("%s-d%d", u.tag, len(u.devices)),
+		user: u,
+		// Device clocks disagree by up to a few seconds.
+		offset: time.Duration(e.rng.Int64N(int64(4*time.Second))) - 2*time.Second,
+	}
+	d.tr = &simTransport{e: e, user: u}
+	if e.rng.IntN(2) == 0 {
+		d.path = filepath.Join(e.t.TempDir(), d.name+".db")
+	}
+	u.devices = append(u.devices, d)
+	e.devs = append(e.devs, d)
+	e.openDevice(d)
+}
+
+// openDevice (re)opens a device's store and builds its client, as an app
+// does when it starts.
+func (e *epoch) openDevice(d *simDevice) {
+	if d.path == "" {
+		if d.store == nil {
+			d.store = client.NewMemoryStore()
+		}
+	} else {
+		s, err := client.OpenSQLiteStore(context.Background(), d.path)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		d.store = s
+		e.open = append(e.open, s)
+	}
+	c, err := client.New(client.Config{
+		BaseURL:    simBaseURL,
+		HTTPClient: &http.Client{Transport: d.tr, Timeout: time.Minute},
+		Token:      d.user.acc.Token,
+		Owner:      d.user.acc.ID,
+		Store:      d.store,
+		DeviceID:   d.name,
+		MaxBatch:   1 + e.rng.IntN(40),
+		PullLimit:  1 + e.rng.IntN(60),
+		Retry:      client.Retry{MaxAttempts: 1 + e.rng.IntN(4), BaseDelay: 100 * time.Microsecond, MaxDelay: 2 * time.Millisecond},
+		Clock:      func() time.Time { return e.base.Add(e.now + d.offset) },
+		OnRejected: func(_ context.Context, r client.Rejection) {
+			e.t.Errorf("%s: %s/%s %s: %+v", d.name, r.Change.Model, r.Change.UID, r.Status, r.Errors)
+		},
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	d.c = c
+}
+
+// restartDevice closes a file-backed device's store and opens it again.
+func (e *epoch) restartDevice(d *simDevice) {
+	if d.path == "" {
+		return
+	}
+	if err := d.store.(*client.SQLiteStore).Close(); err != nil {
+		e.t.Errorf("%s: close store: %v", d.name, err)
+	}
+	e.openDevice(d)
+	e.stats.deviceRestarts++
+}
+
+// round is a stretch of random steps, then the late copies are delivered
+// and the server restarts.
+func (e *epoch) round() {
+	e.faulty = true
+	steps := 10 + e.rng.IntN(30)
+	for range steps {
+		if e.t.Failed() {
+			return
+		}
+		d := e.devs[e.rng.IntN(len(e.devs))]
+		switch x := e.rng.IntN(100); {
+		case x < 50:
+			e.work(d, 1+e.rng.IntN(12))
+		case x < 95:
+			e.sync(d, false)
+		default:
+			e.restartDevice(d)
+		}
+		if len(e.late) > 0 && e.rng.IntN(4) == 0 {
+			e.deliverLate(e.rng.IntN(len(e.late)))
+		}
+	}
+	for len(e.late) > 0 {
+		e.deliverLate(e.rng.IntN(len(e.late)))
+	}
+	e.srv.restart()
+	e.http.CloseIdleConnections()
+	e.stats.rounds++
+	e.stats.serverRestarts++
+}
+
+// tick advances the virtual clock.
+func (e *epoch) tick() { e.now += time.Duration(1+e.rng.IntN(3000)) * time.Microsecond }
+
+// work makes n local writes on d: creates, updates, deletes and revivals
+// of notes, and settings.
+func (e *epoch) work(d *simDevice, n int) {
+	ctx := context.Background()
+	u := d.user
+	for range n {
+		e.tick()
+		recs, err := d.store.List(ctx, client.ListParams{Owner: u.acc.ID, Model: "data.Note", IncludeDeleted: true})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		var live, dead []*client.Record
+		for _, r := range recs {
+			if r.IsDeleted {
+				dead = append(dead, r)
+			} else {
+				live = append(live, r)
+			}
+		}
+		x := e.rng.IntN(100)
+		if len(live) == 0 && x >= 35 && x < 85 {
+			x = 0 // nothing to edit or delete: create
+		}
+		if len(dead) == 0 && x >= 85 && x < 90 {
+			x = 90
+		}
+		switch {
+		case x < 35:
+			d.next++
+			uid := fmt.Sprintf("n-%s-%s-%d", u.tag, d.name[len(u.tag)+1:], d.next)
+			u.uids["data.Note/"+uid] = true
+			e.put(d, "data.Note", uid, e.noteData())
+		case x < 70:
+			e.put(d, "data.Note", live[e.rng.IntN(len(live))].UID, e.noteData())
+		case x < 85:
+			r := live[e.rng.IntN(len(live))]
+			if err := d.c.Delete(ctx, r.Model, r.UID); err != nil {
+				e.t.Fatalf("%s: delete %s: %v", d.name, r.UID, err)
+			}
+			got, err := d.c.Get(ctx, r.Model, r.UID)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			e.wrote(d, got)
+		case x < 90:
+			e.put(d, "data.Note", dead[e.rng.IntN(len(dead))].UID, e.noteData())
+		default:
+			k := e.rng.IntN(4)
+			uid := fmt.Sprintf("set-%s-%d", u.tag, k)
+			u.uids["data.Setting/"+uid] = true
+			e.put(d, "data.Setting", uid, map[string]any{"key": fmt.Sprint("k", k), "value": e.rng.IntN(1000)})
+		}
+	}
+}
+
+var simWords = []string{"milk", "bread", "call", "mom", "fix", "bike", "plan", "trip", "read", "book", "pay", "rent"}
+
+func (e *epoch) noteData() map[string]any {
+	n := map[string]any{"title": simWords[e.rng.IntN(len(simWords))] + " " + strconv.Itoa(e.rng.IntN(10000))}
+	switch e.rng.IntN(4) {
+	case 0:
+		n["tags"] = []string{simWords[e.rng.IntN(len(simWords))]}
+	case 1:
+		n["tags"] = nil
+	case 2:
+		n["pinned"] = e.rng.IntN(2) == 0
+	}
+	if e.rng.IntN(3) == 0 {
+		n["body"] = strings.Repeat(simWords[e.rng.IntN(len(simWords))]+" ", e.rng.IntN(50))
+	}
+	return n
+}
+
+func (e *epoch) put(d *simDevice, model, uid string, data any) {
+	rec, err := d.c.Put(context.Background(), model, uid, data)
+	if err != nil {
+		e.t.Fatalf("%s: put %s/%s: %v", d.name, model, uid, err)
+	}
+	e.wrote(d, rec)
+}
+
+// wrote records a local write as the latest of its record when it is.
+func (e *epoch) wrote(d *simDevice, rec *client.Record) {
+	e.stats.writes++
+	k := rec.Owner + "/" + rec.Model + "/" + rec.UID
+	w := &write{at: rec.ModifyAt, deleted: rec.IsDeleted, data: simData(e.t, rec.Model, rec.Data)}
+	old := e.writes[k]
+	switch {
+	case old == nil || w.at.After(old.at):
+		e.writes[k] = w
+	case w.at.Equal(old.at) && (w.deleted != old.deleted || w.data != old.data):
+		old.tie = true
+	}
+}
+
+// sync syncs d; with strict, any error fails the test, otherwise only
+// errors caused by injected faults are allowed. It reports whether the
+// sync pushed or stored anything.
+func (e *epoch) sync(d *simDevice, strict bool) bool {
+	e.stats.syncs++
+	res, err := d.c.Sync(context.Background())
+	if err != nil {
+		var pe *client.Error
+		injected := errors.Is(err, errInjected) || errors.As(err, &pe) && strings.Contains(pe.Message, "injected")
+		if strict || !injected {
+			e.t.Errorf("%s: sync: %v", d.name, err)
+		}
+		e.stats.failedSyncs++
+	}
+	if res.Rejected+res.Forbidden > 0 {
+		e.t.Errorf("%s: sync refused changes: %+v", d.name, res)
+	}
+	e.checkDevice(d)
+	return res.Pushed > 0 || res.Stored > 0 || err != nil
+}
+
+// checkDevice fails when d holds a record that is not its user's.
+func (e *epoch) checkDevice(d *simDevice) {
+	recs, err := d.store.List(context.Background(), client.ListParams{IncludeDeleted: true})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.Owner != d.user.acc.ID || !d.user.uids[r.Model+"/"+r.UID] {
+			e.t.Errorf("%s (user %s) holds %s/%s of owner %s, which its user never made", d.name, d.user.tag, r.Model, r.UID, r.Owner)
+		}
+	}
+}
+
+// deliverLate sends the i-th late push copy to the server now.
+func (e *epoch) deliverLate(i int) {
+	req, u := e.late[i], e.lateBy[i]
+	e.late = slices.Delete(e.late, i, i+1)
+	e.lateBy = slices.Delete(e.lateBy, i, i+1)
+	resp, body, err := e.send(req)
+	if err != nil {
+		e.t.Errorf("late delivery: %v", err)
+		return
+	}
+	e.inspect(u, req, resp, body)
+}
+
+// send sends a copy of req to the server as it is now.
+func (e *epoch) send(req *http.Request) (*http.Response, []byte, error) {
+	out := req.Clone(context.Background())
+	out.URL.Host = e.srv.currentHost()
+	out.Host = out.URL.Host
+	if req.GetBody != nil {
+		b, err := req.GetBody()
+		if err != nil {
+			return nil, nil, err
+		}
+		out.Body = b
+	}
+	resp, err := e.http.RoundTrip(out)
+	if err != nil {
+		return nil, nil, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, nil, err
+	}
+	return resp, body, nil
+}
+
+// inspect checks an answer for another user's records and notes what
+// the server acknowledged.
+func (e *epoch) inspect(u *simUser, req *http.Request, resp *http.Response, body []byte) {
+	if resp.StatusCode != http.StatusOK {
+		if resp.StatusCode >= 500 {
+			e.t.Errorf("%s %s: server answered %d: %s", req.Method, req.URL.Path, resp.StatusCode, body)
+		}
+		return
+	}
+	var recs []struct {
+		Model    string    `json:"model"`
+		UID      string    `json:"uid"`
+		Owner    string    `json:"owner"`
+		ModifyAt time.Time `json:"modify_at"`
+	}
+	switch {
+	case strings.HasSuffix(req.URL.Path, "/push"):
+		var out struct {
+			Results []struct {
+				Status string `json:"status"`
+				Record *struct {
+					Model    string    `json:"model"`
+					UID      string    `json:"uid"`
+					Owner    string    `json:"owner"`
+					ModifyAt time.Time `json:"modify_at"`
+				} `json:"record"`
+			} `json:"results"`
+		}
+		if err := json.Unmarshal(body, &out); err != nil {
+			e.t.Errorf("push answer: %v", err)
+			return
+		}
+		for _, r := range out.Results {
+			if r.Record == nil {
+				continue
+			}
+			recs = append(recs, *r.Record)
+			if r.Status == client.StatusApplied {
+				k := r.Record.Owner + "/" + r.Record.Model + "/" + r.Record.UID
+				if r.Record.ModifyAt.After(e.acked[k]) {
+					e.acked[k] = r.Record.ModifyAt
+				}
+			}
+		}
+	case strings.HasSuffix(req.URL.Path, "/pull"):
+		var out struct {
+			Changes []struct {
+				Model    string    `json:"model"`
+				UID      string    `json:"uid"`
+				Owner    string    `json:"owner"`
+				ModifyAt time.Time `json:"modify_at"`
+			} `json:"changes"`
+		}
+		if err := json.Unmarshal(body, &out); err != nil {
+			e.t.Errorf("pull answer: %v", err)
+			return
+		}
+		for _, c := range out.Changes {
+			recs = append(recs, c)
+		}
+	}
+	for _, r := range recs {
+		if r.Owner != u.acc.ID || !u.uids[r.Model+"/"+r.UID] {
+			e.t.Errorf("an answer to user %s carried %s/%s of owner %s", u.tag, r.Model, r.UID, r.Owner)
+		}
+	}
+}
+
+// finish runs the fault-free round and checks convergence.
+func (e *epoch) finish() {
+	e.faulty = false
+	// Every device syncs until a whole pass moves nothing.
+	for pass := 0; ; pass++ {
+		if pass > 10 {
+			e.t.Fatalf("no convergence after %d fault-free passes", pass)
+		}
+		moved := false
+		order := e.rng.Perm(len(e.devs))
+		for _, i := range order {
+			if e.sync(e.devs[i], true) {
+				moved = true
+			}
+		}
+		if e.t.Failed() {
+			return
+		}
+		if !moved {
+			break
+		}
+	}
+	ctx := context.Background()
+	for _, u := range e.users {
+		want := simFullPull(e.t, e.srv.url(), u.acc)
+		for _, d := range u.devices {
+			if n, err := d.c.PendingCount(ctx); err != nil || n != 0 {
+				e.t.Errorf("%s: %d changes still queued (%v)", d.name, n, err)
+			}
+			got := map[string]state{}
+			recs, err := d.store.List(ctx, client.ListParams{IncludeDeleted: true})
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			for _, r := range recs {
+				if !r.Synced {
+					e.t.Errorf("%s: %s/%s is not synced", d.name, r.Model, r.UID)
+				}
+				got[r.Model+"/"+r.UID] = state{ModifyAt: r.ModifyAt.UTC(), IsDeleted: r.IsDeleted, Version: r.Version, Data: normJSON(e.t, r.Data)}
+			}
+			if !reflect.DeepEqual(got, want) {
+				e.t.Errorf("%s differs from the server: %s", d.name, simDiff(got, want))
+			}
+		}
+		// Every record's final state is its latest local write; no
+		// acknowledged write was lost.
+		for k, w := range e.writes {
+			owner, mk, _ := strings.Cut(k, "/")
+			if owner != u.acc.ID {
+				continue
+			}
+			s, ok := want[mk]
+			switch {
+			case !ok:
+				e.t.Errorf("%s: written (latest at %s) but not on the server", mk, w.at.Format(time.RFC3339Nano))
+			case !s.ModifyAt.Equal(w.at):
+				e.t.Errorf("%s: the server has modify_at %s, the latest write was at %s", mk, s.ModifyAt.Format(time.RFC3339Nano), w.at.Format(time.RFC3339Nano))
+			case !w.tie && (s.IsDeleted != w.deleted || !w.deleted && simData(e.t, mk[:strings.Index(mk, "/")], mustJSON(e.t, s.Data)) != w.data):
+				e.t.Errorf("%s: the server has deleted=%v %v, the latest write was deleted=%v %s", mk, s.IsDeleted, s.Data, w.deleted, w.data)
+			}
+		}
+		for k, at := range e.acked {
+			owner, mk, _ := strings.Cut(k, "/")
+			if owner != u.acc.ID {
+				continue
+			}
+			if s, ok := want[mk]; !ok || s.ModifyAt.Before(at) {
+				e.t.Errorf("%s: acknowledged at modify_at %s, the server now has %+v", mk, at.Format(time.RFC3339Nano), s)
+			}
+		}
+	}
+}
+
+// simFullPull pulls everything acc can read, from an empty cursor.
+func simFullPull(t *testing.T, base string, acc account) map[string]state {
+	t.Helper()
+	out := map[string]state{}
+	cursor := ""
+	for page := 0; ; page++ {
+		if page > 10000 {
+			t.Fatal("pull never ended")
+		}
+		req, _ := http.NewRequest("GET", base+"/sync/pull?limit=5000&cursor="+url.QueryEscape(cursor), nil)
+		req.Header.Set("Authorization", "Bearer "+acc.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Changes []struct {
+				Model     string          `json:"model"`
+				UID       string          `json:"uid"`
+				Owner     string          `json:"owner"`
+				ModifyAt  time.Time       `json:"modify_at"`
+				IsDeleted bool            `json:"is_deleted"`
+				Version   int64           `json:"version"`
+				Data      json.RawMessage `json:"data"`
+			} `json:"changes"`
+			Cursor  string `json:"cursor"`
+			HasMore bool   `json:"has_more"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("full pull: status %d, %v", resp.StatusCode, err)
+		}
+		for _, c := range body.Changes {
+			k := c.Model + "/" + c.UID
+			if _, dup := out[k]; dup {
+				t.Errorf("a full pull returned %s twice", k)
+			}
+			if c.Owner != acc.ID {
+				t.Errorf("a full pull of %s returned %s of owner %s", acc.ID, k, c.Owner)
+			}
+			out[k] = state{ModifyAt: c.ModifyAt.UTC(), IsDeleted: c.IsDeleted, Version: c.Version, Data: normJSON(t, c.Data)}
+		}
+		cursor = body.Cursor
+		if !body.HasMore {
+			return out
+		}
+	}
+}
+
+// simDiff describes how two states differ, briefly.
+func simDiff(got, want map[string]state) string {
+	var lines []string
+	for k, w := range want {
+		g, ok := got[k]
+		switch {
+		case !ok:
+			lines = append(lines, fmt.Sprintf("missing %s %+v", k, w))
+		case !reflect.DeepEqual(g, w):
+			lines = append(lines, fmt.Sprintf("%s: device %+v, server %+v", k, g, w))
+		}
+	}
+	for k, g := range got {
+		if _, ok := want[k]; !ok {
+			lines = append(lines, fmt.Sprintf("extra %s %+v", k, g))
+		}
+	}
+	slices.Sort(lines)
+	if len(lines) > 10 {
+		lines = append(lines[:10], fmt.Sprintf("and %d more", len(lines)-10))
+	}
+	return fmt.Sprintf("%d records vs %d on the server: %s", len(got), len(want), strings.Join(lines, "; "))
+}
+
+// simData normalizes a record's data for comparison: a note as the
+// server stores it (absent fields are zero values), other models as
+// canonical JSON.
+func simData(t *testing.T, model string, raw json.RawMessage) string {
+	t.Helper()
+	if model == "data.Note" {
+		var n struct {
+			Title  string   `json:"title"`
+			Body   string   `json:"body"`
+			Tags   []string `json:"tags"`
+			Pinned bool     `json:"pinned"`
+		}
+		if err := json.Unmarshal(raw, &n); err != nil {
+			t.Fatalf("bad note %s: %v", raw, err)
+		}
+		return string(mustJSON(t, n))
+	}
+	return string(mustJSON(t, normJSON(t, raw)))
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// simTransport is a device's connection to the server: it rewrites the
+// host to the server's current address and, while the epoch is faulty,
+// injects faults drawn from the epoch's generator.
+type simTransport struct {
+	e    *epoch
+	user *simUser
+}
+
+func (tr *simTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	e := tr.e
+	// Read the body once, so the request can be sent several times.
+	var raw []byte
+	if req.Body != nil {
+		b, err := io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		raw = b
+	}
+	cp := req.Clone(req.Context())
+	if raw != nil {
+		cp.Body = io.NopCloser(bytes.NewReader(raw))
+		cp.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(raw)), nil }
+	}
+	e.stats.requests++
+	fault := 100
+	if e.faulty {
+		fault = e.rng.IntN(100)
+	}
+	isPush := strings.HasSuffix(req.URL.Path, "/push")
+	switch {
+	case fault < 6: // lost on the way: the server never sees it
+		e.stats.dropped++
+		return nil, fmt.Errorf("request dropped: %w", errInjected)
+	case fault < 9: // the server is overloaded
+		e.stats.errors5xx++
+		return errorResponse(req, http.StatusServiceUnavailable, "unavailable"), nil
+	case fault < 12 && isPush: // arrives late: the client gives up and retries, the copy lands later
+		e.stats.late++
+		e.late = append(e.late, cp)
+		e.lateBy = append(e.lateBy, tr.user)
+		return nil, fmt.Errorf("request timed out: %w", errInjected)
+	case fault < 15: // delayed a little
+		e.stats.delayed++
+		time.Sleep(time.Duration(e.rng.IntN(2000)) * time.Microsecond)
+	}
+	resp, body, err := e.send(cp)
+	if err != nil {
+		return nil, err
+	}
+	e.inspect(tr.user, cp, resp, body)
+	switch {
+	case fault >= 15 && fault < 22: // the answer is lost after the server applied the request
+		e.stats.lostAnswers++
+		return nil, fmt.Errorf("connection reset after the request was sent: %w", errInjected)
+	case fault >= 22 && fault < 27: // sent twice; the client sees one of the answers
+		e.stats.duplicated++
+		resp2, body2, err := e.send(cp)
+		if err != nil {
+			return nil, err
+		}
+		e.inspect(tr.user, cp, resp2, body2)
+		if e.rng.IntN(2) == 0 {
+			resp, body = resp2, body2
+		}
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.Request = req
+	return resp, nil
+}
