@@ -1,7 +1,9 @@
 // Package server is Ferry's example app: data.User (a proxy over the
-// accounts table that owns itself), data.Note (owned by its user) and the
-// schema-only data.Setting, with sign-up and login, on an embedded SQLite
-// file by default and on PostgreSQL when DATABASE_URL is set.
+// accounts table that owns itself), data.Note (owned by its user), the
+// schema-only data.Setting and data.Task (exposed to WatermelonDB apps as
+// table "tasks" and to RxDB apps as collection "tasks"), with sign-up and
+// login, on an embedded SQLite file by default and on PostgreSQL when
+// DATABASE_URL is set.
 package server
 
 import (
@@ -20,6 +22,8 @@ import (
 	"github.com/ferrysync/ferry/framework"
 	"github.com/ferrysync/ferry/models"
 	"github.com/ferrysync/ferry/plugins/jwtauth"
+	"github.com/ferrysync/ferry/plugins/rxdb"
+	"github.com/ferrysync/ferry/plugins/watermelon"
 	"github.com/ferrysync/ferry/schemas"
 	"github.com/gin-gonic/gin"
 	"github.com/uptrace/bun"
@@ -125,12 +129,24 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 	if err := app.RegisterSchema("data.Setting", framework.ModelOptions{Schema: "data/setting.json"}); err != nil {
 		return nil, err
 	}
+	if err := app.RegisterSchema("data.Task", framework.ModelOptions{Schema: "data/task.json"}); err != nil {
+		return nil, err
+	}
 	jwt, err := jwtauth.New(jwtauth.Config{Secret: secret})
 	if err != nil {
 		return nil, err
 	}
 	acc := &accounts{jwt: jwt}
-	if err := app.Use(jwt, acc); err != nil {
+	// WatermelonDB apps sync at /sync/watermelon, RxDB apps at /sync/rxdb/tasks/….
+	wmelon, err := watermelon.New(watermelon.Config{Tables: map[string]string{"tasks": "data.Task"}})
+	if err != nil {
+		return nil, err
+	}
+	rx, err := rxdb.New(rxdb.Config{Collections: map[string]string{"tasks": "data.Task"}})
+	if err != nil {
+		return nil, err
+	}
+	if err := app.Use(jwt, acc, wmelon, rx); err != nil {
 		return nil, err
 	}
 	if err := app.Migrate(ctx); err != nil {

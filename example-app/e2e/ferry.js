@@ -1,0 +1,79 @@
+// Helpers shared by the end-to-end tests: accounts and the native protocol
+// of the Ferry server at FERRY_URL (started by TestE2E in
+// example-app/server, or by hand with `go run ./example-app`).
+import { randomUUID } from 'node:crypto'
+
+export const url = process.env.FERRY_URL
+
+// signUp registers a fresh account and returns its token and user id.
+export async function signUp(name) {
+  const email = `${name}-${randomUUID()}@example.com`.toLowerCase()
+  const res = await fetch(`${url}/auth/register`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ email, password: 'correct horse', name }),
+  })
+  if (res.status !== 201) throw new Error(`sign up: ${res.status} ${await res.text()}`)
+  const { token, user } = await res.json()
+  return { token, id: user.uid }
+}
+
+// nativePush writes tasks through the native protocol (POST /sync/push).
+export async function nativePush(token, tasks) {
+  const changes = tasks.map(({ id, _deleted, ...data }) => ({
+    model: 'data.Task', uid: id, modify_at: new Date().toISOString(), is_deleted: !!_deleted, data,
+  }))
+  const res = await fetch(`${url}/sync/push`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ device_id: 'native', changes }),
+  })
+  if (!res.ok) throw new Error(`native push: ${res.status} ${await res.text()}`)
+  const { results } = await res.json()
+  for (const r of results) {
+    if (r.status !== 'applied') throw new Error(`native push: ${JSON.stringify(r)}`)
+  }
+  return results
+}
+
+// serverTasks pulls every task through the native protocol and returns the
+// live ones as flat documents sorted by id.
+export async function serverTasks(token) {
+  const latest = new Map()
+  let cursor = ''
+  for (;;) {
+    const res = await fetch(`${url}/sync/pull?models=data.Task&limit=50&cursor=${encodeURIComponent(cursor)}`, {
+      headers: { Authorization: `Bearer ${token}` },
+    })
+    if (!res.ok) throw new Error(`native pull: ${res.status} ${await res.text()}`)
+    const page = await res.json()
+    for (const r of page.changes) latest.set(r.uid, r)
+    cursor = page.cursor
+    if (!page.has_more) break
+  }
+  return normalize([...latest.values()].filter(r => !r.is_deleted).map(r => ({ id: r.uid, ...r.data })))
+}
+
+// normalize makes task lists comparable: the four fields with their
+// defaults, sorted by id.
+export function normalize(tasks) {
+  return tasks
+    .map(t => ({ id: t.id, title: t.title ?? '', body: t.body ?? '', count: t.count ?? 0, done: t.done ?? false }))
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+}
+
+// countRequests counts the fetches whose URL contains part while fn runs.
+export async function countRequests(part, fn) {
+  const original = globalThis.fetch
+  let n = 0
+  globalThis.fetch = (input, init) => {
+    if (String(input).includes(part)) n++
+    return original(input, init)
+  }
+  try {
+    await fn()
+  } finally {
+    globalThis.fetch = original
+  }
+  return n
+}

@@ -1,0 +1,453 @@
+// Package rxdb serves RxDB's HTTP replication protocol on Ferry's core, so
+// an RxDB app's replicateRxCollection can use a Ferry server as its back
+// end. Documents written through it are the same records the native
+// protocol (/sync/push, /sync/pull) and other adapters read and write:
+// same storage, versions, owner permissions, validation and hooks.
+//
+// Routes per exposed collection, relative to the sync mount point (behind
+// its authentication):
+//
+//	GET  /rxdb/{collection}/pull?seq=<n>&limit=<n>
+//	POST /rxdb/{collection}/push
+//	GET  /rxdb/{collection}/pull/stream   (Server-Sent Events)
+//
+// # Pull
+//
+// The answer is {"documents": [{"id", …fields, "_deleted": bool}],
+// "checkpoint": {"seq": n}}: the caller's documents changed after seq, in
+// ascending order, at most limit of them (default and cap: the App's
+// DefaultPullLimit and MaxPullLimit). The checkpoint is that of the last
+// document returned, or the request's own when nothing is newer; it is
+// never null. seq is the record's version in the caller's scope (see
+// [framework.App.ReadSince]); 0 or absent means from the start. A seq
+// older than the tombstone purge horizon is answered 410 reset_required.
+//
+// # Push
+//
+// The body is an array of rows {"assumedMasterState"?, "newDocumentState"}
+// (at most [framework.Config.MaxChanges]). A row is written when the server
+// has no such document, or when the server's document equals
+// assumedMasterState (JSON equality, key order ignored, "_deleted"
+// included). Otherwise it conflicts, and the answer — always 200 when the
+// body is well formed — is the array of the server's current documents for
+// the conflicting rows ([] when every row was written). The server stamps
+// its receive time as modify_at.
+//
+// A row the server refuses (schema or validation failure, a hook's veto,
+// an id that is not a valid uid, another user's document) is answered like
+// a conflict, with the server's state of the document — a deleted document
+// {"id", "_deleted": true} when the server holds none (a tombstone is
+// written for it) — so the client's conflict handler replaces the refused
+// state and one bad document cannot block replication. A row that is not
+// an object with a newDocumentState carrying a string id fails the whole
+// request with 400 invalid, in the protocol's error shape.
+//
+// # Stream
+//
+// /pull/stream sends "data: <json>" events: first the JSON string
+// "RESYNC" (so the client pulls whatever it missed while disconnected),
+// then {"documents", "checkpoint"} for every push that changed the
+// caller's documents of the collection, whichever protocol it came
+// through. A comment line is sent every [Config.KeepAlive]. The fan-out is
+// in-process: with several server replicas a client is told only of pushes
+// its own replica served (cross-replica fan-out through PostgreSQL comes
+// with the realtime plugin); a client that falls behind by more than
+// [Config.StreamBuffer] events is sent "RESYNC" instead.
+package rxdb
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/ferrysync/ferry/framework"
+	"github.com/ferrysync/ferry/framework/hook"
+	"github.com/ferrysync/ferry/plugins/internal/adapter"
+	"github.com/gin-gonic/gin"
+)
+
+// Config configures the plugin. The zero value serves the protocol with no
+// collections; add them with [Plugin.Expose] or Collections.
+type Config struct {
+	// Collections maps an RxDB collection name to the registered model that
+	// backs it, e.g. {"tasks": "data.Task"}. A model backs at most one
+	// collection. The model's data fields are the documents' fields
+	// (besides the primary key "id"); it must not have fields named id,
+	// _deleted, _rev, _meta or _attachments.
+	Collections map[string]string
+	// Path is where the routes are mounted, relative to the sync mount
+	// point (default "/rxdb").
+	Path string
+	// KeepAlive is the interval of comment lines on a stream (default 25s).
+	KeepAlive time.Duration
+	// StreamBuffer is how many events a stream may fall behind before it is
+	// sent "RESYNC" instead (default 64).
+	StreamBuffer int
+}
+
+// Plugin serves RxDB's replication protocol; attach it with app.Use.
+type Plugin struct {
+	cfg         Config
+	app         *framework.App
+	collections map[string]string // collection -> model
+	byModel     map[string]string // model -> collection
+	hub         *hub
+}
+
+var (
+	_ framework.Plugin       = (*Plugin)(nil)
+	_ framework.RouteMounter = (*Plugin)(nil)
+)
+
+// New validates cfg and returns the plugin.
+func New(cfg Config) (*Plugin, error) {
+	if cfg.Path == "" {
+		cfg.Path = "/rxdb"
+	}
+	if cfg.Path[0] != '/' {
+		return nil, fmt.Errorf("rxdb: Config.Path %q must start with /", cfg.Path)
+	}
+	if cfg.KeepAlive < 0 {
+		return nil, fmt.Errorf("rxdb: Config.KeepAlive %s must not be negative", cfg.KeepAlive)
+	}
+	if cfg.KeepAlive == 0 {
+		cfg.KeepAlive = 25 * time.Second
+	}
+	if cfg.StreamBuffer < 0 {
+		return nil, fmt.Errorf("rxdb: Config.StreamBuffer %d must not be negative", cfg.StreamBuffer)
+	}
+	if cfg.StreamBuffer == 0 {
+		cfg.StreamBuffer = 64
+	}
+	p := &Plugin{cfg: cfg, collections: map[string]string{}, byModel: map[string]string{}, hub: newHub(cfg.StreamBuffer)}
+	names := make([]string, 0, len(cfg.Collections))
+	for n := range cfg.Collections {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if err := p.Expose(n, cfg.Collections[n]); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// Expose makes model available as RxDB collection collection. Call it
+// before app.Use.
+func (p *Plugin) Expose(collection, model string) error {
+	if !adapter.NameRE.MatchString(collection) {
+		return fmt.Errorf("rxdb: collection name %q must be 1 to 64 letters, digits, _ or -, not starting with a digit or -", collection)
+	}
+	if model == "" {
+		return fmt.Errorf("rxdb: collection %q: model name is empty", collection)
+	}
+	if have, ok := p.collections[collection]; ok && have != model {
+		return fmt.Errorf("rxdb: collection %q already exposes %s", collection, have)
+	}
+	if have, ok := p.byModel[model]; ok && have != collection {
+		return fmt.Errorf("rxdb: model %s already backs collection %q", model, have)
+	}
+	p.collections[collection], p.byModel[model] = model, collection
+	return nil
+}
+
+// Name implements [framework.Plugin].
+func (p *Plugin) Name() string { return "rxdb" }
+
+// Setup checks that every exposed model is registered on app and binds the
+// after-commit hook "rxdb.stream" that feeds the streams.
+func (p *Plugin) Setup(app *framework.App) error {
+	registered := app.Models()
+	for c, m := range p.collections {
+		if !slices.Contains(registered, m) {
+			return fmt.Errorf("rxdb: collection %q: model %s is not registered (register models before app.Use)", c, m)
+		}
+	}
+	p.app = app
+	app.OnCommit().Bind(&hook.Handler[*framework.CommitEvent]{ID: "rxdb.stream", Func: p.onCommit})
+	return nil
+}
+
+// MountRoutes implements [framework.RouteMounter].
+func (p *Plugin) MountRoutes(r gin.IRouter) {
+	g := r.Group(p.cfg.Path)
+	g.GET("/:collection/pull", p.handle(p.pull))
+	g.POST("/:collection/push", p.handle(p.push))
+	g.GET("/:collection/pull/stream", p.handle(p.stream))
+}
+
+func (p *Plugin) handle(fn func(c *gin.Context, who framework.Principal, collection, model string) error) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		who, ok := framework.PrincipalFrom(c.Request.Context())
+		if !ok || p.app == nil {
+			framework.WriteError(c, framework.NewError(framework.CodeUnauthenticated, "a valid bearer token is required"))
+			return
+		}
+		name := c.Param("collection")
+		model, ok := p.collections[name]
+		if !ok {
+			framework.WriteError(c, framework.NewError(framework.CodeNotFound, "no collection %q", name))
+			return
+		}
+		if err := fn(c, who, name, model); err != nil {
+			var pe *framework.Error
+			if !errors.As(err, &pe) || pe.Code == framework.CodeInternal {
+				p.app.Logger().Error("rxdb request failed", "err", err, "path", c.Request.URL.Path)
+			}
+			framework.WriteError(c, err)
+		}
+	}
+}
+
+// Checkpoint is the position of a pull.
+type Checkpoint struct {
+	Seq int64 `json:"seq"`
+}
+
+// Batch is a pull answer and a stream event.
+type Batch struct {
+	Documents  []map[string]json.RawMessage `json:"documents"`
+	Checkpoint Checkpoint                   `json:"checkpoint"`
+}
+
+func invalidParam(name, msg string) error {
+	return &framework.Error{Code: framework.CodeInvalid, Message: name + " " + msg,
+		Details: []framework.FieldError{{Path: name, Message: msg}}}
+}
+
+// Document turns a record into an RxDB document: "id", the data fields and
+// "_deleted".
+func Document(rec *framework.Record) (map[string]json.RawMessage, error) {
+	doc, err := adapter.Flatten(rec)
+	if err != nil {
+		return nil, err
+	}
+	doc["_deleted"] = json.RawMessage(strconv.FormatBool(rec.IsDeleted))
+	return doc, nil
+}
+
+func (p *Plugin) pull(c *gin.Context, who framework.Principal, _, model string) error {
+	var seq int64
+	if s := c.Query("seq"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return invalidParam("seq", "must be a checkpoint seq this server returned, or 0")
+		}
+		seq = n
+	}
+	cfg := p.app.Config()
+	limit := cfg.DefaultPullLimit
+	if s, ok := c.GetQuery("limit"); ok {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			return invalidParam("limit", "must be a positive integer")
+		}
+		limit = min(n, cfg.MaxPullLimit)
+	}
+	resp, err := p.app.ReadSince(c.Request.Context(), who, framework.SinceRequest{Models: []string{model}, After: seq, Limit: limit})
+	if err != nil {
+		return fmt.Errorf("rxdb: pull: %w", err)
+	}
+	b, err := batch(resp.Records, seq)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, b)
+	return nil
+}
+
+// batch builds a pull answer; seq is the checkpoint when recs is empty.
+func batch(recs []*framework.Record, seq int64) (*Batch, error) {
+	b := &Batch{Documents: make([]map[string]json.RawMessage, 0, len(recs)), Checkpoint: Checkpoint{Seq: seq}}
+	for _, rec := range recs {
+		doc, err := Document(rec)
+		if err != nil {
+			return nil, err
+		}
+		b.Documents = append(b.Documents, doc)
+		b.Checkpoint.Seq = rec.Version
+	}
+	return b, nil
+}
+
+// stripped are the keys of an RxDB document that are not the record's data.
+var stripped = []string{"_deleted", "_rev", "_meta", "_attachments"}
+
+// docChange turns a decoded RxDB document into a change (without model and
+// modify_at).
+func docChange(v any) (*framework.Change, string) {
+	id, data, msg := adapter.Split(v, stripped...)
+	if msg != "" {
+		return nil, msg
+	}
+	ch := &framework.Change{UID: id, Data: data}
+	ch.IsDeleted, _ = v.(map[string]any)["_deleted"].(bool)
+	return ch, ""
+}
+
+// matchesAssumed is RxDB's concurrency rule: the incoming row wins only
+// when the client knew the stored state exactly.
+var matchesAssumed = framework.PolicyFunc(func(_ context.Context, c *framework.Conflict) (framework.Resolution, error) {
+	if c.Assumed != nil && c.Assumed.IsDeleted == c.Stored.IsDeleted && framework.JSONEqual(c.Assumed.Data, c.Stored.Data) {
+		return framework.Resolution{Outcome: framework.TakeIncoming}, nil
+	}
+	return framework.Resolution{Outcome: framework.KeepStored}, nil
+})
+
+func (p *Plugin) push(c *gin.Context, who framework.Principal, _, model string) error {
+	cfg := p.app.Config()
+	var body any
+	if err := framework.ReadJSONBody(c.Request, cfg.MaxBodyBytes, &body); err != nil {
+		return err
+	}
+	rows, ok := body.([]any)
+	if !ok {
+		return framework.NewError(framework.CodeInvalid, "the body must be an array of {assumedMasterState?, newDocumentState}")
+	}
+	if len(rows) > cfg.MaxChanges {
+		return framework.NewError(framework.CodeTooLarge, "a push carries at most %d rows; lower the push batchSize", cfg.MaxChanges)
+	}
+	now := adapter.Now(p.app)
+	changes := make([]*framework.Change, len(rows))
+	var bad []framework.FieldError
+	for i, row := range rows {
+		obj, ok := row.(map[string]any)
+		if !ok {
+			bad = append(bad, framework.FieldError{Path: fmt.Sprintf("/%d", i), Message: "must be an object"})
+			continue
+		}
+		ch, msg := docChange(obj["newDocumentState"])
+		if msg != "" {
+			bad = append(bad, framework.FieldError{Path: fmt.Sprintf("/%d/newDocumentState", i), Message: msg})
+			continue
+		}
+		ch.Model, ch.ModifyAt = model, now
+		if a, present := obj["assumedMasterState"]; present && a != nil {
+			assumed, msg := docChange(a)
+			if msg != "" {
+				bad = append(bad, framework.FieldError{Path: fmt.Sprintf("/%d/assumedMasterState", i), Message: msg})
+				continue
+			}
+			ch.Assumed = &framework.Record{Model: model, UID: assumed.UID, IsDeleted: assumed.IsDeleted, Data: assumed.Data}
+		}
+		changes[i] = ch
+	}
+	if len(bad) > 0 {
+		return &framework.Error{Code: framework.CodeInvalid, Message: "invalid push rows", Details: bad}
+	}
+	ctx := c.Request.Context()
+	results, err := p.app.PushWith(ctx, who, changes, framework.PushOptions{Policy: matchesAssumed})
+	if err != nil {
+		return fmt.Errorf("rxdb: push: %w", err)
+	}
+	conflicts := make([]map[string]json.RawMessage, 0)
+	var refused []adapter.Ref
+	for _, res := range results {
+		switch res.Status {
+		case framework.StatusStale:
+			doc, err := Document(res.Record)
+			if err != nil {
+				return err
+			}
+			conflicts = append(conflicts, doc)
+		case framework.StatusRejected, framework.StatusForbidden:
+			refused = append(refused, adapter.Ref{Model: res.Model, UID: res.UID})
+		}
+	}
+	if len(refused) > 0 {
+		state, err := adapter.ServerState(ctx, p.app, who, refused)
+		if err != nil {
+			return fmt.Errorf("rxdb: refused rows: %w", err)
+		}
+		for _, r := range refused {
+			rec, ok := state[r]
+			if !ok {
+				rec = &framework.Record{Model: r.Model, UID: r.UID, IsDeleted: true}
+			}
+			doc, err := Document(rec)
+			if err != nil {
+				return err
+			}
+			conflicts = append(conflicts, doc)
+		}
+		p.app.Logger().Info("rxdb push refused rows", "user", who.UserID, "count", len(refused))
+	}
+	c.JSON(http.StatusOK, conflicts)
+	return nil
+}
+
+// onCommit feeds the streams with the records a push wrote.
+func (p *Plugin) onCommit(e *framework.CommitEvent) error {
+	byColl := map[string][]*framework.Record{}
+	for _, rec := range e.Records {
+		coll, ok := p.byModel[rec.Model]
+		if !ok {
+			continue
+		}
+		key := rec.Owner + "\x00" + coll
+		byColl[key] = append(byColl[key], rec)
+	}
+	for key, recs := range byColl {
+		b, err := batch(recs, 0)
+		if err != nil {
+			p.app.Logger().Error("rxdb stream event", "err", err)
+			continue
+		}
+		raw, err := json.Marshal(b)
+		if err != nil {
+			p.app.Logger().Error("rxdb stream event", "err", err)
+			continue
+		}
+		p.hub.publish(key, raw)
+	}
+	return e.Next()
+}
+
+func (p *Plugin) stream(c *gin.Context, who framework.Principal, collection, _ string) error {
+	flusher, ok := c.Writer.(http.Flusher)
+	if !ok {
+		return framework.NewError(framework.CodeInternal, "streaming is not supported")
+	}
+	sub := p.hub.subscribe(who.UserID + "\x00" + collection)
+	defer p.hub.unsubscribe(sub)
+	h := c.Writer.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	c.Status(http.StatusOK)
+	if _, err := c.Writer.Write([]byte("data: \"RESYNC\"\n\n")); err != nil {
+		return nil
+	}
+	flusher.Flush()
+	tick := time.NewTicker(p.cfg.KeepAlive)
+	defer tick.Stop()
+	ctx := c.Request.Context()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			if _, err := c.Writer.Write([]byte(": keep-alive\n\n")); err != nil {
+				return nil
+			}
+		case <-sub.notify:
+			events, resync := sub.take()
+			if resync {
+				events = [][]byte{[]byte(`"RESYNC"`)}
+			}
+			for _, ev := range events {
+				if _, err := fmt.Fprintf(c.Writer, "data: %s\n\n", ev); err != nil {
+					return nil
+				}
+			}
+		}
+		flusher.Flush()
+	}
+}

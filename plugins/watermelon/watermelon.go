@@ -1,0 +1,508 @@
+// Package watermelon serves WatermelonDB's sync protocol on Ferry's core,
+// so a WatermelonDB app's synchronize() can use a Ferry server as its back
+// end. Records written through it are the same records the native
+// protocol (/sync/push, /sync/pull) and other adapters read and write:
+// same storage, versions, owner permissions, validation and hooks.
+//
+// Routes, relative to the sync mount point (behind its authentication):
+//
+//	GET  /watermelon?last_pulled_at=<n|null>&schema_version=<n>&migration=<json|null>[&limit=<n>]
+//	POST /watermelon?last_pulled_at=<n>   body: the changes object
+//
+// # Pull
+//
+// The answer is {"changes": {table: {"created": [], "updated": [...],
+// "deleted": [ids]}}, "timestamp": n, "has_more": bool}. Live records are
+// always in "updated", never "created": configure the client with
+// sendCreatedAsUpdated: true. (A device gets its own pushes back, and a
+// record sent as "created" makes WatermelonDB recreate a record the device
+// has deleted locally but not pushed yet.) Records travel flat: "id" (the
+// record's uid) plus the model's data fields.
+//
+// The timestamp is the caller's scope version (see
+// [framework.App.ReadSince]) plus one, so it is positive even for a user
+// with no records; it is read in the same snapshot as the changes. With
+// last_pulled_at=null (first sync) no deletions are sent. A page holds at
+// most limit records (default and cap: [Config.PullLimit]); when the
+// answer was cut, has_more is true and the timestamp covers only what was
+// sent, so the client simply synchronizes again (the README's snippet
+// loops). A last_pulled_at ahead of the server (its database was
+// replaced) or older than the tombstone purge horizon is answered 410
+// reset_required: the device must reset its local database.
+//
+// A migration sync (migration not null) receives, besides the changes, all
+// live records of the tables the migration created or added columns to.
+//
+// # Push
+//
+// The body is the changes object as synchronize() passes it to
+// pushChanges. "_status" and "_changed" are stripped; created records that
+// exist become updates, updated records that are missing are created, and
+// deleted records that are missing become tombstones. The server stamps its
+// receive time as modify_at. If any pushed record changed on the server
+// after last_pulled_at, nothing is applied and the answer is 409 conflict
+// with one detail per conflicting record, path "/<table>/<id>": the client
+// pulls, merges and pushes again. Otherwise the push is applied in one
+// transaction (per [framework.Config.MaxChanges] records; a larger push is
+// applied in several, and a conflict in a later one leaves the earlier ones
+// applied, which is safe because the client pulls them back).
+//
+// A record the server refuses (it fails the model's schema or validation,
+// a hook vetoes it, its id is not a valid uid, or it belongs to another
+// user) does not fail the push, so it cannot block a device forever: the
+// valid records are applied, and the server writes its own state of each
+// refused record again (a tombstone when it has none), so that the
+// device's next pull replaces the refused change with the server's state.
+// The answer, 200 {"ok": true, "rejected": [{"table", "id", "errors"}]},
+// says which records were refused and why (an app may log it).
+// Errors in the envelope (a body that is not an object of known tables,
+// a bad last_pulled_at) are 400 invalid in the protocol's error shape.
+package watermelon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+
+	"github.com/ferrysync/ferry/framework"
+	"github.com/ferrysync/ferry/plugins/internal/adapter"
+	"github.com/gin-gonic/gin"
+)
+
+// Config configures the plugin. The zero value serves the protocol with
+// no tables; add them with [Plugin.Expose] or Tables.
+type Config struct {
+	// Tables maps a WatermelonDB table name to the registered model that
+	// backs it, e.g. {"tasks": "data.Task"}. A model backs at most one
+	// table. The model's data fields are the table's columns; it must not
+	// have fields named id, _status or _changed.
+	Tables map[string]string
+	// Path is where the routes are mounted, relative to the sync mount
+	// point (default "/watermelon").
+	Path string
+	// PullLimit caps the records of one pull answer (default: the App's
+	// MaxPullLimit, 5000 unless configured).
+	PullLimit int
+}
+
+// Plugin serves WatermelonDB's sync protocol; attach it with app.Use.
+type Plugin struct {
+	cfg     Config
+	app     *framework.App
+	tables  map[string]string // table -> model
+	byModel map[string]string // model -> table
+	names   []string          // tables, sorted
+	models  []string          // models, sorted
+}
+
+var (
+	_ framework.Plugin       = (*Plugin)(nil)
+	_ framework.RouteMounter = (*Plugin)(nil)
+)
+
+// New validates cfg and returns the plugin.
+func New(cfg Config) (*Plugin, error) {
+	if cfg.Path == "" {
+		cfg.Path = "/watermelon"
+	}
+	if cfg.Path[0] != '/' {
+		return nil, fmt.Errorf("watermelon: Config.Path %q must start with /", cfg.Path)
+	}
+	if cfg.PullLimit < 0 {
+		return nil, fmt.Errorf("watermelon: Config.PullLimit %d must not be negative", cfg.PullLimit)
+	}
+	p := &Plugin{cfg: cfg, tables: map[string]string{}, byModel: map[string]string{}}
+	tables := make([]string, 0, len(cfg.Tables))
+	for t := range cfg.Tables {
+		tables = append(tables, t)
+	}
+	sort.Strings(tables)
+	for _, t := range tables {
+		if err := p.Expose(t, cfg.Tables[t]); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// Expose makes model available as WatermelonDB table table. Call it before
+// app.Use.
+func (p *Plugin) Expose(table, model string) error {
+	if !adapter.NameRE.MatchString(table) {
+		return fmt.Errorf("watermelon: table name %q must be 1 to 64 letters, digits, _ or -, not starting with a digit or -", table)
+	}
+	if model == "" {
+		return fmt.Errorf("watermelon: table %q: model name is empty", table)
+	}
+	if have, ok := p.tables[table]; ok && have != model {
+		return fmt.Errorf("watermelon: table %q already exposes %s", table, have)
+	}
+	if have, ok := p.byModel[model]; ok && have != table {
+		return fmt.Errorf("watermelon: model %s already backs table %q", model, have)
+	}
+	p.tables[table], p.byModel[model] = model, table
+	return nil
+}
+
+// Name implements [framework.Plugin].
+func (p *Plugin) Name() string { return "watermelon" }
+
+// Setup checks that every exposed model is registered on app.
+func (p *Plugin) Setup(app *framework.App) error {
+	registered := app.Models()
+	for t, m := range p.tables {
+		if !slices.Contains(registered, m) {
+			return fmt.Errorf("watermelon: table %q: model %s is not registered (register models before app.Use)", t, m)
+		}
+		p.names = append(p.names, t)
+		p.models = append(p.models, m)
+	}
+	sort.Strings(p.names)
+	sort.Strings(p.models)
+	if p.cfg.PullLimit == 0 || p.cfg.PullLimit > app.Config().MaxPullLimit {
+		p.cfg.PullLimit = app.Config().MaxPullLimit
+	}
+	p.app = app
+	return nil
+}
+
+// MountRoutes implements [framework.RouteMounter].
+func (p *Plugin) MountRoutes(r gin.IRouter) {
+	r.GET(p.cfg.Path, p.handle(p.pull))
+	r.POST(p.cfg.Path, p.handle(p.push))
+}
+
+func (p *Plugin) handle(fn func(c *gin.Context, who framework.Principal) error) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		who, ok := framework.PrincipalFrom(c.Request.Context())
+		if !ok || p.app == nil {
+			framework.WriteError(c, framework.NewError(framework.CodeUnauthenticated, "a valid bearer token is required"))
+			return
+		}
+		if err := fn(c, who); err != nil {
+			var pe *framework.Error
+			if !asError(err, &pe) {
+				p.app.Logger().Error("watermelon request failed", "err", err, "path", c.Request.URL.Path)
+			}
+			framework.WriteError(c, err)
+		}
+	}
+}
+
+// tableChanges is one table's part of the changes object.
+type tableChanges struct {
+	Created []map[string]json.RawMessage `json:"created"`
+	Updated []map[string]json.RawMessage `json:"updated"`
+	Deleted []string                     `json:"deleted"`
+}
+
+// pullAnswer is the answer of a pull.
+type pullAnswer struct {
+	Changes   map[string]*tableChanges `json:"changes"`
+	Timestamp int64                    `json:"timestamp"`
+	HasMore   bool                     `json:"has_more"`
+}
+
+func invalidParam(name, msg string) error {
+	return &framework.Error{Code: framework.CodeInvalid, Message: name + " " + msg,
+		Details: []framework.FieldError{{Path: name, Message: msg}}}
+}
+
+// lastPulledAt reads the query parameter: 0 for null or absent (first sync).
+func lastPulledAt(c *gin.Context) (int64, error) {
+	s := c.Query("last_pulled_at")
+	if s == "" || s == "null" || s == "undefined" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, invalidParam("last_pulled_at", "must be null or a timestamp this server returned")
+	}
+	return n, nil
+}
+
+// migrationTables reads the migration parameter and returns the tables it
+// needs sent whole.
+func (p *Plugin) migrationTables(c *gin.Context) ([]string, error) {
+	s := c.Query("migration")
+	if s == "" || s == "null" || s == "undefined" {
+		return nil, nil
+	}
+	var m struct {
+		Tables  []string `json:"tables"`
+		Columns []struct {
+			Table string `json:"table"`
+		} `json:"columns"`
+	}
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return nil, invalidParam("migration", "must be null or WatermelonDB's migration object")
+	}
+	var out []string
+	for _, t := range m.Tables {
+		out = append(out, t)
+	}
+	for _, col := range m.Columns {
+		out = append(out, col.Table)
+	}
+	return out, nil
+}
+
+func (p *Plugin) pull(c *gin.Context, who framework.Principal) error {
+	since, err := lastPulledAt(c)
+	if err != nil {
+		return err
+	}
+	if s := c.Query("schema_version"); s != "" && s != "null" && s != "undefined" {
+		if _, err := strconv.Atoi(s); err != nil {
+			return invalidParam("schema_version", "must be an integer")
+		}
+	}
+	limit := p.cfg.PullLimit
+	if s, ok := c.GetQuery("limit"); ok {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			return invalidParam("limit", "must be a positive integer")
+		}
+		limit = min(n, p.cfg.PullLimit)
+	}
+	migrated, err := p.migrationTables(c)
+	if err != nil {
+		return err
+	}
+	ans := &pullAnswer{Changes: map[string]*tableChanges{}}
+	for _, t := range p.names {
+		ans.Changes[t] = &tableChanges{Created: []map[string]json.RawMessage{}, Updated: []map[string]json.RawMessage{}, Deleted: []string{}}
+	}
+	ctx := c.Request.Context()
+	// A migration sync first gets the migrated tables whole, then the
+	// changes; a record in both is sent once, in its later state.
+	seen := map[string]int{}
+	var whole []string
+	for _, t := range migrated {
+		if m, ok := p.tables[t]; ok && !slices.Contains(whole, m) {
+			whole = append(whole, m)
+		}
+	}
+	if since > 0 && len(whole) > 0 {
+		all, err := p.app.ReadSince(ctx, who, framework.SinceRequest{Models: whole, SkipDeleted: true})
+		if err != nil {
+			return fmt.Errorf("watermelon: migration pull: %w", err)
+		}
+		if err := p.addRecords(ans, all.Records, seen); err != nil {
+			return err
+		}
+	}
+	resp, err := p.app.ReadSince(ctx, who, framework.SinceRequest{
+		Models: p.models, After: since - 1, Limit: limit, SkipDeleted: since == 0,
+	})
+	if err != nil {
+		return fmt.Errorf("watermelon: pull: %w", err)
+	}
+	if since-1 > resp.Version {
+		return framework.NewError(framework.CodeResetRequired, "last_pulled_at is ahead of this server; reset the local database and sync from the start")
+	}
+	if err := p.addRecords(ans, resp.Records, seen); err != nil {
+		return err
+	}
+	ans.Timestamp = resp.Version + 1
+	if resp.HasMore {
+		ans.HasMore = true
+		ans.Timestamp = resp.Records[len(resp.Records)-1].Version + 1
+	}
+	c.JSON(http.StatusOK, ans)
+	return nil
+}
+
+// addRecords files records into the answer; seen maps table/id to the
+// index in Updated, so a later state replaces an earlier one.
+func (p *Plugin) addRecords(ans *pullAnswer, recs []*framework.Record, seen map[string]int) error {
+	for _, rec := range recs {
+		t, ok := p.byModel[rec.Model]
+		if !ok {
+			continue
+		}
+		tc := ans.Changes[t]
+		key := t + "\x00" + rec.UID
+		if i, dup := seen[key]; dup {
+			// Only a migration sync sends a record twice; drop the first.
+			tc.Updated = slices.Delete(tc.Updated, i, i+1)
+			delete(seen, key)
+			for k, j := range seen {
+				if j > i && k[:len(t)+1] == t+"\x00" {
+					seen[k] = j - 1
+				}
+			}
+		}
+		if rec.IsDeleted {
+			tc.Deleted = append(tc.Deleted, rec.UID)
+			continue
+		}
+		doc, err := adapter.Flatten(rec)
+		if err != nil {
+			return err
+		}
+		seen[key] = len(tc.Updated)
+		tc.Updated = append(tc.Updated, doc)
+	}
+	return nil
+}
+
+// Rejection is one record a push refused, in the push answer.
+type Rejection struct {
+	Table  string                 `json:"table"`
+	ID     string                 `json:"id"`
+	Errors []framework.FieldError `json:"errors"`
+}
+
+// pushAnswer is the answer of a successful push.
+type pushAnswer struct {
+	OK       bool        `json:"ok"`
+	Rejected []Rejection `json:"rejected"`
+}
+
+// pushed is one record of a push with where it came from.
+type pushed struct {
+	table string
+	id    string
+}
+
+func (p *Plugin) push(c *gin.Context, who framework.Principal) error {
+	since, err := lastPulledAt(c)
+	if err != nil {
+		return err
+	}
+	var body any
+	if err := framework.ReadJSONBody(c.Request, p.app.Config().MaxBodyBytes, &body); err != nil {
+		return err
+	}
+	changes, from, rejected, err := p.decodePush(body)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request.Context()
+	policy := changedSince(since)
+	var refused []adapter.Ref
+	var refusedFrom []pushed
+	var conflicts []framework.FieldError
+	step := p.app.Config().MaxChanges
+	for lo := 0; lo < len(changes); lo += step {
+		hi := min(lo+step, len(changes))
+		results, err := p.app.PushWith(ctx, who, changes[lo:hi], framework.PushOptions{Policy: policy, AbortOnStale: true})
+		if err != nil && !adapter.IsConflict(err) {
+			return fmt.Errorf("watermelon: push: %w", err)
+		}
+		for i, res := range results {
+			src := from[lo+i]
+			switch res.Status {
+			case framework.StatusStale:
+				conflicts = append(conflicts, framework.FieldError{Path: "/" + src.table + "/" + src.id,
+					Message: "changed on the server after last_pulled_at"})
+			case framework.StatusRejected, framework.StatusForbidden:
+				errs := res.Errors
+				if res.Status == framework.StatusForbidden {
+					errs = []framework.FieldError{{Path: "", Message: "this record belongs to another user"}}
+				}
+				rejected = append(rejected, Rejection{Table: src.table, ID: src.id, Errors: errs})
+				refused = append(refused, adapter.Ref{Model: res.Model, UID: res.UID})
+				refusedFrom = append(refusedFrom, src)
+			}
+		}
+		if err != nil {
+			return &framework.Error{Code: framework.CodeConflict,
+				Message: "records changed on the server after last_pulled_at; pull, merge and push again", Details: conflicts}
+		}
+	}
+	if len(refused) > 0 {
+		if _, err := adapter.Resend(ctx, p.app, who, refused); err != nil {
+			return fmt.Errorf("watermelon: correct refused records: %w", err)
+		}
+		p.app.Logger().Info("watermelon push refused records", "user", who.UserID, "count", len(refused))
+	}
+	if rejected == nil {
+		rejected = []Rejection{}
+	}
+	c.JSON(http.StatusOK, pushAnswer{OK: true, Rejected: rejected})
+	return nil
+}
+
+// changedSince is the protocol's concurrency rule: a pushed record loses
+// (and the push is refused) when the server's copy changed after the
+// client's last pull, whatever the clocks say. Deleting a record the
+// server already deleted is not a conflict.
+func changedSince(lastPulledAt int64) framework.ConflictPolicy {
+	return framework.PolicyFunc(func(_ context.Context, c *framework.Conflict) (framework.Resolution, error) {
+		if c.Stored.Version < lastPulledAt || c.Stored.IsDeleted && c.Incoming.IsDeleted {
+			return framework.Resolution{Outcome: framework.TakeIncoming}, nil
+		}
+		return framework.Resolution{Outcome: framework.KeepStored}, nil
+	})
+}
+
+// decodePush turns the changes object into changes. Records with an id
+// that is not a string are refused in place; an envelope that is not the
+// changes object is an error.
+func (p *Plugin) decodePush(body any) ([]*framework.Change, []pushed, []Rejection, error) {
+	obj, ok := body.(map[string]any)
+	if !ok {
+		return nil, nil, nil, &framework.Error{Code: framework.CodeInvalid, Message: "the body must be WatermelonDB's changes object"}
+	}
+	now := adapter.Now(p.app)
+	var changes []*framework.Change
+	var from []pushed
+	var rejected []Rejection
+	tables := make([]string, 0, len(obj))
+	for t := range obj {
+		tables = append(tables, t)
+	}
+	sort.Strings(tables)
+	for _, t := range tables {
+		model, ok := p.tables[t]
+		if !ok {
+			return nil, nil, nil, &framework.Error{Code: framework.CodeInvalid, Message: "unknown table " + strconv.Quote(t),
+				Details: []framework.FieldError{{Path: "/" + t, Message: "this server does not expose this table"}}}
+		}
+		tc, ok := obj[t].(map[string]any)
+		if !ok {
+			return nil, nil, nil, &framework.Error{Code: framework.CodeInvalid, Message: "invalid changes object",
+				Details: []framework.FieldError{{Path: "/" + t, Message: "must be an object with created, updated and deleted"}}}
+		}
+		for _, kind := range []string{"created", "updated", "deleted"} {
+			v, present := tc[kind]
+			if !present || v == nil {
+				continue
+			}
+			items, ok := v.([]any)
+			if !ok {
+				return nil, nil, nil, &framework.Error{Code: framework.CodeInvalid, Message: "invalid changes object",
+					Details: []framework.FieldError{{Path: "/" + t + "/" + kind, Message: "must be an array"}}}
+			}
+			for i, item := range items {
+				ch := &framework.Change{Model: model, ModifyAt: now}
+				if kind == "deleted" {
+					id, ok := item.(string)
+					if !ok || id == "" {
+						rejected = append(rejected, Rejection{Table: t, Errors: []framework.FieldError{
+							{Path: fmt.Sprintf("/%s/deleted/%d", t, i), Message: "must be a record id"}}})
+						continue
+					}
+					ch.UID, ch.IsDeleted = id, true
+				} else {
+					id, data, msg := adapter.Split(item, "_status", "_changed")
+					if msg != "" {
+						rejected = append(rejected, Rejection{Table: t, ID: id, Errors: []framework.FieldError{
+							{Path: fmt.Sprintf("/%s/%s/%d", t, kind, i), Message: msg}}})
+						continue
+					}
+					ch.UID, ch.Data = id, data
+				}
+				changes = append(changes, ch)
+				from = append(from, pushed{table: t, id: ch.UID})
+			}
+		}
+	}
+	return changes, from, rejected, nil
+}
