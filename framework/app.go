@@ -251,17 +251,20 @@ func (a *App) model(name string) (*model, bool) {
 // typed models that do not exist yet. Later changes to a typed model's
 // table are the application's own migrations.
 func (a *App) Migrate(ctx context.Context) error {
-	if err := models.Migrate(ctx, a.db); err != nil {
-		return fmt.Errorf("framework: %w", err)
+	createTables := func(ctx context.Context, idb bun.IDB) error {
+		for _, name := range a.Models() {
+			m, _ := a.model(name)
+			if m.createTable == nil {
+				continue
+			}
+			if err := m.createTable(ctx, idb); err != nil {
+				return fmt.Errorf("create table of %s: %w", name, err)
+			}
+		}
+		return nil
 	}
-	for _, name := range a.Models() {
-		m, _ := a.model(name)
-		if m.createTable == nil {
-			continue
-		}
-		if err := m.createTable(ctx, a.db); err != nil {
-			return fmt.Errorf("framework: create table of %s: %w", name, err)
-		}
+	if err := models.Migrate(ctx, a.db, createTables); err != nil {
+		return fmt.Errorf("framework: %w", err)
 	}
 	return nil
 }

@@ -19,13 +19,34 @@ func Migrations() (*migrate.Migrations, error) {
 	return m, nil
 }
 
+// migrateLockKey is the PostgreSQL advisory lock Ferry's migrations hold
+// ("ferry" in ASCII).
+const migrateLockKey = 0x6665727279
+
 // Migrate brings Ferry's tables up to date. Several replicas may start at
 // once: bun's migration lock lets one migrate while the others wait (up to
 // lockWait) and then find nothing left to do.
-func Migrate(ctx context.Context, db *bun.DB) error {
+//
+// then runs after the migrations while the lock is still held: the
+// framework creates typed models' tables there, which would race the same
+// way.
+func Migrate(ctx context.Context, db *bun.DB, then ...func(context.Context, bun.IDB) error) error {
 	ms, err := Migrations()
 	if err != nil {
 		return err
+	}
+	if IsPostgres(db) {
+		// Replicas starting together would race creating the migration
+		// tables; a session advisory lock makes them take turns.
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(?)", migrateLockKey); err != nil {
+			return fmt.Errorf("migrate: take advisory lock: %w", err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(?)", migrateLockKey) //nolint:errcheck // released with the session anyway
 	}
 	migrator := migrate.NewMigrator(db, ms,
 		migrate.WithTableName("ferry_migrations"),
@@ -42,7 +63,7 @@ func Migrate(ctx context.Context, db *bun.DB) error {
 			return fmt.Errorf("list migrations: %w", err)
 		}
 		if len(status.Unapplied()) == 0 {
-			return nil
+			return runAll(ctx, db, then)
 		}
 		if err := migrator.Lock(ctx); err == nil {
 			break
@@ -58,6 +79,15 @@ func Migrate(ctx context.Context, db *bun.DB) error {
 	defer migrator.Unlock(context.WithoutCancel(ctx)) //nolint:errcheck // best effort; the lock row names the table
 	if _, err := migrator.Migrate(ctx); err != nil {
 		return fmt.Errorf("migrate: %w", err)
+	}
+	return runAll(ctx, db, then)
+}
+
+func runAll(ctx context.Context, db *bun.DB, fns []func(context.Context, bun.IDB) error) error {
+	for _, fn := range fns {
+		if err := fn(ctx, db); err != nil {
+			return err
+		}
 	}
 	return nil
 }
