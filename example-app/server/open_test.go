@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ferrysync/ferry/example-app/server"
+	"github.com/ferrysync/ferry/framework/synctest"
 )
 
 // TestOpenSQLiteKeepsSecretAndData starts the app the way `go run
@@ -43,5 +44,26 @@ func TestOpenSQLiteKeepsSecretAndData(t *testing.T) {
 	var health map[string]string
 	if st := e.do("GET", "/healthz", "", "", &health); st != 200 || health["status"] != "ok" {
 		t.Fatalf("healthz: %d %v", st, health)
+	}
+}
+
+// TestOpenPostgresFromURL starts the app the way DATABASE_URL=postgres://…
+// does.
+func TestOpenPostgresFromURL(t *testing.T) {
+	cfg := server.Config{DataDir: t.TempDir(), DatabaseURL: synctest.PostgresURL(t), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	srv, err := server.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if name := srv.DB.Dialect().Name().String(); name != "pg" {
+		t.Fatalf("dialect %s", name)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	e := &env{t: t, srv: srv, url: hs.URL}
+	ann := e.signUp("ann-pg")
+	if res := ann.push(note("pg", t1, "on postgres")); res[0].Status != "applied" {
+		t.Fatalf("%+v", res)
 	}
 }
