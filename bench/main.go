@@ -55,6 +55,8 @@ type options struct {
 	incLarge    int
 	cpuProfile  string
 	memProfile  string
+	serverURL   string
+	proto       bool
 }
 
 func main() {
@@ -85,6 +87,8 @@ func main() {
 	flag.IntVar(&o.incLarge, "inc-large", 1_000_000, "records of the large store (full pull with RSS, then incremental pull)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the server's CPU profile for the whole run to this file")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write the server's allocation profile to this file at exit")
+	flag.BoolVar(&o.proto, "proto", false, "also measure the recommended write path (see proto.go) as proto_* lines, PostgreSQL only")
+	flag.StringVar(&o.serverURL, "server-url-params", "", "extra query parameters for the server's PostgreSQL URL only, for experiments (e.g. default_query_exec_mode=simple_protocol)")
 	flag.Parse()
 	if o.smoke {
 		o.duration, o.reps, o.bigReps = 400*time.Millisecond, 1, 1
@@ -128,7 +132,11 @@ func mainErr(o options) (err error) {
 				err = errors.Join(err, derr)
 			}
 		}()
-		childArgs = append(childArgs, "-database-url", schemaURL)
+		serverURL, err := addParams(schemaURL, o.serverURL)
+		if err != nil {
+			return err
+		}
+		childArgs = append(childArgs, "-database-url", serverURL)
 	case "sqlite":
 		childArgs = append(childArgs, "-sqlite", filepath.Join(tmp, "ferry.db"))
 	default:
@@ -143,6 +151,20 @@ func mainErr(o options) (err error) {
 			return err
 		}
 		defer b.base.close()
+		if o.proto {
+			pu, err := addParams(schemaURL, o.serverURL)
+			if err != nil {
+				return err
+			}
+			pdb, err := models.OpenPostgres(ctx, pu)
+			if err != nil {
+				return err
+			}
+			defer pdb.Close()
+			if b.proto, err = newProto(pdb); err != nil {
+				return err
+			}
+		}
 	} else {
 		if b.db, err = models.OpenSQLite(ctx, filepath.Join(tmp, "ferry.db")); err != nil {
 			return err
@@ -270,6 +292,29 @@ func printTable(rs []Result) {
 			r.Workload, r.RecordsPerS, r.BaselinePerS, r.Ratio, r.P50, r.P95, r.P99, r.BaselineP50, r.ServerRSSMB)
 	}
 	w.Flush()
+}
+
+// addParams adds URL query parameters (a=b&c=d) to a database URL.
+func addParams(dsn, params string) (string, error) {
+	if params == "" {
+		return dsn, nil
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", err
+	}
+	extra, err := url.ParseQuery(params)
+	if err != nil {
+		return "", fmt.Errorf("-server-url-params: %w", err)
+	}
+	q := u.Query()
+	for k, vs := range extra {
+		for _, v := range vs {
+			q.Set(k, v)
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }
 
 // createSchema makes a fresh schema and returns a URL whose search_path

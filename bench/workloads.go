@@ -17,6 +17,7 @@ type bencher struct {
 	d     *driver
 	db    *bun.DB   // the server's store, for seeding
 	base  *baseline // nil when there is no baseline (SQLite)
+	proto *proto    // with -proto: the recommended write path, measured too
 	pid   int       // the server's pid, for RSS
 	runID string
 	nUser int
@@ -158,8 +159,25 @@ func (b *bencher) single(conc int) error {
 			return 1, false, nil
 		}
 	}
-	_, err = b.repeat(fmt.Sprintf("single_c%d", conc), b.opt.reps, conc, b.opt.duration, srv, base)
-	return err
+	name := fmt.Sprintf("single_c%d", conc)
+	res, err := b.repeat(name, b.opt.reps, conc, b.opt.duration, srv, base)
+	if err != nil || b.proto == nil {
+		return err
+	}
+	return b.protoRun("proto_"+name, conc, res, func(rep int) op {
+		g := newSingleGen(conc, "q"+strconv.Itoa(conc)+"r"+strconv.Itoa(rep), b.opt.duration)
+		return func(ctx context.Context, w int) (int, bool, error) {
+			n, want := g.next(w)
+			applied, err := b.proto.write(ctx, us[w].ID, []note{n})
+			if err != nil {
+				return 0, false, err
+			}
+			if (applied == 1) != want {
+				return 0, false, fmt.Errorf("prototype write of %s applied=%d, want %v", n.UID, applied, want)
+			}
+			return 1, false, nil
+		}
+	})
 }
 
 func wantStatus(applied bool) string {
@@ -214,7 +232,7 @@ func (b *bencher) batch(conc int) error {
 	}
 	size := b.opt.batch
 	gen := func(rep int) *batchGen {
-		return &batchGen{prefix: "b" + strconv.Itoa(conc) + "r" + strconv.Itoa(rep), size: size,
+		return &batchGen{prefix: "b" + strconv.Itoa(conc) + "r" + strconv.Itoa(rep) + "-", size: size,
 			n: make([]int, conc), last: make([][]note, conc)}
 	}
 	bufs := make([][]byte, conc)
@@ -246,20 +264,42 @@ func (b *bencher) batch(conc int) error {
 			if err != nil {
 				return 0, false, err
 			}
-			exp := 0
-			for _, x := range want {
-				if x {
-					exp++
-				}
-			}
-			if applied != exp {
-				return 0, false, fmt.Errorf("baseline batch applied %d, want %d", applied, exp)
+			if exp := countTrue(want); applied != exp {
+				return 0, false, fmt.Errorf("baseline batch applied %d, want %d", applied, countTrue(want))
 			}
 			return len(ns), false, nil
 		}
 	}
-	_, err = b.repeat(fmt.Sprintf("batch_push_%d_c%d", size, conc), b.opt.reps, conc, b.opt.duration, srv, base)
-	return err
+	name := fmt.Sprintf("batch_push_%d_c%d", size, conc)
+	res, err := b.repeat(name, b.opt.reps, conc, b.opt.duration, srv, base)
+	if err != nil || b.proto == nil {
+		return err
+	}
+	return b.protoRun("proto_"+name, conc, res, func(rep int) op {
+		g := gen(rep)
+		g.prefix = "q" + g.prefix
+		return func(ctx context.Context, w int) (int, bool, error) {
+			ns, want := g.next(w)
+			applied, err := b.proto.write(ctx, us[w].ID, ns)
+			if err != nil {
+				return 0, false, err
+			}
+			if exp := countTrue(want); applied != exp {
+				return 0, false, fmt.Errorf("prototype batch applied %d, want %d", applied, exp)
+			}
+			return len(ns), false, nil
+		}
+	})
+}
+
+func countTrue(xs []bool) int {
+	n := 0
+	for _, x := range xs {
+		if x {
+			n++
+		}
+	}
+	return n
 }
 
 // pullStore is one user's seeded store, on the server and in the baseline.
