@@ -164,7 +164,7 @@ func (b *bencher) single(conc int) error {
 	if err != nil || b.proto == nil {
 		return err
 	}
-	return b.protoRun("proto_"+name, conc, res, func(rep int) op {
+	return b.protoRun("proto_"+name, conc, b.opt.reps, b.opt.duration, res, func(rep int) op {
 		g := newSingleGen(conc, "q"+strconv.Itoa(conc)+"r"+strconv.Itoa(rep), b.opt.duration)
 		return func(ctx context.Context, w int) (int, bool, error) {
 			n, want := g.next(w)
@@ -275,7 +275,7 @@ func (b *bencher) batch(conc int) error {
 	if err != nil || b.proto == nil {
 		return err
 	}
-	return b.protoRun("proto_"+name, conc, res, func(rep int) op {
+	return b.protoRun("proto_"+name, conc, b.opt.reps, b.opt.duration, res, func(rep int) op {
 		g := gen(rep)
 		g.prefix = "q" + g.prefix
 		return func(ctx context.Context, w int) (int, bool, error) {
@@ -307,8 +307,10 @@ type pullStore struct {
 	u      user
 	size   int
 	prefix string
-	cursor string // the server's cursor after a full pull
-	after  int64  // the baseline's position after the seed
+	// version is the server scope's version after the seed, for -proto.
+	version int64
+	cursor  string // the server's cursor after a full pull
+	after   int64  // the baseline's position after the seed
 }
 
 func (b *bencher) seedStore(size int) (*pullStore, error) {
@@ -387,8 +389,32 @@ func (b *bencher) initialPull(name string, ps *pullStore, reps int, onePass bool
 			return n, onePass, nil
 		}
 	}
-	_, err := b.repeat(name, reps, 1, dur, srv, base)
-	return err
+	res, err := b.repeat(name, reps, 1, dur, srv, base)
+	if err != nil || b.proto == nil {
+		return err
+	}
+	return b.protoRun("proto_"+name, 1, reps, dur, res, func(int) op {
+		var after int64
+		var buf []byte
+		got := 0
+		return func(ctx context.Context, _ int) (int, bool, error) {
+			n, last, out, err := b.proto.pullPage(ctx, ps.u.ID, after, limit, buf)
+			buf = out
+			if err != nil {
+				return 0, false, err
+			}
+			got += n
+			after = last
+			if n == limit {
+				return n, false, nil
+			}
+			if got != ps.size {
+				return 0, false, fmt.Errorf("a full prototype pull gave %d records, want %d", got, ps.size)
+			}
+			after, got = 0, 0
+			return n, onePass, nil
+		}
+	})
 }
 
 // incrementalPull changes b.opt.changes records of a store that was
@@ -416,6 +442,9 @@ func (b *bencher) incrementalPull(name string, ps *pullStore) error {
 			return err
 		}
 		ps.after = v
+	}
+	if err := b.db.NewRaw(`SELECT version FROM ferry_scopes WHERE scope = ?`, ps.u.ID).Scan(b.ctx, &ps.version); err != nil {
+		return err
 	}
 	k := b.opt.changes
 	now := time.Now().UTC()
@@ -463,6 +492,22 @@ func (b *bencher) incrementalPull(name string, ps *pullStore) error {
 			return n, false, nil
 		}
 	}
-	_, err = b.repeat(name, b.opt.reps, 1, b.opt.duration, srv, base)
-	return err
+	res, err := b.repeat(name, b.opt.reps, 1, b.opt.duration, srv, base)
+	if err != nil || b.proto == nil {
+		return err
+	}
+	return b.protoRun("proto_"+name, 1, b.opt.reps, b.opt.duration, res, func(int) op {
+		var buf []byte
+		return func(ctx context.Context, _ int) (int, bool, error) {
+			n, _, out, err := b.proto.pullPage(ctx, ps.u.ID, ps.version, 500, buf)
+			buf = out
+			if err != nil {
+				return 0, false, err
+			}
+			if n != k {
+				return 0, false, fmt.Errorf("incremental prototype pull gave %d records, want %d", n, k)
+			}
+			return n, false, nil
+		}
+	})
 }
