@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -97,6 +98,12 @@ type Client struct {
 
 	syncMu sync.Mutex // serializes Sync
 	editMu sync.Mutex // serializes local edits, so modify_at only grows
+
+	// The background loop (see Run): whether one runs, and its signals,
+	// each buffered so that senders never block.
+	running atomic.Bool
+	changed chan struct{}
+	trigger chan struct{}
 }
 
 // New validates cfg and returns a Client. It does no I/O.
@@ -135,6 +142,8 @@ func New(cfg Config) (*Client, error) {
 		retry:      cfg.Retry.withDefaults(),
 		clock:      cfg.Clock,
 		onRejected: cfg.OnRejected,
+		changed:    make(chan struct{}, 1),
+		trigger:    make(chan struct{}, 1),
 	}
 	if c.http == nil {
 		c.http = &http.Client{Timeout: 2 * time.Minute}
@@ -240,6 +249,7 @@ func (c *Client) writeLocked(ctx context.Context, model, uid string, prev *Recor
 	if _, err := c.store.Write(ctx, rec); err != nil {
 		return nil, fmt.Errorf("client: write %s/%s: %w", model, uid, err)
 	}
+	c.notifyChanged()
 	return rec, nil
 }
 
