@@ -73,39 +73,14 @@ func TestCrashDuringLargePushes(t *testing.T) {
 	}
 }
 
-var (
-	buildOnce sync.Once
-	buildBin  string
-	buildErr  error
-	buildDir  string
-)
-
-// buildApp builds the example app once per test binary.
+// buildApp builds the example app into a temporary directory.
 func buildApp(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "ferry-crash-")
-		if buildErr != nil {
-			return
-		}
-		buildBin = filepath.Join(buildDir, "example-app")
-		out, err := exec.Command("go", "build", "-o", buildBin, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	bin := filepath.Join(t.TempDir(), "example-app")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
 	}
-	return buildBin
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
-	os.Exit(code)
+	return bin
 }
 
 // appProcess is one run of the example app binary.
@@ -246,9 +221,9 @@ func (tr *ackTransport) snapshot() map[string]ackedChange {
 
 func runCrashCycles(t *testing.T, bin string, env []string, openDB func() (*bun.DB, error), cycles int) {
 	ctx := context.Background()
-	addr := freeAddr(t)
+	addr := crashFreeAddr(t)
 	proc := startApp(t, bin, addr, env)
-	acc := registerUser(t, "http://"+addr)
+	acc := crashRegister(t, "http://"+addr)
 	tr := &ackTransport{applied: map[string]ackedChange{}}
 	c, err := client.New(client.Config{
 		BaseURL:    "http://" + addr,
@@ -384,7 +359,7 @@ func checkAckedInDB(t *testing.T, when string, acked map[string]ackedChange, ope
 
 // checkCrashState checks the server's records, its change index, a full
 // pull and the device against each other.
-func checkCrashState(t *testing.T, base string, acc user, c *client.Client, acked map[string]ackedChange, created int, openDB func() (*bun.DB, error)) {
+func checkCrashState(t *testing.T, base string, acc crashAccount, c *client.Client, acked map[string]ackedChange, created int, openDB func() (*bun.DB, error)) {
 	t.Helper()
 	ctx := context.Background()
 	checkAckedInDB(t, "after the restart", acked, openDB)
@@ -429,7 +404,7 @@ func checkCrashState(t *testing.T, base string, acc user, c *client.Client, acke
 		t.Errorf("the database has %d notes; the client created %d", len(records), created)
 	}
 
-	pulled := fullPull(t, base, acc)
+	pulled := crashFullPull(t, base, acc)
 	notes := 0
 	for k, r := range pulled {
 		if !strings.HasPrefix(k, "data.Note/") {
@@ -485,7 +460,7 @@ type pulledRecord struct {
 
 // fullPull pulls everything acc can read, failing on a record returned
 // twice.
-func fullPull(t *testing.T, base string, acc user) map[string]pulledRecord {
+func crashFullPull(t *testing.T, base string, acc crashAccount) map[string]pulledRecord {
 	t.Helper()
 	out := map[string]pulledRecord{}
 	cursor := ""
@@ -528,9 +503,9 @@ func fullPull(t *testing.T, base string, acc user) map[string]pulledRecord {
 	return nil
 }
 
-type user struct{ id, token string }
+type crashAccount struct{ id, token string }
 
-func registerUser(t *testing.T, base string) user {
+func crashRegister(t *testing.T, base string) crashAccount {
 	t.Helper()
 	resp, err := http.Post(base+"/auth/register", "application/json",
 		strings.NewReader(`{"email":"crash@example.com","password":"correct horse","name":"Crash"}`))
@@ -547,10 +522,10 @@ func registerUser(t *testing.T, base string) user {
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusCreated {
 		t.Fatalf("register: %d, %v", resp.StatusCode, err)
 	}
-	return user{id: out.User.UID, token: out.Token}
+	return crashAccount{id: out.User.UID, token: out.Token}
 }
 
-func freeAddr(t *testing.T) string {
+func crashFreeAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
