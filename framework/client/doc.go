@@ -45,6 +45,10 @@
 //	...
 //	res, err := c.Sync(ctx) // whenever the network is back
 //
+// [Client.Run] syncs in the background instead: at start, after local
+// changes (debounced), periodically, and on [Client.Trigger] (for a
+// realtime notification).
+//
 // The store is the seam for persistence: [MemoryStore] keeps everything in
 // memory; [SQLiteStore] ([OpenSQLiteStore]) keeps records, queue and cursor
 // in a SQLite file, so a device that restarts picks up where it stopped.
