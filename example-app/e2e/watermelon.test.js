@@ -5,10 +5,12 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { Database, Model, appSchema, tableSchema } from '@nozbe/watermelondb'
 import LokiJSAdapterModule from '@nozbe/watermelondb/adapters/lokijs/index.js'
+import loggerModule from '@nozbe/watermelondb/utils/common/logger/index.js'
 import { syncWithFerry } from './watermelon-sync.js'
 import { url, signUp, nativePush, serverTasks, normalize, countRequests } from './ferry.js'
 
 const LokiJSAdapter = LokiJSAdapterModule.default ?? LokiJSAdapterModule
+;(loggerModule.default ?? loggerModule).silence() // WatermelonDB's adapter logs every step
 
 // Task is the app's model, defined without decorators.
 class Task extends Model {
@@ -37,6 +39,7 @@ function newDevice() {
     dbName: `device-${++devices}`,
     useWebWorker: false,
     useIncrementalIndexedDB: false,
+    extraLokiOptions: { autosave: false }, // in memory: no save timer to keep node running
   })
   return new Database({ adapter, modelClasses: [Task] })
 }
@@ -111,6 +114,30 @@ test('WatermelonDB devices converge through Ferry', { skip: !url && 'FERRY_URL i
   assert.equal(merged.body, 'two cartons')
   assert.equal(merged.count, 2)
   assert.ok(server.some(t => t.title === 'Made on A') && server.some(t => t.title === 'Made on B'))
+
+  // A write lands on the server between B's pull and its push: the push
+  // is refused with 409 and applies nothing; B's next sync merges it.
+  await update(b, t1, { count: 9 })
+  const realFetch = globalThis.fetch
+  globalThis.fetch = async (input, init) => {
+    if (init?.method === 'POST' && String(input).includes('/sync/watermelon')) {
+      globalThis.fetch = realFetch
+      await nativePush(ann.token, [{ id: t1, title: 'Raced', body: 'two cartons', count: 2 }])
+    }
+    return realFetch(input, init)
+  }
+  try {
+    await assert.rejects(sync(b), /push: 409/)
+  } finally {
+    globalThis.fetch = realFetch
+  }
+  assert.equal((await serverTasks(ann.token)).find(t => t.id === t1).count, 2)
+  await sync(b)
+  await sync(a)
+  const afterRace = await serverTasks(ann.token)
+  assert.deepEqual(await tasks(a), afterRace)
+  assert.deepEqual(await tasks(b), afterRace)
+  assert.deepEqual(afterRace.find(t => t.id === t1), { id: t1, title: 'Raced', body: 'two cartons', count: 9, done: false })
 
   // More tasks, then a third device's first sync pages through everything.
   for (let i = 0; i < 12; i++) await create(a, { title: `Bulk ${i}`, count: i })

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestE2E runs the end-to-end tests in e2e/ — the real WatermelonDB and
+// RxDB libraries syncing through the protocol adapters — against the
+// example app built and started on a free loopback port with a temporary
+// data dir (SQLite). It needs Node 20+ and npm and network access for
+// `npm ci`, so it runs only with FERRY_E2E=1 (as in CI, where a missing
+// node is a failure):
+//
+//	FERRY_E2E=1 go test -count=1 -run '^TestE2E$' ./example-app/
+func TestE2E(t *testing.T) {
+	if os.Getenv("FERRY_E2E") != "1" {
+		t.Skip("set FERRY_E2E=1 to run the WatermelonDB and RxDB end-to-end tests (needs Node 20+ and npm)")
+	}
+	for _, tool := range []string{"node", "npm"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("FERRY_E2E=1 but %s is not installed: %v", tool, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "example-app")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	var logs bytes.Buffer
+	srv := exec.Command(bin)
+	srv.Env = append(os.Environ(), "FERRY_ADDR="+addr, "FERRY_DATA_DIR="+filepath.Join(dir, "data"), "DATABASE_URL=", "FERRY_JWT_SECRET=")
+	srv.Stdout, srv.Stderr = &logs, &logs
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- srv.Wait() }()
+	t.Cleanup(func() {
+		_ = srv.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	})
+	url := "http://" + addr
+	for {
+		resp, err := http.Get(url + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the example app never became healthy")
+		case err := <-exited:
+			t.Fatalf("the example app exited: %v", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+
+	run := func(name string, args ...string) {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, name, args...)
+		cmd.Dir = "e2e"
+		cmd.Env = append(os.Environ(), "FERRY_URL="+url)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+		if testing.Verbose() {
+			t.Logf("%s %v:\n%s", name, args, out)
+		}
+	}
+	run("npm", "ci", "--no-audit", "--no-fund")
+	run("node", "--test", "--test-concurrency=1", "--test-timeout=120000")
+}
