@@ -52,8 +52,10 @@ import (
 //     user (checked after every step and on every answer).
 //
 // FERRY_SIM_SEED fixes the seed; FERRY_SIM_DURATION (such as 10m) runs
-// epochs (fresh users and devices on the same server) until it is spent;
-// FERRY_SIM_ROUNDS fixes the rounds of a short run.
+// epochs (fresh users and devices on the same server, epoch i with seed
+// FERRY_SIM_SEED+i) until it is spent; FERRY_SIM_ROUNDS fixes the rounds
+// of a short run and FERRY_SIM_EPOCH its epoch number, so that a failed
+// epoch of a long run replays alone.
 
 // simDefaultBudget is the time a short run spends per store in its rounds.
 const simDefaultBudget = 2 * time.Second
@@ -79,7 +81,14 @@ func TestSimConvergence(t *testing.T) {
 		}
 		long = d
 	}
-	rounds := 0
+	rounds, epoch0 := 0, 0
+	if s := os.Getenv("FERRY_SIM_EPOCH"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 0 {
+			t.Fatalf("FERRY_SIM_EPOCH=%q must be a number", s)
+		}
+		epoch0 = v
+	}
 	if s := os.Getenv("FERRY_SIM_ROUNDS"); s != "" {
 		v, err := strconv.Atoi(s)
 		if err != nil || v < 1 {
@@ -95,7 +104,7 @@ func TestSimConvergence(t *testing.T) {
 			total := simStats{}
 			start := time.Now()
 			if long == 0 {
-				st := runEpoch(t, srv, seed, 0, rounds, simDefaultBudget)
+				st := runEpoch(t, srv, seed, epoch0, rounds, simDefaultBudget)
 				total.add(st)
 			} else {
 				for epoch := 0; time.Since(start) < long && !t.Failed(); epoch++ {
@@ -106,8 +115,8 @@ func TestSimConvergence(t *testing.T) {
 					total.add(st)
 				}
 			}
-			t.Logf("%s: seed %d, %d epochs, %d rounds, %d server restarts, %d device restarts, %d local writes, %d syncs (%d failed on injected faults), %d requests, faults: %s; %v",
-				kind, seed, total.epochs, total.rounds, total.serverRestarts, total.deviceRestarts, total.writes, total.syncs, total.failedSyncs, total.requests, total.faults(), time.Since(start).Round(time.Millisecond))
+			t.Logf("%s: seed %d, %d epochs, %d rounds, %d server restarts, %d device restarts, %d local writes (%d bursts during a sync), %d syncs (%d failed on injected faults), %d requests, faults: %s; %v",
+				kind, seed, total.epochs, total.rounds, total.serverRestarts, total.deviceRestarts, total.writes, total.editsInFlight, total.syncs, total.failedSyncs, total.requests, total.faults(), time.Since(start).Round(time.Millisecond))
 		})
 	}
 }
@@ -115,7 +124,7 @@ func TestSimConvergence(t *testing.T) {
 // simStats counts what a run did.
 type simStats struct {
 	epochs, rounds, serverRestarts, deviceRestarts             int
-	writes, syncs, failedSyncs, requests                       int
+	writes, syncs, failedSyncs, requests, editsInFlight        int
 	dropped, lostAnswers, duplicated, late, errors5xx, delayed int
 }
 
@@ -128,6 +137,7 @@ func (s *simStats) add(o simStats) {
 	s.syncs += o.syncs
 	s.failedSyncs += o.failedSyncs
 	s.requests += o.requests
+	s.editsInFlight += o.editsInFlight
 	s.dropped += o.dropped
 	s.lostAnswers += o.lostAnswers
 	s.duplicated += o.duplicated
@@ -243,6 +253,8 @@ type simDevice struct {
 	offset time.Duration
 	tr     *simTransport
 	next   int // counter for uids
+	// seen is the modify_at of each record as the device last held it.
+	seen map[string]time.Time
 }
 
 // write is the latest local write of one record.
@@ -298,14 +310,15 @@ func runEpoch(t *testing.T, srv *simServer, seed uint64, n, rounds int, budget t
 	played := 0
 	defer func() {
 		if t.Failed() {
-			t.Logf("FAILED in epoch %d after %d rounds; replay it with: FERRY_SIM_SEED=%d FERRY_SIM_ROUNDS=%d go test ./framework/client -run 'TestSimConvergence/%s$' -v",
-				n, played, seed, max(played, 1), srv.kind)
+			t.Logf("FAILED in epoch %d (seed %d), %d rounds played; replay it with: FERRY_SIM_SEED=%d FERRY_SIM_EPOCH=%d FERRY_SIM_ROUNDS=%d go test ./framework/client -run 'TestSimConvergence/%s$' -v",
+				n, seed, played, seed, n, max(played, 1), srv.kind)
 		}
 	}()
 	e.stats.epochs = 1
 	e.setUp()
+	drawn := 2 + e.rng.IntN(7) // drawn always, so a replay takes the same path
 	if rounds == 0 && budget == 0 {
-		rounds = 2 + e.rng.IntN(7)
+		rounds = drawn
 	}
 	start := time.Now()
 	for r := 0; ; r++ {
@@ -364,7 +377,7 @@ func (e *epoch) addDevice(u *simUser) {
 		// Device clocks disagree by up to a few seconds.
 		offset: time.Duration(e.rng.Int64N(int64(4*time.Second))) - 2*time.Second,
 	}
-	d.tr = &simTransport{e: e, user: u}
+	d.tr = &simTransport{e: e, user: u, dev: d}
 	if e.rng.IntN(2) == 0 {
 		d.path = filepath.Join(e.t.TempDir(), d.name+".db")
 	}
@@ -573,14 +586,46 @@ func (e *epoch) sync(d *simDevice, strict bool) bool {
 
 // checkDevice fails when d holds a record that is not its user's.
 func (e *epoch) checkDevice(d *simDevice) {
-	recs, err := d.store.List(context.Background(), client.ListParams{IncludeDeleted: true})
+	ctx := context.Background()
+	recs, err := d.store.List(ctx, client.ListParams{IncludeDeleted: true})
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	pending, err := d.store.Pending(ctx, client.PendingParams{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	queued := make(map[client.Key]client.Change, len(pending))
+	for _, p := range pending {
+		queued[p.Key] = p
+	}
+	if d.seen == nil {
+		d.seen = map[string]time.Time{}
+	}
 	for _, r := range recs {
-		if r.Owner != d.user.acc.ID || !d.user.uids[r.Model+"/"+r.UID] {
-			e.t.Errorf("%s (user %s) holds %s/%s of owner %s, which its user never made", d.name, d.user.tag, r.Model, r.UID, r.Owner)
+		k := r.Model + "/" + r.UID
+		if r.Owner != d.user.acc.ID || !d.user.uids[k] {
+			e.t.Errorf("%s (user %s) holds %s of owner %s, which its user never made", d.name, d.user.tag, k, r.Owner)
 		}
+		// Until the server acknowledged it, the device shows its own
+		// latest edit: a record is unsynced exactly when it is queued,
+		// and then it is the queued change.
+		q, ok := queued[r.Key()]
+		switch {
+		case ok == r.Synced:
+			e.t.Errorf("%s: %s is synced=%v but queued=%v", d.name, k, r.Synced, ok)
+		case ok && (!q.ModifyAt.Equal(r.ModifyAt) || q.IsDeleted != r.IsDeleted || !bytes.Equal(q.Data, r.Data)):
+			e.t.Errorf("%s: %s shows %v deleted=%v %s, but its queued change is %v deleted=%v %s",
+				d.name, k, r.ModifyAt, r.IsDeleted, r.Data, q.ModifyAt, q.IsDeleted, q.Data)
+		}
+		// A record never goes back in time on a device.
+		if r.ModifyAt.Before(d.seen[k]) {
+			e.t.Errorf("%s: %s went back from modify_at %v to %v", d.name, k, d.seen[k], r.ModifyAt)
+		}
+		d.seen[k] = r.ModifyAt
+	}
+	if len(queued) > len(recs) {
+		e.t.Errorf("%s: %d queued changes for %d records", d.name, len(queued), len(recs))
 	}
 }
 
@@ -871,6 +916,7 @@ func mustJSON(t *testing.T, v any) []byte {
 type simTransport struct {
 	e    *epoch
 	user *simUser
+	dev  *simDevice
 }
 
 func (tr *simTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -893,6 +939,16 @@ func (tr *simTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	e.stats.requests++
 	fault := 100
 	if e.faulty {
+		// While the sync is in flight, the app keeps editing (during a
+		// push, between pull pages), and a late copy of an older push may
+		// land in between.
+		if e.rng.IntN(10) == 0 {
+			e.stats.editsInFlight++
+			e.work(tr.dev, 1+e.rng.IntN(3))
+		}
+		if len(e.late) > 0 && e.rng.IntN(10) == 0 {
+			e.deliverLate(e.rng.IntN(len(e.late)))
+		}
 		fault = e.rng.IntN(100)
 	}
 	isPush := strings.HasSuffix(req.URL.Path, "/push")
