@@ -209,16 +209,17 @@ func (a *App) handlePush(c *gin.Context) error {
 }
 
 // advanceCursor moves a device's cursor past the device's own writes when
-// that skips nothing else: a push's writes take consecutive versions of
-// the caller's scope, starting right after the version the scope had, so
-// if the cursor stood exactly there, the versions up to the last write are
-// all the device's own. Otherwise the cursor is returned unchanged and the
-// device pulls its writes back (harmlessly, same versions).
+// that skips nothing else: the records a push writes take consecutive
+// versions of the caller's scope, starting right after the version the
+// scope had, so if the cursor stood exactly there, the versions up to the
+// last write are all the device's own. Changes answered applied without a
+// write (retries) carry older versions and do not count. Otherwise the
+// cursor is returned unchanged and the device pulls its writes back
+// (harmlessly, same versions).
 func advanceCursor(cur *cursor, scope string, results []Result) *cursor {
 	var first, last int64
 	for _, r := range results {
-		// A retried change answers with a version the cursor has passed.
-		if r.Status != StatusApplied || r.Record == nil || r.Record.Owner != scope || r.Record.Version <= cur.Pos[scope] {
+		if !r.written || r.Record == nil || r.Record.Owner != scope {
 			continue
 		}
 		v := r.Record.Version

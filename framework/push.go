@@ -33,6 +33,9 @@ type Result struct {
 	// code refines a rejection for the single-record endpoint
 	// (unknown_model rather than invalid).
 	code string
+	// written is set when this push wrote the record (not for a retried
+	// change answered applied from the stored state).
+	written bool
 }
 
 func (r *Result) reject(code string, errs ...FieldError) {
@@ -340,6 +343,7 @@ func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepare
 	if policy == nil {
 		policy = m.policy
 	}
+	res.written = false
 	key := m.name + "\x00" + in.UID
 	for try := 0; ; try++ {
 		stored := loaded[key]
@@ -385,7 +389,7 @@ func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepare
 			st.next++
 			loaded[key] = &next
 			rec := wireRecord(&next)
-			res.Status, res.Record = StatusApplied, rec
+			res.Status, res.Record, res.written = StatusApplied, rec, true
 			return rec, nil
 		}
 		rec, err := a.write(ctx, st, p, m, stored, &next)
@@ -393,7 +397,7 @@ func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepare
 			st.last = next.Version
 			st.next++
 			loaded[key] = &next
-			res.Status, res.Record = StatusApplied, rec
+			res.Status, res.Record, res.written = StatusApplied, rec, true
 			return rec, nil
 		}
 		if models.IsUniqueViolation(err) && stored == nil && try == 0 {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"os"
 	"testing"
 	"time"
 )
@@ -16,14 +15,7 @@ import (
 // the device pushes again, the lost change (applied again, at its old
 // version) together with a new one. The answered cursor must not skip the
 // other device's write.
-//
-// Known server bug (framework/http.go advanceCursor counts the old version
-// of a change applied again as one of this push's consecutive versions):
-// skipped unless FERRY_KNOWN_BUGS=1.
 func TestPushCursorSkipsNothing(t *testing.T) {
-	if os.Getenv("FERRY_KNOWN_BUGS") != "1" {
-		t.Skip("known server bug, see the comment; FERRY_KNOWN_BUGS=1 runs it")
-	}
 	t.Parallel()
 	e := newEnv(t, openSQLite(t))
 	u := e.signUp("Cursor")
