@@ -65,9 +65,12 @@ func envOr(key, def string) string {
 
 // Server is a built example app.
 type Server struct {
-	App    *framework.App
-	DB     *bun.DB
-	JWT    *jwtauth.Plugin
+	App *framework.App
+	DB  *bun.DB
+	JWT *jwtauth.Plugin
+	// RxDB serves the RxDB replication of tasks; Run closes its streams on
+	// shutdown.
+	RxDB   *rxdb.Plugin
 	engine *gin.Engine
 	cfg    Config
 }
@@ -164,7 +167,7 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 	})
 	acc.mount(engine.Group("/auth"))
 	app.Mount(engine.Group("/sync"))
-	return &Server{App: app, DB: db, JWT: jwt, engine: engine, cfg: cfg}, nil
+	return &Server{App: app, DB: db, JWT: jwt, RxDB: rx, engine: engine, cfg: cfg}, nil
 }
 
 // jwtSecret returns the configured secret, or one generated once and kept
@@ -209,6 +212,7 @@ func (s *Server) Close() error { return s.DB.Close() }
 // Run serves until ctx is cancelled, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
 	srv := &http.Server{Addr: s.cfg.Addr, Handler: s.engine, ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(s.RxDB.Close) // live streams never end by themselves
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	s.cfg.Logger.Info("ferry example app listening", "addr", s.cfg.Addr, "store", s.DB.Dialect().Name().String())

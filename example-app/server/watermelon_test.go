@@ -260,6 +260,28 @@ func TestWatermelon(t *testing.T) {
 			}
 		})
 
+		t.Run("migration sync sends migrated tables whole", func(t *testing.T) {
+			ann := e.signUp("wm-migrate")
+			ts := ann.wmPull(0, 0).Timestamp
+			ann.wmPush(ts, map[string]any{"created": []any{wmTask("wmM1", "old"), wmTask("wmM2", "gone")}})
+			ts = ann.wmPull(ts, 0).Timestamp
+			ann.wmPush(ts, map[string]any{"deleted": []any{"wmM2"}, "updated": []any{wmTask("wmM1", "newer")}})
+			for _, migration := range []string{
+				`{"from":1,"tables":["tasks"],"columns":[]}`,
+				`{"from":1,"tables":[],"columns":[{"table":"tasks","columns":["done"]}]}`,
+			} {
+				q := url.Values{"last_pulled_at": {fmt.Sprint(ts)}, "schema_version": {"2"}, "migration": {migration}}
+				var out wmPull
+				if st := e.do("GET", "/sync/watermelon?"+q.Encode(), ann.Token, "", &out); st != 200 {
+					t.Fatalf("migration pull: %d", st)
+				}
+				tasks := out.Changes["tasks"]
+				if strings.Join(ids(tasks.Updated), ",") != "wmM1" || tasks.Updated[0]["title"] != "newer" || strings.Join(tasks.Deleted, ",") != "wmM2" {
+					t.Fatalf("migration %s: %+v", migration, tasks)
+				}
+			}
+		})
+
 		t.Run("another user sees nothing and cannot write", func(t *testing.T) {
 			ann := e.signUp("wm-owner")
 			bob := e.signUp("wm-bob")

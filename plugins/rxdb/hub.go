@@ -8,12 +8,15 @@ type hub struct {
 	buffer int
 	mu     sync.Mutex
 	subs   map[string]map[*subscriber]struct{}
+	closed bool
 }
 
 // subscriber is one open stream.
 type subscriber struct {
 	key    string
 	notify chan struct{}
+	// done is closed when the hub closes: the stream ends.
+	done chan struct{}
 
 	mu      sync.Mutex
 	pending [][]byte
@@ -25,9 +28,13 @@ func newHub(buffer int) *hub {
 }
 
 func (h *hub) subscribe(key string) *subscriber {
-	s := &subscriber{key: key, notify: make(chan struct{}, 1)}
+	s := &subscriber{key: key, notify: make(chan struct{}, 1), done: make(chan struct{})}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.closed {
+		close(s.done)
+		return s
+	}
 	if h.subs[key] == nil {
 		h.subs[key] = map[*subscriber]struct{}{}
 	}
@@ -71,4 +78,20 @@ func (s *subscriber) take() (events [][]byte, resync bool) {
 	events, resync = s.pending, s.resync
 	s.pending, s.resync = nil, false
 	return events, resync
+}
+
+// close ends every open stream and every stream opened later.
+func (h *hub) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	h.closed = true
+	for _, subs := range h.subs {
+		for s := range subs {
+			close(s.done)
+		}
+	}
+	h.subs = map[string]map[*subscriber]struct{}{}
 }

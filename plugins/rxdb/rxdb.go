@@ -175,6 +175,13 @@ func (p *Plugin) Setup(app *framework.App) error {
 	return nil
 }
 
+// Close ends the open streams (clients reconnect, to another replica or
+// after a restart, and get "RESYNC"); streams opened afterwards end at
+// once. Call it when the HTTP server shuts down, e.g. with
+// http.Server.RegisterOnShutdown, since a graceful shutdown otherwise waits
+// for streams that never end. It is safe to call more than once.
+func (p *Plugin) Close() { p.hub.close() }
+
 // MountRoutes implements [framework.RouteMounter].
 func (p *Plugin) MountRoutes(r gin.IRouter) {
 	g := r.Group(p.cfg.Path)
@@ -432,6 +439,8 @@ func (p *Plugin) stream(c *gin.Context, who framework.Principal, collection, _ s
 	for {
 		select {
 		case <-ctx.Done():
+			return nil
+		case <-sub.done:
 			return nil
 		case <-tick.C:
 			if _, err := c.Writer.Write([]byte(": keep-alive\n\n")); err != nil {
