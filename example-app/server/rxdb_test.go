@@ -119,6 +119,10 @@ func TestRxDB(t *testing.T) {
 			if strings.Join(seen, ",") != "rxA1,rxA2" {
 				t.Fatalf("paged: %v", seen)
 			}
+			// A checkpoint from the future (a replaced database) starts over.
+			if future := ann.rxPull(1<<40, 10); len(future.Documents) != 2 || future.Checkpoint.Seq != p2.Checkpoint.Seq {
+				t.Fatalf("future checkpoint: %+v", future)
+			}
 		})
 
 		t.Run("refused rows come back as the server's state", func(t *testing.T) {

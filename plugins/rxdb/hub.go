@@ -2,10 +2,12 @@ package rxdb
 
 import "sync"
 
-// hub fans stream events out to the subscribers of a key (owner and
-// collection), in process. It is safe for concurrent use.
+// hub wakes the open streams of a key (owner and collection) when a
+// commit touched it, in process. Wake-ups coalesce: a stream reads what
+// changed from the store itself, so it needs no queue and never depends on
+// the order in which after-commit hooks run. It is safe for concurrent
+// use.
 type hub struct {
-	buffer int
 	mu     sync.Mutex
 	subs   map[string]map[*subscriber]struct{}
 	closed bool
@@ -13,18 +15,15 @@ type hub struct {
 
 // subscriber is one open stream.
 type subscriber struct {
-	key    string
+	key string
+	// notify holds one pending wake-up.
 	notify chan struct{}
 	// done is closed when the hub closes: the stream ends.
 	done chan struct{}
-
-	mu      sync.Mutex
-	pending [][]byte
-	resync  bool
 }
 
-func newHub(buffer int) *hub {
-	return &hub{buffer: buffer, subs: map[string]map[*subscriber]struct{}{}}
+func newHub() *hub {
+	return &hub{subs: map[string]map[*subscriber]struct{}{}}
 }
 
 func (h *hub) subscribe(key string) *subscriber {
@@ -51,33 +50,16 @@ func (h *hub) unsubscribe(s *subscriber) {
 	}
 }
 
-// publish queues ev for every subscriber of key; a subscriber that fell
-// behind by more than the buffer gets a resync instead of the events.
-func (h *hub) publish(key string, ev []byte) {
+// wake tells every stream of key that something changed.
+func (h *hub) wake(key string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for s := range h.subs[key] {
-		s.mu.Lock()
-		if len(s.pending) >= h.buffer {
-			s.pending, s.resync = nil, true
-		} else if !s.resync {
-			s.pending = append(s.pending, ev)
-		}
-		s.mu.Unlock()
 		select {
 		case s.notify <- struct{}{}:
-		default:
+		default: // a wake-up is already pending
 		}
 	}
-}
-
-// take returns the queued events, or resync when they were dropped.
-func (s *subscriber) take() (events [][]byte, resync bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	events, resync = s.pending, s.resync
-	s.pending, s.resync = nil, false
-	return events, resync
 }
 
 // close ends every open stream and every stream opened later.

@@ -20,7 +20,10 @@
 // document returned, or the request's own when nothing is newer; it is
 // never null. seq is the record's version in the caller's scope (see
 // [framework.App.ReadSince]); 0 or absent means from the start. A seq
+// ahead of the caller's scope (the server's database was replaced) is
+// answered as if it were 0, so the client pulls everything again; a seq
 // older than the tombstone purge horizon is answered 410 reset_required.
+// Keep one local database per user: checkpoints are per user.
 //
 // # Push
 //
@@ -46,13 +49,15 @@
 //
 // /pull/stream sends "data: <json>" events: first the JSON string
 // "RESYNC" (so the client pulls whatever it missed while disconnected),
-// then {"documents", "checkpoint"} for every push that changed the
-// caller's documents of the collection, whichever protocol it came
-// through. A comment line is sent every [Config.KeepAlive]. The fan-out is
-// in-process: with several server replicas a client is told only of pushes
-// its own replica served (cross-replica fan-out through PostgreSQL comes
-// with the realtime plugin); a client that falls behind by more than
-// [Config.StreamBuffer] events is sent "RESYNC" instead.
+// then {"documents", "checkpoint"} whenever a push changed the caller's
+// documents of the collection, whichever protocol it came through. Each
+// event is read from the store after the stream's own position, in one
+// snapshot, so a stream never skips a change even when two commits'
+// after-commit hooks run out of order. A comment line is sent every
+// [Config.KeepAlive]. The wake-ups are in-process: with several server
+// replicas a client hears only of pushes its own replica served (until
+// the realtime plugin brings fan-out through PostgreSQL), and catches up
+// on its next pull. Call [Plugin.Close] when the HTTP server shuts down.
 package rxdb
 
 import (
@@ -60,6 +65,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"sort"
@@ -86,9 +92,6 @@ type Config struct {
 	Path string
 	// KeepAlive is the interval of comment lines on a stream (default 25s).
 	KeepAlive time.Duration
-	// StreamBuffer is how many events a stream may fall behind before it is
-	// sent "RESYNC" instead (default 64).
-	StreamBuffer int
 }
 
 // Plugin serves RxDB's replication protocol; attach it with app.Use.
@@ -119,13 +122,7 @@ func New(cfg Config) (*Plugin, error) {
 	if cfg.KeepAlive == 0 {
 		cfg.KeepAlive = 25 * time.Second
 	}
-	if cfg.StreamBuffer < 0 {
-		return nil, fmt.Errorf("rxdb: Config.StreamBuffer %d must not be negative", cfg.StreamBuffer)
-	}
-	if cfg.StreamBuffer == 0 {
-		cfg.StreamBuffer = 64
-	}
-	p := &Plugin{cfg: cfg, collections: map[string]string{}, byModel: map[string]string{}, hub: newHub(cfg.StreamBuffer)}
+	p := &Plugin{cfg: cfg, collections: map[string]string{}, byModel: map[string]string{}, hub: newHub()}
 	names := make([]string, 0, len(cfg.Collections))
 	for n := range cfg.Collections {
 		names = append(names, n)
@@ -258,9 +255,19 @@ func (p *Plugin) pull(c *gin.Context, who framework.Principal, _, model string) 
 		}
 		limit = min(n, cfg.MaxPullLimit)
 	}
-	resp, err := p.app.ReadSince(c.Request.Context(), who, framework.SinceRequest{Models: []string{model}, After: seq, Limit: limit})
+	req := framework.SinceRequest{Models: []string{model}, After: seq, Limit: limit}
+	resp, err := p.app.ReadSince(c.Request.Context(), who, req)
 	if err != nil {
 		return fmt.Errorf("rxdb: pull: %w", err)
+	}
+	if seq > resp.Version {
+		// A checkpoint from the future: the server's database was replaced
+		// (or the local database changed users). Start over rather than
+		// wait for versions the client believes it has seen.
+		seq, req.After = 0, 0
+		if resp, err = p.app.ReadSince(c.Request.Context(), who, req); err != nil {
+			return fmt.Errorf("rxdb: pull: %w", err)
+		}
 	}
 	b, err := batch(resp.Records, seq)
 	if err != nil {
@@ -390,40 +397,37 @@ func (p *Plugin) push(c *gin.Context, who framework.Principal, _, model string) 
 	return nil
 }
 
-// onCommit feeds the streams with the records a push wrote.
+// onCommit wakes the streams of the owners and collections a push
+// touched.
 func (p *Plugin) onCommit(e *framework.CommitEvent) error {
-	byColl := map[string][]*framework.Record{}
+	woken := map[string]bool{}
 	for _, rec := range e.Records {
-		coll, ok := p.byModel[rec.Model]
-		if !ok {
-			continue
+		if coll, ok := p.byModel[rec.Model]; ok {
+			key := rec.Owner + "\x00" + coll
+			if !woken[key] {
+				woken[key] = true
+				p.hub.wake(key)
+			}
 		}
-		key := rec.Owner + "\x00" + coll
-		byColl[key] = append(byColl[key], rec)
-	}
-	for key, recs := range byColl {
-		b, err := batch(recs, 0)
-		if err != nil {
-			p.app.Logger().Error("rxdb stream event", "err", err)
-			continue
-		}
-		raw, err := json.Marshal(b)
-		if err != nil {
-			p.app.Logger().Error("rxdb stream event", "err", err)
-			continue
-		}
-		p.hub.publish(key, raw)
 	}
 	return e.Next()
 }
 
-func (p *Plugin) stream(c *gin.Context, who framework.Principal, collection, _ string) error {
+func (p *Plugin) stream(c *gin.Context, who framework.Principal, collection, model string) error {
 	flusher, ok := c.Writer.(http.Flusher)
 	if !ok {
 		return framework.NewError(framework.CodeInternal, "streaming is not supported")
 	}
+	ctx := c.Request.Context()
 	sub := p.hub.subscribe(who.UserID + "\x00" + collection)
 	defer p.hub.unsubscribe(sub)
+	// The stream's position: what is committed now is the business of the
+	// client's pull after "RESYNC"; the stream sends what comes later.
+	now, err := p.app.ReadSince(ctx, who, framework.SinceRequest{Models: []string{model}, After: math.MaxInt64})
+	if err != nil {
+		return fmt.Errorf("rxdb: stream: %w", err)
+	}
+	seq := now.Version
 	h := c.Writer.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -435,7 +439,7 @@ func (p *Plugin) stream(c *gin.Context, who framework.Principal, collection, _ s
 	flusher.Flush()
 	tick := time.NewTicker(p.cfg.KeepAlive)
 	defer tick.Stop()
-	ctx := c.Request.Context()
+	limit := p.app.Config().MaxPullLimit
 	for {
 		select {
 		case <-ctx.Done():
@@ -447,13 +451,34 @@ func (p *Plugin) stream(c *gin.Context, who framework.Principal, collection, _ s
 				return nil
 			}
 		case <-sub.notify:
-			events, resync := sub.take()
-			if resync {
-				events = [][]byte{[]byte(`"RESYNC"`)}
-			}
-			for _, ev := range events {
-				if _, err := fmt.Fprintf(c.Writer, "data: %s\n\n", ev); err != nil {
+			for more := true; more; {
+				resp, err := p.app.ReadSince(ctx, who, framework.SinceRequest{Models: []string{model}, After: seq, Limit: limit})
+				if err != nil {
+					// The client reconnects and gets "RESYNC".
+					p.app.Logger().Error("rxdb stream read failed", "err", err, "user", who.UserID)
 					return nil
+				}
+				more = resp.HasMore
+				if len(resp.Records) == 0 {
+					seq = max(seq, resp.Version)
+					break
+				}
+				b, err := batch(resp.Records, seq)
+				if err != nil {
+					p.app.Logger().Error("rxdb stream event", "err", err)
+					return nil
+				}
+				raw, err := json.Marshal(b)
+				if err != nil {
+					p.app.Logger().Error("rxdb stream event", "err", err)
+					return nil
+				}
+				if _, err := fmt.Fprintf(c.Writer, "data: %s\n\n", raw); err != nil {
+					return nil
+				}
+				seq = b.Checkpoint.Seq
+				if !more {
+					seq = max(seq, resp.Version)
 				}
 			}
 		}

@@ -24,7 +24,6 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"model twice", rxdb.Config{Collections: map[string]string{"a": "data.Task", "b": "data.Task"}}, "already backs"},
 		{"relative path", rxdb.Config{Path: "rx"}, "Config.Path"},
 		{"negative keep-alive", rxdb.Config{KeepAlive: -1}, "Config.KeepAlive"},
-		{"negative buffer", rxdb.Config{StreamBuffer: -1}, "Config.StreamBuffer"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := rxdb.New(c.cfg)

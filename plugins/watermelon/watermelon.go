@@ -280,7 +280,7 @@ func (p *Plugin) pull(c *gin.Context, who framework.Principal) error {
 	ctx := c.Request.Context()
 	// A migration sync first gets the migrated tables whole, then the
 	// changes; a record in both is sent once, in its later state.
-	seen := map[string]int{}
+	var recs []*framework.Record
 	var whole []string
 	for _, t := range migrated {
 		if m, ok := p.tables[t]; ok && !slices.Contains(whole, m) {
@@ -292,9 +292,7 @@ func (p *Plugin) pull(c *gin.Context, who framework.Principal) error {
 		if err != nil {
 			return fmt.Errorf("watermelon: migration pull: %w", err)
 		}
-		if err := p.addRecords(ans, all.Records, seen); err != nil {
-			return err
-		}
+		recs = all.Records
 	}
 	resp, err := p.app.ReadSince(ctx, who, framework.SinceRequest{
 		Models: p.models, After: since - 1, Limit: limit, SkipDeleted: since == 0,
@@ -305,7 +303,7 @@ func (p *Plugin) pull(c *gin.Context, who framework.Principal) error {
 	if since-1 > resp.Version {
 		return framework.NewError(framework.CodeResetRequired, "last_pulled_at is ahead of this server; reset the local database and sync from the start")
 	}
-	if err := p.addRecords(ans, resp.Records, seen); err != nil {
+	if err := p.fill(ans, append(recs, resp.Records...)); err != nil {
 		return err
 	}
 	ans.Timestamp = resp.Version + 1
@@ -317,26 +315,20 @@ func (p *Plugin) pull(c *gin.Context, who framework.Principal) error {
 	return nil
 }
 
-// addRecords files records into the answer; seen maps table/id to the
-// index in Updated, so a later state replaces an earlier one.
-func (p *Plugin) addRecords(ans *pullAnswer, recs []*framework.Record, seen map[string]int) error {
-	for _, rec := range recs {
+// fill files records into the answer: live ones in "updated", tombstones
+// in "deleted". A record listed twice is sent once, in its last state.
+func (p *Plugin) fill(ans *pullAnswer, recs []*framework.Record) error {
+	type key struct{ model, uid string }
+	last := make(map[key]int, len(recs))
+	for i, rec := range recs {
+		last[key{rec.Model, rec.UID}] = i
+	}
+	for i, rec := range recs {
 		t, ok := p.byModel[rec.Model]
-		if !ok {
+		if !ok || last[key{rec.Model, rec.UID}] != i {
 			continue
 		}
 		tc := ans.Changes[t]
-		key := t + "\x00" + rec.UID
-		if i, dup := seen[key]; dup {
-			// Only a migration sync sends a record twice; drop the first.
-			tc.Updated = slices.Delete(tc.Updated, i, i+1)
-			delete(seen, key)
-			for k, j := range seen {
-				if j > i && k[:len(t)+1] == t+"\x00" {
-					seen[k] = j - 1
-				}
-			}
-		}
 		if rec.IsDeleted {
 			tc.Deleted = append(tc.Deleted, rec.UID)
 			continue
@@ -345,7 +337,6 @@ func (p *Plugin) addRecords(ans *pullAnswer, recs []*framework.Record, seen map[
 		if err != nil {
 			return err
 		}
-		seen[key] = len(tc.Updated)
 		tc.Updated = append(tc.Updated, doc)
 	}
 	return nil
