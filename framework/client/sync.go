@@ -254,10 +254,11 @@ func (c *Client) pull(ctx context.Context, res *SyncResult) error {
 	for {
 		page, err := c.pullPage(ctx, cursor)
 		if err != nil && seen == nil && cursor != "" && needsReset(err) {
+			// The stored cursor stays until the pull from the start is
+			// complete: if it is interrupted, the next sync meets the same
+			// answer and starts over, so the records the server no longer
+			// has are still forgotten.
 			res.Reset = true
-			if err := c.store.SetCursor(ctx, ""); err != nil {
-				return fmt.Errorf("clear cursor: %w", err)
-			}
 			cursor, seen = "", map[Key]bool{}
 			continue
 		}
