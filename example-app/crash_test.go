@@ -400,6 +400,18 @@ func checkCrashState(t *testing.T, base string, acc crashAccount, c *client.Clie
 	if orphans != 0 {
 		t.Errorf("%d change rows have no note", orphans)
 	}
+	// The scope's counter is past every version handed out, so the next
+	// write cannot reuse one.
+	var counter, highest int64
+	if err := db.NewRaw(`SELECT version FROM ferry_scopes WHERE scope = ?`, acc.id).Scan(ctx, &counter); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.NewRaw(`SELECT coalesce(max(version), 0) FROM ferry_changes WHERE scope = ?`, acc.id).Scan(ctx, &highest); err != nil {
+		t.Fatal(err)
+	}
+	if counter < highest {
+		t.Errorf("the scope's version counter is %d, below the highest version %d", counter, highest)
+	}
 	if len(records) != created {
 		t.Errorf("the database has %d notes; the client created %d", len(records), created)
 	}
