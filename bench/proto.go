@@ -123,17 +123,25 @@ func (b *bencher) protoRun(name string, conc, reps int, dur time.Duration, main 
 }
 
 // pullPage is the pull path docs/PERFORMANCE.md recommends, prototyped:
-// one query joining the change index with the model's table in version
-// order (instead of reading the index and then loading the records by
+// one query taking a page of the change index and joining the model's
+// table to it, in version order (instead of reading the index and then loading the records by
 // uid), and the page encoded straight into one buffer: the envelope by
 // hand, the data with one json.Marshal of the typed value, never
 // re-validated as a json.RawMessage. It returns the records and the last
 // version, and leaves out HTTP.
 func (p *proto) pullPage(ctx context.Context, owner string, after int64, limit int, buf []byte) (int, int64, []byte, error) {
 	var rows []server.Note
-	err := p.db.NewRaw(`SELECT n.* FROM ferry_changes AS c JOIN notes AS n ON n.uid = c.uid
-		WHERE c.scope = ? AND c.version > ? AND c.model = 'data.Note'
-		ORDER BY c.version LIMIT ?`, owner, after, limit).Scan(ctx, &rows)
+	// The page is cut from the index first (a materialized CTE), so the
+	// planner knows it joins at most limit rows and keeps to index
+	// lookups; a plain join with ORDER BY … LIMIT flipped to a hash join
+	// over the whole notes table once other users' rows made the version
+	// estimate large (11 ms instead of 0.2 ms for 100 rows).
+	err := p.db.NewRaw(`WITH page AS MATERIALIZED (
+			SELECT uid, version FROM ferry_changes
+			WHERE scope = ? AND version > ? AND model = 'data.Note'
+			ORDER BY version LIMIT ?)
+		SELECT n.* FROM page JOIN notes AS n ON n.uid = page.uid ORDER BY page.version`,
+		owner, after, limit).Scan(ctx, &rows)
 	if err != nil {
 		return 0, 0, buf, err
 	}
