@@ -10,14 +10,17 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/ferrysync/ferry/framework/synctest"
 )
 
 // TestE2E runs the end-to-end tests in e2e/ — the real WatermelonDB and
 // RxDB libraries syncing through the protocol adapters — against the
-// example app built and started on a free loopback port with a temporary
-// data dir (SQLite). It needs Node 20+ and npm and network access for
-// `npm ci`, so it runs only with FERRY_E2E=1 (as in CI, where a missing
-// node is a failure):
+// example app, built and started on a free loopback port with a temporary
+// data dir, once on SQLite and once on a fresh PostgreSQL schema (skipped
+// when PostgreSQL is unreachable, unless FERRY_REQUIRE_POSTGRES=1). It
+// needs Node 20+ and npm, and network access for `npm ci`, so it runs
+// only with FERRY_E2E=1 (as in CI, where a missing node is a failure):
 //
 //	FERRY_E2E=1 go test -count=1 -run '^TestE2E$' ./example-app/
 func TestE2E(t *testing.T) {
@@ -32,11 +35,28 @@ func TestE2E(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "example-app")
+	bin := filepath.Join(t.TempDir(), "example-app")
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
+	runE2E(ctx, t, "", "npm", "ci", "--no-audit", "--no-fund")
+
+	for _, store := range []synctest.Store{synctest.SQLite, synctest.Postgres} {
+		t.Run(string(store), func(t *testing.T) {
+			databaseURL := ""
+			if store == synctest.Postgres {
+				databaseURL = synctest.PostgresURL(t)
+			}
+			url := startE2EApp(ctx, t, bin, databaseURL)
+			runE2E(ctx, t, url, "node", "--test", "--test-concurrency=1", "--test-timeout=120000")
+		})
+	}
+}
+
+// startE2EApp starts the built example app on a free loopback port with a
+// temporary data dir and returns its URL once it is healthy.
+func startE2EApp(ctx context.Context, t *testing.T, bin, databaseURL string) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +65,8 @@ func TestE2E(t *testing.T) {
 	l.Close()
 	var logs bytes.Buffer
 	srv := exec.Command(bin)
-	srv.Env = append(os.Environ(), "FERRY_ADDR="+addr, "FERRY_DATA_DIR="+filepath.Join(dir, "data"), "DATABASE_URL=", "FERRY_JWT_SECRET=")
+	srv.Env = append(os.Environ(), "FERRY_ADDR="+addr, "FERRY_DATA_DIR="+filepath.Join(t.TempDir(), "data"),
+		"DATABASE_URL="+databaseURL, "FERRY_JWT_SECRET=")
 	srv.Stdout, srv.Stderr = &logs, &logs
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
@@ -65,7 +86,7 @@ func TestE2E(t *testing.T) {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				break
+				return url
 			}
 		}
 		select {
@@ -76,20 +97,19 @@ func TestE2E(t *testing.T) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
 
-	run := func(name string, args ...string) {
-		t.Helper()
-		cmd := exec.CommandContext(ctx, name, args...)
-		cmd.Dir = "e2e"
-		cmd.Env = append(os.Environ(), "FERRY_URL="+url)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-		}
-		if testing.Verbose() {
-			t.Logf("%s %v:\n%s", name, args, out)
-		}
+// runE2E runs a command in e2e/ with FERRY_URL set to url.
+func runE2E(ctx context.Context, t *testing.T, url, name string, args ...string) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = "e2e"
+	cmd.Env = append(os.Environ(), "FERRY_URL="+url)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
 	}
-	run("npm", "ci", "--no-audit", "--no-fund")
-	run("node", "--test", "--test-concurrency=1", "--test-timeout=120000")
+	if testing.Verbose() {
+		t.Logf("%s %v:\n%s", name, args, out)
+	}
 }
