@@ -32,6 +32,8 @@
 //
 // A migration sync (migration not null) receives, besides the changes, all
 // live records of the tables the migration created or added columns to.
+// schema_version must be an integer when given and is otherwise ignored:
+// records always carry all of the model's fields.
 //
 // # Push
 //
@@ -53,6 +55,8 @@
 // valid records are applied, and the server writes its own state of each
 // refused record again (a tombstone when it has none), so that the
 // device's next pull replaces the refused change with the server's state.
+// (Another user's record is neither written nor revealed; the device keeps
+// its copy.)
 // The answer, 200 {"ok": true, "rejected": [{"table", "id", "errors"}]},
 // says which records were refused and why (an app may log it).
 // Errors in the envelope (a body that is not an object of known tables,
