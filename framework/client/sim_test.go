@@ -36,9 +36,11 @@ import (
 // as the device restarts), work offline for random stretches and sync in
 // random order through a transport that drops requests, drops answers after
 // the server applied them, duplicates requests, delivers copies of pushes
-// late (after newer pushes) and answers 503. The server is restarted on the
-// same database between rounds. Everything runs one step at a time, driven
-// by one seeded generator, so a seed (and a round count) replays a run.
+// late (after newer pushes) and answers 503. While a sync is in flight the
+// app keeps editing, and late copies land between its requests. The
+// server is restarted on the same database between rounds. Everything runs
+// one step at a time, driven by one seeded generator, so a seed (and a
+// round count) replays a run.
 //
 // In half of the epochs the server also purges its tombstones now and
 // then, so devices with older cursors get reset_required and pull from the
@@ -56,6 +58,10 @@ import (
 //     modify_at >= the last acknowledged one for every record;
 //   - no device ever held, and no answer ever carried, a record of another
 //     user (checked after every step and on every answer).
+//
+// After every sync each device also shows its own latest edit of every
+// record still queued (unsynced exactly when queued) and no record of it
+// goes back in time.
 //
 // FERRY_SIM_SEED fixes the seed; FERRY_SIM_DURATION (such as 10m) runs
 // epochs (fresh users and devices on the same server, epoch i with seed
