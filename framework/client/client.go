@@ -41,8 +41,9 @@ type Config struct {
 	// Owner is the signed-in user's id (the user uid the server returns at
 	// login). Records created on this device belong to it.
 	Owner string
-	// Store is the local database (default: a new [MemoryStore]). A store
-	// holds one account's data.
+	// Store is the local database (default: a new [MemoryStore]; a
+	// [SQLiteStore] keeps everything across restarts). A store holds one
+	// account's data.
 	Store Store
 	// DeviceID names this device in pushes (default: a random id per
 	// Client; give a stable one).
