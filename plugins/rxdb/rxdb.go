@@ -36,6 +36,9 @@
 // the conflicting rows ([] when every row was written). The server stamps
 // its receive time as modify_at.
 //
+// A deleted document's fields are not written: the tombstone keeps the
+// server's last data, so a deletion is never refused for its fields.
+//
 // A row the server refuses (schema or validation failure, a hook's veto,
 // an id that is not a valid uid, another user's document) is answered like
 // a conflict, with the server's state of the document — a deleted document
@@ -306,6 +309,14 @@ func docChange(v any) (*framework.Change, string) {
 	return ch, ""
 }
 
+// deletion drops the data of a deleting change: the tombstone keeps the
+// server's last data, and a deletion is never refused for its fields.
+func deletion(ch *framework.Change) {
+	if ch.IsDeleted {
+		ch.Data = nil
+	}
+}
+
 // matchesAssumed is RxDB's concurrency rule: the incoming row wins only
 // when the client knew the stored state exactly.
 var matchesAssumed = framework.PolicyFunc(func(_ context.Context, c *framework.Conflict) (framework.Resolution, error) {
@@ -342,6 +353,7 @@ func (p *Plugin) push(c *gin.Context, who framework.Principal, _, model string) 
 			bad = append(bad, framework.FieldError{Path: fmt.Sprintf("/%d/newDocumentState", i), Message: msg})
 			continue
 		}
+		deletion(ch)
 		ch.Model, ch.ModifyAt = model, now
 		if a, present := obj["assumedMasterState"]; present && a != nil {
 			assumed, msg := docChange(a)
