@@ -3,49 +3,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { createRxDatabase } from 'rxdb'
-import { getRxStorageMemory } from 'rxdb/plugins/storage-memory'
 import { replicateWithFerry } from './rxdb-sync.js'
-import { url, signUp, nativePush, serverTasks, normalize, countRequests } from './ferry.js'
-
-const taskSchema = {
-  version: 0,
-  primaryKey: 'id',
-  type: 'object',
-  properties: {
-    id: { type: 'string', maxLength: 64 },
-    title: { type: 'string' },
-    body: { type: 'string' },
-    count: { type: 'integer' },
-    done: { type: 'boolean' },
-  },
-  required: ['id', 'title'],
-}
-
-const opened = []
-async function newDevice() {
-  const db = await createRxDatabase({ name: `device${randomUUID().replaceAll('-', '')}`, storage: getRxStorageMemory(), multiInstance: false })
-  await db.addCollections({ tasks: { schema: taskSchema } })
-  opened.push(db)
-  return db
-}
-
-// sync runs one replication cycle (pull, then push) and stops.
-async function sync(db, user, batchSize = 50) {
-  const replication = replicateWithFerry(db.tasks, { url, token: user.token, live: false, batchSize })
-  const errors = []
-  replication.error$.subscribe(err => errors.push(err))
-  await replication.awaitInitialReplication()
-  await replication.cancel()
-  assert.deepEqual(errors, [])
-}
-
-async function tasks(db) {
-  const docs = await db.tasks.find().exec()
-  return normalize(docs.map(d => d.toJSON()))
-}
-
-const newTask = fields => ({ id: randomUUID(), body: '', count: 0, done: false, ...fields })
+import { newDevice, sync, tasks, newTask, closeAll } from './rxdb-device.js'
+import { url, signUp, nativePush, serverTasks, countRequests } from './ferry.js'
 
 async function eventually(fn, what) {
   const until = Date.now() + 10_000
@@ -57,7 +17,7 @@ async function eventually(fn, what) {
 }
 
 test('RxDB devices converge through Ferry', { skip: !url && 'FERRY_URL is not set' }, async t => {
-  t.after(() => Promise.all(opened.map(db => db.close())))
+  t.after(closeAll)
   const ann = await signUp('ann')
   const bob = await signUp('bob')
 

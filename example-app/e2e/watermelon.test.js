@@ -3,73 +3,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { Database, Model, appSchema, tableSchema } from '@nozbe/watermelondb'
-import LokiJSAdapterModule from '@nozbe/watermelondb/adapters/lokijs/index.js'
-import loggerModule from '@nozbe/watermelondb/utils/common/logger/index.js'
 import { syncWithFerry } from './watermelon-sync.js'
-import { url, signUp, nativePush, serverTasks, normalize, countRequests } from './ferry.js'
-
-const LokiJSAdapter = LokiJSAdapterModule.default ?? LokiJSAdapterModule
-;(loggerModule.default ?? loggerModule).silence() // WatermelonDB's adapter logs every step
-
-// Task is the app's model, defined without decorators.
-class Task extends Model {
-  static table = 'tasks'
-}
-
-const schema = appSchema({
-  version: 1,
-  tables: [
-    tableSchema({
-      name: 'tasks',
-      columns: [
-        { name: 'title', type: 'string' },
-        { name: 'body', type: 'string' },
-        { name: 'count', type: 'number' },
-        { name: 'done', type: 'boolean' },
-      ],
-    }),
-  ],
-})
-
-let devices = 0
-function newDevice() {
-  const adapter = new LokiJSAdapter({
-    schema,
-    dbName: `device-${++devices}`,
-    useWebWorker: false,
-    useIncrementalIndexedDB: false,
-    extraLokiOptions: { autosave: false }, // in memory: no save timer to keep node running
-  })
-  return new Database({ adapter, modelClasses: [Task] })
-}
-
-async function create(db, fields) {
-  return db.write(() =>
-    db.get('tasks').create(task => {
-      for (const [k, v] of Object.entries(fields)) task._setRaw(k, v)
-    }),
-  )
-}
-
-async function update(db, id, fields) {
-  const task = await db.get('tasks').find(id)
-  await db.write(() =>
-    task.update(t => {
-      for (const [k, v] of Object.entries(fields)) t._setRaw(k, v)
-    }),
-  )
-}
-
-async function remove(db, id) {
-  const task = await db.get('tasks').find(id)
-  await db.write(() => task.markAsDeleted())
-}
-
-async function tasks(db) {
-  const all = await db.get('tasks').query().fetch()
-  return normalize(all.map(t => t._raw))
-}
+import { newDevice, create, update, remove, tasks } from './watermelon-device.js'
+import { url, signUp, nativePush, serverTasks, countRequests } from './ferry.js'
 
 test('WatermelonDB devices converge through Ferry', { skip: !url && 'FERRY_URL is not set' }, async () => {
   const ann = await signUp('ann')

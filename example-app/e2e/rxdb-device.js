@@ -1,0 +1,52 @@
+// An RxDB device for the end-to-end tests: the real rxdb with its memory
+// storage.
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { createRxDatabase } from 'rxdb'
+import { getRxStorageMemory } from 'rxdb/plugins/storage-memory'
+import { replicateWithFerry } from './rxdb-sync.js'
+import { url, normalize } from './ferry.js'
+
+const taskSchema = {
+  version: 0,
+  primaryKey: 'id',
+  type: 'object',
+  properties: {
+    id: { type: 'string', maxLength: 64 },
+    title: { type: 'string' },
+    body: { type: 'string' },
+    count: { type: 'integer' },
+    done: { type: 'boolean' },
+  },
+  required: ['id', 'title'],
+}
+
+const opened = []
+export async function newDevice() {
+  const db = await createRxDatabase({ name: `device${randomUUID().replaceAll('-', '')}`, storage: getRxStorageMemory(), multiInstance: false })
+  await db.addCollections({ tasks: { schema: taskSchema } })
+  opened.push(db)
+  return db
+}
+
+// sync runs one replication cycle (pull, then push) and stops.
+export async function sync(db, user, batchSize = 50) {
+  const replication = replicateWithFerry(db.tasks, { url, token: user.token, live: false, batchSize })
+  const errors = []
+  replication.error$.subscribe(err => errors.push(err))
+  await replication.awaitInitialReplication()
+  await replication.cancel()
+  assert.deepEqual(errors, [])
+}
+
+export async function tasks(db) {
+  const docs = await db.tasks.find().exec()
+  return normalize(docs.map(d => d.toJSON()))
+}
+
+export const newTask = fields => ({ id: randomUUID(), body: '', count: 0, done: false, ...fields })
+
+// closeAll closes every device opened so far.
+export async function closeAll() {
+  await Promise.all(opened.splice(0).map(db => db.close()))
+}
