@@ -57,6 +57,20 @@ test('RxDB devices converge through Ferry', { skip: !url && 'FERRY_URL is not se
   assert.ok(!server.some(x => x.id === t2.id), 'the task A deleted stays deleted')
   assert.ok(server.some(x => x.title === 'Made on A') && server.some(x => x.title === 'Made on B'))
 
+  // A document the server refuses (a blank title) does not block the
+  // device: the rest syncs, and the server's state replaces it.
+  const blank = newTask({ title: '' })
+  await a.tasks.insert(blank)
+  await (await on(a, t1)).incrementalPatch({ title: '' })
+  await a.tasks.insert(newTask({ title: 'Valid beside invalid' }))
+  await sync(a, ann)
+  const corrected = await serverTasks(ann.token)
+  assert.deepEqual(await tasks(a), corrected)
+  assert.ok(!corrected.some(x => x.id === blank.id), 'the refused create is gone')
+  assert.equal(corrected.find(x => x.id === t1.id).title, 'Buy oat milk')
+  assert.ok(corrected.some(x => x.title === 'Valid beside invalid'))
+  await sync(b, ann)
+
   // More tasks, then a third device's first sync pages through everything.
   await a.tasks.bulkInsert(Array.from({ length: 12 }, (_, i) => newTask({ title: `Bulk ${i}`, count: i })))
   await sync(a, ann)

@@ -75,6 +75,20 @@ test('WatermelonDB devices converge through Ferry', { skip: !url && 'FERRY_URL i
   assert.deepEqual(await tasks(b), afterRace)
   assert.deepEqual(afterRace.find(t => t.id === t1), { id: t1, title: 'Raced', body: 'two cartons', count: 9, done: false })
 
+  // A record the server refuses (a blank title) does not block the device:
+  // the rest syncs, and the next sync replaces it with the server's state.
+  const blank = (await create(a, { title: '' })).id
+  await update(a, t1, { title: '' })
+  await create(a, { title: 'Valid beside invalid' })
+  await sync(a)
+  await sync(a)
+  const corrected = await serverTasks(ann.token)
+  assert.deepEqual(await tasks(a), corrected)
+  assert.ok(!corrected.some(t => t.id === blank), 'the refused create is gone')
+  assert.equal(corrected.find(t => t.id === t1).title, 'Raced')
+  assert.ok(corrected.some(t => t.title === 'Valid beside invalid'))
+  await sync(b)
+
   // More tasks, then a third device's first sync pages through everything.
   for (let i = 0; i < 12; i++) await create(a, { title: `Bulk ${i}`, count: i })
   await sync(a)
