@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -39,7 +40,11 @@ func TestE2E(t *testing.T) {
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	runE2E(ctx, t, "", "npm", "ci", "--no-audit", "--no-fund")
+	// npm ci needs the registry; one retry rides out a network hiccup.
+	if err := tryE2E(ctx, "", "npm", "ci", "--no-audit", "--no-fund"); err != nil {
+		t.Logf("npm ci failed, retrying: %v", err)
+		runE2E(ctx, t, "", "npm", "ci", "--no-audit", "--no-fund")
+	}
 
 	for _, store := range []synctest.Store{synctest.SQLite, synctest.Postgres} {
 		t.Run(string(store), func(t *testing.T) {
@@ -112,4 +117,15 @@ func runE2E(ctx context.Context, t *testing.T, url, name string, args ...string)
 	if testing.Verbose() {
 		t.Logf("%s %v:\n%s", name, args, out)
 	}
+}
+
+// tryE2E is runE2E that returns the failure, with the output.
+func tryE2E(ctx context.Context, url, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = "e2e"
+	cmd.Env = append(os.Environ(), "FERRY_URL="+url)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s %v: %w\n%s", name, args, err, out)
+	}
+	return nil
 }
