@@ -108,6 +108,9 @@ func logf(format string, args ...any) {
 func mainErr(o options) (err error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// A closed stdout (| head) must not kill us before the schema is
+	// dropped: with SIGPIPE notified, writes fail instead.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	var raw [4]byte
 	_, _ = rand.Read(raw[:])
 	runID := hex.EncodeToString(raw[:])
