@@ -67,7 +67,8 @@ import (
 // epochs (fresh users and devices on the same server, epoch i with seed
 // FERRY_SIM_SEED+i) until it is spent; FERRY_SIM_ROUNDS fixes the rounds
 // of a short run and FERRY_SIM_EPOCH its epoch number, so that a failed
-// epoch of a long run replays alone.
+// epoch of a long run replays alone; FERRY_SIM_TRACE=<uid> then logs what
+// happened to one record.
 
 // simDefaultBudget is the time a short run spends per store in its rounds.
 const simDefaultBudget = 2 * time.Second
@@ -282,7 +283,7 @@ type write struct {
 	at      time.Time
 	deleted bool
 	data    string // normalized JSON
-	tie     bool   // another write had the same modify_at with other content
+	tie     bool   // another write had the same modify_at with other content (then deleted: one of them deleted)
 }
 
 // epoch is one simulated world: users, devices, the fault plan.
@@ -547,6 +548,7 @@ func (e *epoch) purge() {
 	}
 	for k := range tombs {
 		e.purged[k] = true
+		e.trace(k, "purged %s", k)
 	}
 	e.stats.purges++
 	e.stats.purged += n
@@ -638,6 +640,7 @@ func (e *epoch) put(d *simDevice, model, uid string, data any) {
 
 // wrote records a local write as the latest of its record when it is.
 func (e *epoch) wrote(d *simDevice, rec *client.Record) {
+	e.trace(rec.UID, "%s wrote %s at %s deleted=%v %s", d.name, rec.UID, rec.ModifyAt.Format(time.RFC3339Nano), rec.IsDeleted, rec.Data)
 	e.stats.writes++
 	k := rec.Owner + "/" + rec.Model + "/" + rec.UID
 	w := &write{at: rec.ModifyAt, deleted: rec.IsDeleted, data: simData(e.t, rec.Model, rec.Data)}
@@ -646,7 +649,19 @@ func (e *epoch) wrote(d *simDevice, rec *client.Record) {
 	case old == nil || w.at.After(old.at):
 		e.writes[k] = w
 	case w.at.Equal(old.at) && (w.deleted != old.deleted || w.data != old.data):
+		// Either may win; deleted then says whether one of them deletes.
 		old.tie = true
+		old.deleted = old.deleted || w.deleted
+	}
+}
+
+// simTrace is FERRY_SIM_TRACE: writes, push answers and purges of records
+// whose key contains it are logged, to follow one record through a replay.
+var simTrace = os.Getenv("FERRY_SIM_TRACE")
+
+func (e *epoch) trace(key, format string, args ...any) {
+	if simTrace != "" && strings.Contains(key, simTrace) {
+		e.t.Logf("trace: "+format, args...)
 	}
 }
 
@@ -792,6 +807,7 @@ func (e *epoch) inspect(u *simUser, req *http.Request, resp *http.Response, body
 			if r.Record == nil {
 				continue
 			}
+			e.trace(r.Record.UID, "push of user %s: %s %s, the server has it at %s", u.tag, r.Record.UID, r.Status, r.Record.ModifyAt.Format(time.RFC3339Nano))
 			recs = append(recs, *r.Record)
 			if r.Status == client.StatusApplied {
 				k := r.Record.Owner + "/" + r.Record.Model + "/" + r.Record.UID
