@@ -18,6 +18,10 @@ type cursor struct {
 	V      int              `json:"v"`
 	Pos    map[string]int64 `json:"p,omitempty"`
 	Upper  map[string]int64 `json:"u,omitempty"`
+	// Purged holds, while paging, each scope's purge horizon as of the
+	// first page: a purge after that may have removed a tombstone the
+	// remaining pages would have carried.
+	Purged map[string]int64 `json:"h,omitempty"`
 	Filter string           `json:"f,omitempty"`
 }
 

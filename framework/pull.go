@@ -76,9 +76,16 @@ func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResp
 	}
 	// A tombstone this cursor has not passed may have been purged: the
 	// device could keep a record deleted elsewhere, so it must start over.
-	// Checked on every page, as a purge may run between pages.
+	// A stored cursor is checked against the horizon; a pull that is
+	// paging only against purges since its first page (an initial sync
+	// needs no tombstones, and must be able to finish).
 	for _, s := range scopes {
-		if pos := cur.Pos[s]; pos > 0 && pos < state[s].PurgedVersion {
+		pos, horizon := cur.Pos[s], state[s].PurgedVersion
+		stale := pos > 0 && pos < horizon
+		if cur.Upper != nil {
+			stale = horizon > cur.Purged[s] && pos < horizon
+		}
+		if stale {
 			return nil, NewError(CodeResetRequired, "changes after this cursor were purged; discard the cursor and local synced state, and pull from the start")
 		}
 		if cur.Pos[s] > state[s].Version {
@@ -120,6 +127,10 @@ func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResp
 	}
 	if resp.HasMore {
 		next.Upper = upper
+		next.Purged = map[string]int64{}
+		for _, s := range scopes {
+			next.Purged[s] = state[s].PurgedVersion
+		}
 	}
 	if resp.Changes, err = a.loadChanges(ctx, tx, index); err != nil {
 		return nil, err

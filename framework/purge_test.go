@@ -99,3 +99,59 @@ func TestCursorAheadOfStoreResets(t *testing.T) {
 		}
 	})
 }
+
+// TestPurgeWhilePaging: a purge between two pages of a device's pull
+// resets it (a tombstone in the pages not yet read may be gone), while a
+// pull that starts after the purge pages through to the end.
+func TestPurgeWhilePaging(t *testing.T) {
+	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
+		ctx := context.Background()
+		var now atomic.Int64
+		now.Store(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).UnixMicro())
+		app, err := framework.New(framework.Config{DB: db, Schemas: testSchemas,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Now:    func() time.Time { return time.UnixMicro(now.Load()) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		app.MustRegisterSchema("test.Item", framework.ModelOptions{Schema: "item.json"})
+		if err := app.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		ann := framework.Principal{UserID: "ann"}
+		at := time.Date(2026, 10, 31, 0, 0, 0, 0, time.UTC)
+		push := func(chs ...*framework.Change) {
+			if _, err := app.Push(ctx, ann, chs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		push(item("a", at, 1), item("b", at, 1))
+		synced, _ := app.Pull(ctx, ann, framework.PullRequest{})
+		push(item("c", at, 1), &framework.Change{Model: "test.Item", UID: "b", ModifyAt: framework.Time{Time: at.Add(time.Hour)}, IsDeleted: true})
+		page, err := app.Pull(ctx, ann, framework.PullRequest{Cursor: synced.Cursor, Limit: 1})
+		if err != nil || !page.HasMore {
+			t.Fatalf("first page: %v %+v", err, page)
+		}
+		now.Add((8 * 24 * time.Hour).Microseconds())
+		if n, err := app.PurgeTombstones(ctx, 7*24*time.Hour); err != nil || n != 1 {
+			t.Fatalf("purge: %d %v", n, err)
+		}
+		if _, err := app.Pull(ctx, ann, framework.PullRequest{Cursor: page.Cursor, Limit: 1}); !errors.Is(err, &framework.Error{Code: framework.CodeResetRequired}) {
+			t.Fatalf("a purge between pages: %v, want reset_required", err)
+		}
+		cursor, pages := "", 0
+		for {
+			resp, err := app.Pull(ctx, ann, framework.PullRequest{Cursor: cursor, Limit: 1})
+			if err != nil {
+				t.Fatalf("page %d of a fresh pull: %v", pages, err)
+			}
+			cursor, pages = resp.Cursor, pages+1
+			if !resp.HasMore {
+				break
+			}
+		}
+		if pages != 2 {
+			t.Fatalf("fresh pull took %d pages, want 2 (a and c)", pages)
+		}
+	})
+}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferrysync/ferry/schemas"
 )
 
 func TestParseTime(t *testing.T) {
@@ -114,6 +116,40 @@ func FuzzParseTime(f *testing.F) {
 			if msg == "" && (got.Before(minTime) || got.After(maxTime) || got.Location() != time.UTC) {
 				t.Fatalf("parseTime(%q) = %v", s, got)
 			}
+		}
+	})
+}
+
+// FuzzEnvelopeFastPath: the hand-written envelope check never accepts what
+// the protocol's schema refuses.
+func FuzzEnvelopeFastPath(f *testing.F) {
+	for _, s := range []string{
+		`{"model":"data.Note","uid":"a","modify_at":"2026-01-01T00:00:00Z","data":{"title":"x"}}`,
+		`{"model":"m","uid":"a","modify_at":1,"is_deleted":true,"op_id":"1","owner":"o","version":3}`,
+		`{"model":"","uid":"a","modify_at":1}`, `{"model":"m","uid":1,"modify_at":1}`,
+		`{"model":"m","uid":"a","modify_at":1,"version":1.5}`, `{"model":"m","uid":"a","modify_at":1,"data":[]}`,
+	} {
+		f.Add(s)
+	}
+	app := &App{}
+	ps, err := newSchemaSet(schemas.Protocol)
+	if err != nil {
+		f.Fatal(err)
+	}
+	if app.protocol.change, err = ps.compile("change.json"); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		var v any
+		if decodeJSON(strings.NewReader(body), &v) != nil {
+			return
+		}
+		obj, ok := v.(map[string]any)
+		if !ok || !envelopeOK(obj) {
+			return
+		}
+		if errs := schemaErrors(app.protocol.change, v, ""); len(errs) > 0 {
+			t.Fatalf("fast path accepted %s, schema says %v", body, errs)
 		}
 	})
 }

@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
+	"strings"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/dialect/sqlitedialect"
@@ -16,10 +18,18 @@ import (
 // OpenPostgres opens a PostgreSQL database through pgx's database/sql
 // driver and checks that it answers.
 func OpenPostgres(ctx context.Context, databaseURL string) (*bun.DB, error) {
-	sqldb, err := sql.Open("pgx", databaseURL)
+	cfg, err := pgx.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
+	// bun writes values into the SQL text, so nearly every statement is
+	// new: preparing and caching each (pgx's default) costs a round trip
+	// and memory for nothing. Exec mode sends them unprepared, and works
+	// behind PgBouncer. A default_query_exec_mode in the URL still wins.
+	if _, set := cfg.RuntimeParams["default_query_exec_mode"]; !set && !strings.Contains(databaseURL, "default_query_exec_mode") {
+		cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
+	}
+	sqldb := stdlib.OpenDB(*cfg)
 	sqldb.SetMaxOpenConns(32)
 	sqldb.SetMaxIdleConns(32)
 	db := bun.NewDB(sqldb, pgdialect.New())

@@ -30,11 +30,9 @@ func skipKnownBug(t *testing.T) {
 // reset_required to it, although this pull began after the purge and
 // misses nothing: such a device can never finish a sync again.
 //
-// Server bug: framework/pull.go checks a continuation cursor against the
-// purge horizon like a stored one; it should only when the purge happened
-// after the pull's first page.
+// Was a server bug: framework/pull.go checked a continuation cursor
+// against the purge horizon like a stored one.
 func TestFullPullAfterPurgeInPages(t *testing.T) {
-	skipKnownBug(t)
 	t.Parallel()
 	e := newEnv(t, openSQLite(t))
 	u := e.signUp("Pages")
