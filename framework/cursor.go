@@ -15,9 +15,9 @@ import (
 // cursor to the models filter it was issued for. Clients see only its
 // opaque encoding.
 type cursor struct {
-	V      int              `json:"v"`
-	Pos    map[string]int64 `json:"p,omitempty"`
-	Upper  map[string]int64 `json:"u,omitempty"`
+	V     int              `json:"v"`
+	Pos   map[string]int64 `json:"p,omitempty"`
+	Upper map[string]int64 `json:"u,omitempty"`
 	// Purged holds, while paging, each scope's purge horizon as of the
 	// first page: a purge after that may have removed a tombstone the
 	// remaining pages would have carried.
