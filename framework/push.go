@@ -380,7 +380,7 @@ func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepare
 			}
 		}
 		if next.Data == nil {
-			next.Data = json.RawMessage(`{}`)
+			next.Data = m.emptyData
 		}
 		next.Version = st.next
 		if !st.careful && !a.onApply.HasHandlers(m.name) {

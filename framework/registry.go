@@ -49,6 +49,10 @@ type model struct {
 	// retried write compares equal to the stored one.
 	canonical   func(rec *models.Record) (json.RawMessage, error)
 	createTable func(ctx context.Context, idb bun.IDB) error
+	// emptyData is the stored form of a record created without data (a
+	// tombstone of a record the server never had): {} for schema-only
+	// models, the zero value's encoding for typed ones.
+	emptyData json.RawMessage
 	// insertValue stores a whole typed value (nil for schema-only models).
 	insertValue func(ctx context.Context, idb bun.IDB, v any) (*models.Record, error)
 }
@@ -85,6 +89,7 @@ func Register[T any, P interface {
 			return out.Data, nil
 		},
 		createTable: table.CreateTable,
+		emptyData:   mustJSON(P(new(T))),
 		insertValue: func(ctx context.Context, idb bun.IDB, v any) (*models.Record, error) {
 			pv := v.(P)
 			if err := table.InsertValue(ctx, idb, pv); err != nil {
@@ -143,6 +148,9 @@ func (a *App) register(m *model, opts ModelOptions) error {
 		return fmt.Errorf("framework: register %s: %w", m.name, err)
 	}
 	m.schema = sch
+	if m.emptyData == nil {
+		m.emptyData = json.RawMessage(`{}`)
+	}
 	m.selfOwned = opts.SelfOwned
 	m.policy = opts.Policy
 	if m.policy == nil {
@@ -165,6 +173,14 @@ func (a *App) futureSkewGuard(e *ValidateEvent) error {
 			Message: fmt.Sprintf("modify_at is more than %s ahead of the server's clock", a.cfg.MaxFutureSkew)}}}
 	}
 	return e.Next()
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("framework: encode the zero value of %T: %v", v, err))
+	}
+	return b
 }
 
 func jsonErrorText(err error) string {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
 	"reflect"
 	"testing"
 	"time"
@@ -13,16 +12,7 @@ import (
 	"github.com/ferrysync/ferry/framework/client"
 )
 
-// Tests of server bugs found by the client's tests, skipped unless
-// FERRY_KNOWN_BUGS=1 until the server is fixed (framework/ is not the
-// client's to change).
-
-func skipKnownBug(t *testing.T) {
-	t.Helper()
-	if os.Getenv("FERRY_KNOWN_BUGS") != "1" {
-		t.Skip("known server bug, see the test's comment; FERRY_KNOWN_BUGS=1 runs it")
-	}
-}
+// Tests of server bugs the client's tests found; all fixed in the server.
 
 // TestFullPullAfterPurgeInPages: after a purge, a device pulls from the
 // start in pages smaller than its history. Every page after the first
@@ -69,10 +59,9 @@ func TestFullPullAfterPurgeInPages(t *testing.T) {
 // "tags": null, "pinned": false}). The Go client does not send its cursor
 // with pushes until this holds.
 //
-// Server bug: the push answer of such a write is built from the incoming
-// change, not from the stored row.
+// Was a server bug: the push answer of such a write was built from the
+// incoming change, not from the stored row.
 func TestPushAnswerIsTheStoredRecord(t *testing.T) {
-	skipKnownBug(t)
 	t.Parallel()
 	e := newEnv(t, openSQLite(t))
 	u := e.signUp("Answer")
