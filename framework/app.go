@@ -183,18 +183,22 @@ func (a *App) Use(plugins ...Plugin) error {
 		if err := a.checkOpen("use plugin " + p.Name()); err != nil {
 			return err
 		}
-		a.mu.Lock()
+		a.mu.RLock()
 		for _, have := range a.plugins {
 			if have.Name() == p.Name() {
-				a.mu.Unlock()
+				a.mu.RUnlock()
 				return fmt.Errorf("framework: plugin %q is already in use", p.Name())
 			}
 		}
-		a.plugins = append(a.plugins, p)
-		a.mu.Unlock()
+		a.mu.RUnlock()
+		// Only a plugin whose setup succeeded is in use, so a fixed one
+		// can be tried again under the same name.
 		if err := p.Setup(a); err != nil {
 			return fmt.Errorf("framework: set up plugin %q: %w", p.Name(), err)
 		}
+		a.mu.Lock()
+		a.plugins = append(a.plugins, p)
+		a.mu.Unlock()
 	}
 	return nil
 }

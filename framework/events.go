@@ -39,6 +39,10 @@ type ApplyEvent struct {
 // CommitEvent is triggered after a push transaction committed, with the
 // records it wrote. It runs outside the transaction: the place for
 // realtime notification, audit and webhooks. Its error is logged only.
+// Commit hooks of concurrent pushes of one user may run in either order:
+// a listener that needs version order (a change stream) reads the changes
+// after its own position from the store instead of trusting the events'
+// order.
 type CommitEvent struct {
 	hook.Event
 	Context   context.Context

@@ -37,6 +37,9 @@ type Resolution struct {
 	Outcome Outcome
 	// Data is the merged data when Outcome is Merge.
 	Data json.RawMessage
+	// Deleted, when set with Merge, is the merged record's is_deleted
+	// (otherwise the incoming change's).
+	Deleted *bool
 }
 
 // ConflictPolicy decides conflicts for one model. Resolve must be pure and

@@ -62,6 +62,9 @@ type PushOptions struct {
 	// Status) together with an error matching [ErrConflict]. Rejected and
 	// forbidden changes do not abort the batch.
 	AbortOnStale bool
+	// MaxChanges, when positive, replaces Config.MaxChanges for this push
+	// (an adapter whose protocol pushes everything at once).
+	MaxChanges int
 }
 
 // errAbortStale rolls back an AbortOnStale push.
@@ -81,8 +84,12 @@ func (a *App) PushWith(ctx context.Context, p Principal, changes []*Change, opts
 	if p.UserID == "" {
 		return nil, NewError(CodeUnauthenticated, "no user")
 	}
-	if len(changes) > a.cfg.MaxChanges {
-		return nil, NewError(CodeTooLarge, "a push carries at most %d changes; split it", a.cfg.MaxChanges)
+	limit := a.cfg.MaxChanges
+	if opts.MaxChanges > 0 {
+		limit = opts.MaxChanges
+	}
+	if len(changes) > limit {
+		return nil, NewError(CodeTooLarge, "a push carries at most %d changes; split it", limit)
 	}
 	results := make([]Result, len(changes))
 	preps := make([]*prepared, len(changes))
@@ -377,6 +384,9 @@ func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepare
 				return nil, nil
 			case Merge:
 				next.Data = resolution.Data
+				if resolution.Deleted != nil {
+					next.IsDeleted = *resolution.Deleted
+				}
 			}
 		}
 		if next.Data == nil {

@@ -120,3 +120,53 @@ func TestSameRecordTwiceInOneBatch(t *testing.T) {
 		}
 	})
 }
+
+type flakyPlugin struct{ fail bool }
+
+func (p *flakyPlugin) Name() string { return "flaky" }
+func (p *flakyPlugin) Setup(*framework.App) error {
+	if p.fail {
+		return errors.New("not configured")
+	}
+	return nil
+}
+
+func TestOptionsAndPluginRetry(t *testing.T) {
+	db := synctest.OpenSQLite(t)
+	app, err := framework.New(framework.Config{DB: db, Schemas: testSchemas, MaxChanges: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app.MustRegisterSchema("test.Item", framework.ModelOptions{Schema: "item.json"})
+	if err := app.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// A plugin whose setup failed is not in use: a fixed one may follow.
+	if err := app.Use(&flakyPlugin{fail: true}); err == nil {
+		t.Fatal("failing setup accepted")
+	}
+	if err := app.Use(&flakyPlugin{}); err != nil {
+		t.Fatalf("retry after a failed setup: %v", err)
+	}
+
+	ctx := context.Background()
+	ann := framework.Principal{UserID: "ann"}
+	at := time.Now().Add(-time.Hour)
+	three := []*framework.Change{item("a", at, 1), item("b", at, 1), item("c", at, 1)}
+	if _, err := app.Push(ctx, ann, three); !errors.Is(err, &framework.Error{Code: framework.CodeTooLarge}) {
+		t.Fatalf("over MaxChanges: %v", err)
+	}
+	if _, err := app.PushWith(ctx, ann, three, framework.PushOptions{MaxChanges: 3}); err != nil {
+		t.Fatalf("with a per-push limit: %v", err)
+	}
+
+	// A merging policy may decide is_deleted too.
+	deleted := true
+	tombstoning := framework.PolicyFunc(func(context.Context, *framework.Conflict) (framework.Resolution, error) {
+		return framework.Resolution{Outcome: framework.Merge, Data: []byte(`{"n":9}`), Deleted: &deleted}, nil
+	})
+	res, err := app.PushWith(ctx, ann, []*framework.Change{item("a", at.Add(time.Second), 2)}, framework.PushOptions{Policy: tombstoning})
+	if err != nil || !res[0].Record.IsDeleted || string(res[0].Record.Data) != `{"n":9}` {
+		t.Fatalf("merge: %v %+v", err, res[0].Record)
+	}
+}
