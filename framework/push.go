@@ -263,13 +263,6 @@ func (st *pushTx) flush(ctx context.Context) error {
 		if err := sm.model.table.Upsert(ctx, st.tx, sm.recs); err != nil {
 			return &flushError{fmt.Errorf("write %s: %w", sm.model.name, err)}
 		}
-		idx := make([]models.Change, len(sm.recs))
-		for i, r := range sm.recs {
-			idx[i] = models.Change{Model: r.Model, UID: r.UID, Scope: r.Owner, Version: r.Version, IsDeleted: r.IsDeleted}
-		}
-		if err := models.IndexChanges(ctx, st.tx, idx); err != nil {
-			return &flushError{err}
-		}
 	}
 	return nil
 }
@@ -383,7 +376,7 @@ func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepare
 				res.Status, res.Record = StatusStale, storedWire
 				return nil, nil
 			case Merge:
-				next.Data = resolution.Data
+				next.Data, next.Value = resolution.Data, nil
 				if resolution.Deleted != nil {
 					next.IsDeleted = *resolution.Deleted
 				}
@@ -445,7 +438,9 @@ func (a *App) write(ctx context.Context, st *pushTx, p Principal, m *model, stor
 		ev.Stored = wireRecord(stored)
 	}
 	err := a.onApply.Trigger(ev, func(e *ApplyEvent) error {
-		next.Data = e.Record.Data
+		if !bytes.Equal(next.Data, e.Record.Data) {
+			next.Data, next.Value = e.Record.Data, nil // a hook changed it
+		}
 		var err error
 		if stored == nil {
 			err = m.table.Insert(ctx, st.tx, next)

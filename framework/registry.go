@@ -86,6 +86,7 @@ func Register[T any, P interface {
 			if err != nil {
 				return nil, err
 			}
+			rec.Value = v
 			return out.Data, nil
 		},
 		createTable: table.CreateTable,

@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +23,10 @@ type Record struct {
 	Data      json.RawMessage
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// Value, when set, is Data already decoded into the typed model's
+	// struct (a pointer), so a typed table need not decode it again.
+	// Whoever changes Data must clear it.
+	Value any
 }
 
 // Table reads and writes the records of one model. The framework calls it
@@ -35,9 +40,11 @@ type Table interface {
 	Insert(ctx context.Context, idb bun.IDB, rec *Record) error
 	// Update replaces the envelope and data of an existing record.
 	Update(ctx context.Context, idb bun.IDB, rec *Record) error
-	// Upsert writes records in one statement: new ones are inserted, and
-	// existing ones get their envelope and data replaced (server-only
-	// columns and created_at are kept). uids must be distinct.
+	// Upsert writes records of one model and their change-index rows in
+	// bulk: new ones are inserted, and existing ones get their envelope
+	// and data replaced (server-only columns and created_at are kept). A
+	// row owned by someone else is not touched and fails the call with
+	// [ErrNotWritten]. uids must be distinct.
 	Upsert(ctx context.Context, idb bun.IDB, recs []*Record) error
 	// Tombstones returns up to limit tombstones last written before
 	// before, for purging.
@@ -122,10 +129,10 @@ func (GenericTable) Upsert(ctx context.Context, idb bun.IDB, recs []*Record) err
 	for i, r := range recs {
 		rows[i] = *toGeneric(r)
 	}
-	return upsertChunks(ctx, idb, len(rows), func(lo, hi int) *bun.InsertQuery {
+	return upsertIndexed(ctx, idb, recs, func(lo, hi int) *bun.InsertQuery {
 		part := rows[lo:hi]
 		return idb.NewInsert().Model(&part).On("CONFLICT (model, uid) DO UPDATE")
-	}, []string{"modify_at", "is_deleted", "version", "data", "updated_at"}, true)
+	}, []string{"modify_at", "is_deleted", "version", "data", "updated_at"})
 }
 
 // upsertChunks runs multi-row upserts of at most upsertChunk rows, setting
@@ -137,22 +144,70 @@ func (GenericTable) Upsert(ctx context.Context, idb bun.IDB, recs []*Record) err
 // another owner took meanwhile) makes the whole call fail with
 // [ErrNotWritten], so the caller can redo the batch one change at a time.
 func upsertChunks(ctx context.Context, idb bun.IDB, n int, query func(lo, hi int) *bun.InsertQuery, cols []string, sameOwner bool) error {
-	const upsertChunk = 500
 	for lo := 0; lo < n; lo += upsertChunk {
 		hi := min(lo+upsertChunk, n)
-		q := query(lo, hi)
-		for _, c := range cols {
-			q = q.Set("? = EXCLUDED.?", bun.Ident(c), bun.Ident(c))
+		if err := checkWritten(upsertQuery(query(lo, hi), cols, sameOwner).Exec(ctx))(hi - lo); err != nil {
+			return err
 		}
-		if sameOwner {
-			q = q.Where("?TableAlias.owner = EXCLUDED.owner")
-		}
-		res, err := q.Exec(ctx)
+	}
+	return nil
+}
+
+const upsertChunk = 500
+
+func upsertQuery(q *bun.InsertQuery, cols []string, sameOwner bool) *bun.InsertQuery {
+	for _, c := range cols {
+		q = q.Set("? = EXCLUDED.?", bun.Ident(c), bun.Ident(c))
+	}
+	if sameOwner {
+		q = q.Where("?TableAlias.owner = EXCLUDED.owner")
+	}
+	return q
+}
+
+// checkWritten fails when a statement wrote fewer rows than it carried.
+func checkWritten(res sql.Result, err error) func(want int) error {
+	return func(want int) error {
 		if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err == nil && n != int64(hi-lo) {
-			return fmt.Errorf("%w: %d of %d rows", ErrNotWritten, n, hi-lo)
+		if n, err := res.RowsAffected(); err == nil && n != int64(want) {
+			return fmt.Errorf("%w: %d of %d rows", ErrNotWritten, n, want)
+		}
+		return nil
+	}
+}
+
+// upsertIndexed upserts records of one model (owner-guarded) and their
+// change-index rows. On PostgreSQL both happen in one statement per chunk
+// (the index insert reads the records upsert's RETURNING rows, so only
+// rows really written are indexed); elsewhere in two.
+func upsertIndexed(ctx context.Context, idb bun.IDB, recs []*Record, query func(lo, hi int) *bun.InsertQuery, cols []string) error {
+	for lo := 0; lo < len(recs); lo += upsertChunk {
+		hi := min(lo+upsertChunk, len(recs))
+		q := upsertQuery(query(lo, hi), cols, true)
+		if IsPostgres(idb) {
+			q = q.Returning("uid, owner, version, is_deleted")
+			err := checkWritten(idb.NewRaw(`WITH w AS (?)
+				INSERT INTO ferry_changes (model, uid, scope, version, is_deleted)
+				SELECT ?, w.uid, w.owner, w.version, w.is_deleted FROM w
+				ON CONFLICT (model, uid) DO UPDATE SET scope = EXCLUDED.scope,
+					version = EXCLUDED.version, is_deleted = EXCLUDED.is_deleted`,
+				q, recs[lo].Model).Exec(ctx))(hi - lo)
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if err := checkWritten(q.Exec(ctx))(hi - lo); err != nil {
+			return err
+		}
+		idx := make([]Change, 0, hi-lo)
+		for _, r := range recs[lo:hi] {
+			idx = append(idx, Change{Model: r.Model, UID: r.UID, Scope: r.Owner, Version: r.Version, IsDeleted: r.IsDeleted})
+		}
+		if err := IndexChanges(ctx, idb, idx); err != nil {
+			return err
 		}
 	}
 	return nil

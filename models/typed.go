@@ -90,8 +90,11 @@ func (t *TypedTable[T, P]) ToRecord(model string, v P) (Record, error) {
 // FromRecord decodes a record's data into a new typed value and fills its
 // base fields.
 func (t *TypedTable[T, P]) FromRecord(rec *Record) (P, error) {
-	v := P(new(T))
-	if len(rec.Data) > 0 {
+	v, decoded := rec.Value.(P)
+	if !decoded || v == nil {
+		v, decoded = P(new(T)), false
+	}
+	if !decoded && len(rec.Data) > 0 {
 		if err := json.Unmarshal(rec.Data, v); err != nil {
 			return nil, err
 		}
@@ -135,10 +138,10 @@ func (t *TypedTable[T, P]) Upsert(ctx context.Context, idb bun.IDB, recs []*Reco
 		rows[i] = *v
 	}
 	cols := append([]string{"modify_at", "is_deleted", "version", "updated_at"}, t.dataColumns...)
-	return upsertChunks(ctx, idb, len(rows), func(lo, hi int) *bun.InsertQuery {
+	return upsertIndexed(ctx, idb, recs, func(lo, hi int) *bun.InsertQuery {
 		part := rows[lo:hi]
 		return idb.NewInsert().Model(&part).On("CONFLICT (uid) DO UPDATE")
-	}, cols, true)
+	}, cols)
 }
 
 // Tombstones implements [Table].
