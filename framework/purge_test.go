@@ -14,21 +14,28 @@ import (
 	"github.com/uptrace/bun"
 )
 
+// newClockApp is newTestApp with a clock the test moves by hand.
+func newClockApp(t *testing.T, db *bun.DB) (*framework.App, *atomic.Int64) {
+	t.Helper()
+	now := new(atomic.Int64)
+	now.Store(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).UnixMicro())
+	app, err := framework.New(framework.Config{DB: db, Schemas: testSchemas,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Now:    func() time.Time { return time.UnixMicro(now.Load()) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app.MustRegisterSchema("test.Item", framework.ModelOptions{Schema: "item.json"})
+	if err := app.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return app, now
+}
+
 func TestPurgeTombstonesAndReset(t *testing.T) {
 	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
-		var now atomic.Int64
-		now.Store(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).UnixMicro())
-		app, err := framework.New(framework.Config{DB: db, Schemas: testSchemas,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Now:    func() time.Time { return time.UnixMicro(now.Load()) }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		app.MustRegisterSchema("test.Item", framework.ModelOptions{Schema: "item.json"})
-		if err := app.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
+		app, now := newClockApp(t, db)
 		ann := framework.Principal{UserID: "ann"}
 		at := time.Date(2026, 10, 31, 0, 0, 0, 0, time.UTC)
 		push := func(chs ...*framework.Change) {
@@ -106,18 +113,7 @@ func TestCursorAheadOfStoreResets(t *testing.T) {
 func TestPurgeWhilePaging(t *testing.T) {
 	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
-		var now atomic.Int64
-		now.Store(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).UnixMicro())
-		app, err := framework.New(framework.Config{DB: db, Schemas: testSchemas,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Now:    func() time.Time { return time.UnixMicro(now.Load()) }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		app.MustRegisterSchema("test.Item", framework.ModelOptions{Schema: "item.json"})
-		if err := app.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
+		app, now := newClockApp(t, db)
 		ann := framework.Principal{UserID: "ann"}
 		at := time.Date(2026, 10, 31, 0, 0, 0, 0, time.UTC)
 		push := func(chs ...*framework.Change) {
