@@ -62,3 +62,42 @@ func TestInterruptedResetStillForgets(t *testing.T) {
 	}
 	e.assertConverged(u, a)
 }
+
+// TestFirstPullForgetsPurged: a device pushes, but its first pull fails;
+// meanwhile another device deletes the record and the server purges the
+// tombstone. The device's first complete pull must drop the record (found
+// by the convergence simulation).
+func TestFirstPullForgetsPurged(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, openSQLite(t))
+	u := e.signUp("FirstPull")
+	a := e.device(u, func(c *client.Config) { c.Retry.MaxAttempts = 1 })
+	b := e.device(u)
+	ctx := context.Background()
+	a.put("keep", note{"keep"})
+	a.put("gone", note{"to be deleted and purged"})
+	a.tr.setBefore(func(_ int, req *http.Request) (*http.Response, error) {
+		if strings.HasSuffix(req.URL.Path, "/pull") {
+			return nil, errors.New("connection reset (injected)")
+		}
+		return nil, nil
+	})
+	if res, err := a.Sync(ctx); err == nil || res.Applied != 2 {
+		t.Fatalf("sync with a failing pull: %+v, %v", res, err)
+	}
+	a.tr.setBefore(nil)
+	b.sync()
+	if err := b.Delete(ctx, "data.Note", "gone"); err != nil {
+		t.Fatal(err)
+	}
+	b.sync()
+	time.Sleep(2 * time.Millisecond)
+	if n, err := e.srv.App.PurgeTombstones(ctx, time.Millisecond); err != nil || n != 1 {
+		t.Fatalf("purge: %d, %v", n, err)
+	}
+	a.sync()
+	if _, err := a.Get(ctx, "data.Note", "gone"); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("the purged record is still on the device: %v", err)
+	}
+	e.assertConverged(u, a)
+}

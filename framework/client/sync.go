@@ -243,14 +243,22 @@ func (c *Client) reject(ctx context.Context, r Rejection) {
 
 // pull pulls every page after the stored cursor and stores the new cursor
 // after the last one. On reset_required (or a cursor the server no longer
-// understands) it starts again from an empty cursor, once, and then drops
-// the synced local records the server did not send.
+// understands) it starts again from an empty cursor, once. After a pull
+// from an empty cursor it drops the synced local records the server did
+// not send.
 func (c *Client) pull(ctx context.Context, res *SyncResult) error {
 	cursor, err := c.store.Cursor(ctx)
 	if err != nil {
 		return fmt.Errorf("read cursor: %w", err)
 	}
-	var seen map[Key]bool // set during a pull from the start after a reset
+	// A pull from the start (the first one, or after a reset) notes what
+	// it receives, and then drops the synced local records it did not: a
+	// device whose first pull comes after pushes holds acknowledged
+	// records the server may have deleted and purged since.
+	var seen map[Key]bool
+	if cursor == "" {
+		seen = map[Key]bool{}
+	}
 	for {
 		page, err := c.pullPage(ctx, cursor)
 		if err != nil && seen == nil && cursor != "" && needsReset(err) {
