@@ -264,7 +264,7 @@ func (a *App) handlePull(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(c, http.StatusOK, resp)
+	c.Data(http.StatusOK, "application/json; charset=utf-8", resp.appendJSON(make([]byte, 0, 256*(len(resp.Changes)+1))))
 	return nil
 }
 

@@ -36,3 +36,33 @@ func BenchmarkPushBatch500(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPullPage5000 measures App.Pull of a full 5000-record page.
+func BenchmarkPullPage5000(b *testing.B) {
+	for _, store := range []synctest.Store{synctest.Postgres, synctest.SQLite} {
+		b.Run(string(store), func(b *testing.B) {
+			app := newTestApp(b, synctest.Open(b, store))
+			ctx := context.Background()
+			p := framework.Principal{UserID: "bench"}
+			at := time.Now().Add(-time.Hour)
+			for i := 0; i < 10; i++ {
+				batch := make([]*framework.Change, 500)
+				for j := range batch {
+					batch[j] = item(fmt.Sprintf("r%d-%d", i, j), at, j)
+				}
+				if _, err := app.Push(ctx, p, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				page, err := app.Pull(ctx, p, framework.PullRequest{Limit: 5000})
+				if err != nil || len(page.Changes) != 5000 {
+					b.Fatal(err, len(page.Changes))
+				}
+			}
+			b.ReportMetric(float64(b.N*5000)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}

@@ -1,0 +1,102 @@
+package framework
+
+import (
+	"strconv"
+	"unicode/utf8"
+)
+
+// Pull pages are the largest answers; encoding them by hand skips
+// encoding/json's reflection and its re-validation of every record's data,
+// which is already JSON the server wrote.
+
+// appendJSON appends r as JSON.
+func (r *Record) appendJSON(b []byte) []byte {
+	b = append(b, `{"model":`...)
+	b = appendJSONString(b, r.Model)
+	b = append(b, `,"uid":`...)
+	b = appendJSONString(b, r.UID)
+	b = append(b, `,"owner":`...)
+	b = appendJSONString(b, r.Owner)
+	b = append(b, `,"modify_at":"`...)
+	b = r.ModifyAt.UTC().AppendFormat(b, TimeFormat)
+	b = append(b, `","is_deleted":`...)
+	b = strconv.AppendBool(b, r.IsDeleted)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, r.Version, 10)
+	b = append(b, `,"data":`...)
+	if len(r.Data) == 0 {
+		b = append(b, "{}"...)
+	} else {
+		b = append(b, r.Data...)
+	}
+	return append(b, '}')
+}
+
+// appendJSON appends the page as JSON.
+func (p *PullResponse) appendJSON(b []byte) []byte {
+	b = append(b, `{"changes":[`...)
+	for i, r := range p.Changes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = r.appendJSON(b)
+	}
+	b = append(b, `],"cursor":`...)
+	b = appendJSONString(b, p.Cursor)
+	b = append(b, `,"has_more":`...)
+	b = strconv.AppendBool(b, p.HasMore)
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string, escaping what JSON requires
+// (and <, >, & and U+2028/2029 as encoding/json does); invalid UTF-8
+// becomes U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 || r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			if r == utf8.RuneError {
+				b = append(b, `\ufffd`...)
+			} else {
+				b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			}
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

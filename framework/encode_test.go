@@ -1,0 +1,45 @@
+package framework
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+// The hand-written encoder must say exactly what encoding/json says.
+func TestPullEncodingMatchesEncodingJSON(t *testing.T) {
+	page := &PullResponse{Cursor: "c<&>", HasMore: true, Changes: []*Record{
+		{Model: "data.Note", UID: "a", Owner: "o\"\\\n\t\x01\u2028é\xff", ModifyAt: Time{time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)},
+			Version: 7, Data: json.RawMessage(`{"title":"x"}`)},
+		{Model: "m", UID: "b", IsDeleted: true, Data: nil},
+	}}
+	want, err := json.Marshal(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// encoding/json writes a nil RawMessage as null; Ferry always sends an
+	// object.
+	page.Changes[1].Data = json.RawMessage(`{}`)
+	want, _ = json.Marshal(page)
+	page.Changes[1].Data = nil
+	if got := page.appendJSON(nil); string(got) != string(want) {
+		t.Fatalf("\ngot  %s\nwant %s", got, want)
+	}
+	empty := &PullResponse{Changes: []*Record{}}
+	want, _ = json.Marshal(empty)
+	if got := empty.appendJSON(nil); string(got) != string(want) {
+		t.Fatalf("empty page: %s, want %s", got, want)
+	}
+}
+
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "plain", "q\"b\\", "\x00\x1f", "\u2028\u2029", "\xff\xfe", "é日本"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, _ := json.Marshal(s)
+		if got := appendJSONString(nil, s); string(got) != string(want) {
+			t.Fatalf("%q: got %s want %s", s, got, want)
+		}
+	})
+}
