@@ -73,10 +73,6 @@ import (
 // simDefaultBudget is the time a short run spends per store in its rounds.
 const simDefaultBudget = 2 * time.Second
 
-// simKnownBugs is set by FERRY_KNOWN_BUGS=1: no workaround for known
-// server bugs (see knownbugs_test.go).
-var simKnownBugs = os.Getenv("FERRY_KNOWN_BUGS") == "1"
-
 // errInjected marks a failure the fault transport made up.
 var errInjected = errors.New("injected fault")
 
@@ -433,12 +429,6 @@ func (e *epoch) openDevice(d *simDevice) {
 		e.open = append(e.open, s)
 	}
 	pullLimit := 1 + e.rng.IntN(60)
-	if e.purges && !simKnownBugs {
-		// A server bug (TestFullPullAfterPurgeInPages) answers 410 to the
-		// second page of a pull from the start after a purge: until it is
-		// fixed, epochs with purges pull in pages that hold everything.
-		pullLimit = 5000
-	}
 	c, err := client.New(client.Config{
 		BaseURL:    simBaseURL,
 		HTTPClient: &http.Client{Transport: d.tr, Timeout: time.Minute},
