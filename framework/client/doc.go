@@ -15,7 +15,9 @@
 //     forbidden (both reported through [Config.OnRejected]). A change
 //     edited again while its push was in flight stays queued: each queue
 //     entry carries a sequence number, and a push result only acknowledges
-//     the sequence number it was sent with.
+//     the sequence number it was sent with. A push carries the stored
+//     cursor; the server answers it moved past the device's own writes
+//     when that skips nothing else, so the pull does not bring them back.
 //  2. pulls GET /sync/pull page by page until has_more is false, applies
 //     every record (tombstones included) to the store without queueing it,
 //     and stores the new cursor only after the last page. A pulled record

@@ -128,8 +128,8 @@ func TestSimConvergence(t *testing.T) {
 					total.add(st)
 				}
 			}
-			t.Logf("%s: seed %d, %d epochs, %d rounds, %d server restarts, %d device restarts, %d local writes (%d bursts during a sync), %d syncs (%d failed on injected faults, %d resets after %d purges of %d tombstones), %d requests, faults: %s; %v",
-				kind, seed, total.epochs, total.rounds, total.serverRestarts, total.deviceRestarts, total.writes, total.editsInFlight, total.syncs, total.failedSyncs, total.resets, total.purges, total.purged, total.requests, total.faults(), time.Since(start).Round(time.Millisecond))
+			t.Logf("%s: seed %d, %d epochs, %d rounds, %d server restarts, %d device restarts, %d local writes (%d bursts during a sync), %d syncs (%d failed on injected faults, %d resets after %d purges of %d tombstones), %d requests (%d pushes moved the cursor past their own writes), faults: %s; %v",
+				kind, seed, total.epochs, total.rounds, total.serverRestarts, total.deviceRestarts, total.writes, total.editsInFlight, total.syncs, total.failedSyncs, total.resets, total.purges, total.purged, total.requests, total.cursorMoves, total.faults(), time.Since(start).Round(time.Millisecond))
 		})
 	}
 }
@@ -138,7 +138,7 @@ func TestSimConvergence(t *testing.T) {
 type simStats struct {
 	epochs, rounds, serverRestarts, deviceRestarts             int
 	writes, syncs, failedSyncs, requests, editsInFlight        int
-	purges, purged, resets                                     int
+	purges, purged, resets, cursorMoves                        int
 	dropped, lostAnswers, duplicated, late, errors5xx, delayed int
 }
 
@@ -155,6 +155,7 @@ func (s *simStats) add(o simStats) {
 	s.purges += o.purges
 	s.purged += o.purged
 	s.resets += o.resets
+	s.cursorMoves += o.cursorMoves
 	s.dropped += o.dropped
 	s.lostAnswers += o.lostAnswers
 	s.duplicated += o.duplicated
@@ -778,7 +779,16 @@ func (e *epoch) inspect(u *simUser, req *http.Request, resp *http.Response, body
 	}
 	switch {
 	case strings.HasSuffix(req.URL.Path, "/push"):
+		var in struct {
+			Cursor string `json:"cursor"`
+		}
+		if req.GetBody != nil {
+			if b, err := req.GetBody(); err == nil {
+				_ = json.NewDecoder(b).Decode(&in)
+			}
+		}
 		var out struct {
+			Cursor  string `json:"cursor"`
 			Results []struct {
 				Status string `json:"status"`
 				Record *struct {
@@ -792,6 +802,9 @@ func (e *epoch) inspect(u *simUser, req *http.Request, resp *http.Response, body
 		if err := json.Unmarshal(body, &out); err != nil {
 			e.t.Errorf("push answer: %v", err)
 			return
+		}
+		if in.Cursor != "" && out.Cursor != in.Cursor {
+			e.stats.cursorMoves++
 		}
 		for _, r := range out.Results {
 			if r.Record == nil {

@@ -52,6 +52,7 @@ type (
 	}
 	pushRequest struct {
 		DeviceID string       `json:"device_id,omitempty"`
+		Cursor   string       `json:"cursor,omitempty"`
 		Changes  []wireChange `json:"changes"`
 	}
 	wireRecord struct {
@@ -73,6 +74,7 @@ type (
 	}
 	pushResponse struct {
 		Results []wireResult `json:"results"`
+		Cursor  string       `json:"cursor"`
 	}
 	pullResponse struct {
 		Changes []wireRecord `json:"changes"`
@@ -124,7 +126,11 @@ func (c *Client) push(ctx context.Context, res *SyncResult) error {
 		if len(pending) == 0 {
 			return nil
 		}
-		results, err := c.pushBatch(ctx, pending)
+		cursor, err := c.store.Cursor(ctx)
+		if err != nil {
+			return fmt.Errorf("read cursor: %w", err)
+		}
+		results, next, err := c.pushBatch(ctx, pending, cursor)
 		if isTooLarge(err) {
 			if len(pending) > 1 {
 				batch = max(1, len(pending)/2)
@@ -147,13 +153,23 @@ func (c *Client) push(ctx context.Context, res *SyncResult) error {
 		if err := c.acknowledge(ctx, pending, results, res); err != nil {
 			return err
 		}
+		// The server moved the cursor past this push's own writes (only
+		// when that skips nothing else), so the pull does not bring them
+		// back. Stored after the acknowledgements: the records are in.
+		if next != "" && next != cursor {
+			if err := c.store.SetCursor(ctx, next); err != nil {
+				return fmt.Errorf("store cursor: %w", err)
+			}
+		}
 		after = pending[len(pending)-1].Seq
 	}
 }
 
-// pushBatch sends one push request and checks that the answer matches it.
-func (c *Client) pushBatch(ctx context.Context, pending []Change) ([]wireResult, error) {
-	body := pushRequest{DeviceID: c.deviceID, Changes: make([]wireChange, len(pending))}
+// pushBatch sends one push request, carrying the device's cursor, and
+// checks that the answer matches it. It returns the results and the
+// cursor the server answered ("" when none).
+func (c *Client) pushBatch(ctx context.Context, pending []Change, cursor string) ([]wireResult, string, error) {
+	body := pushRequest{DeviceID: c.deviceID, Cursor: cursor, Changes: make([]wireChange, len(pending))}
 	for i, p := range pending {
 		body.Changes[i] = wireChange{
 			OpID: strconv.FormatInt(p.Seq, 10), Model: p.Model, UID: p.UID,
@@ -167,29 +183,36 @@ func (c *Client) pushBatch(ctx context.Context, pending []Change) ([]wireResult,
 	}
 	raw, err := json.Marshal(body)
 	if err != nil {
-		return nil, fmt.Errorf("encode push: %w", err)
+		return nil, "", fmt.Errorf("encode push: %w", err)
 	}
 	var out pushResponse
-	if err := c.do(ctx, http.MethodPost, "/push", nil, raw, &out); err != nil {
-		return nil, err
+	err = c.do(ctx, http.MethodPost, "/push", nil, raw, &out)
+	var pe *Error
+	if errors.As(err, &pe) && pe.Code == codeInvalidCursor && cursor != "" {
+		// A cursor the server no longer understands must not block the
+		// push: send it without; the pull then starts over.
+		return c.pushBatch(ctx, pending, "")
+	}
+	if err != nil {
+		return nil, "", err
 	}
 	if len(out.Results) != len(pending) {
-		return nil, fmt.Errorf("server answered %d results for %d changes", len(out.Results), len(pending))
+		return nil, "", fmt.Errorf("server answered %d results for %d changes", len(out.Results), len(pending))
 	}
 	for i, r := range out.Results {
 		ch := body.Changes[i]
 		if r.Model != ch.Model || r.UID != ch.UID || (r.OpID != nil && *r.OpID != ch.OpID) {
-			return nil, fmt.Errorf("result %d is for %s/%s, not for the change sent, %s/%s", i, r.Model, r.UID, ch.Model, ch.UID)
+			return nil, "", fmt.Errorf("result %d is for %s/%s, not for the change sent, %s/%s", i, r.Model, r.UID, ch.Model, ch.UID)
 		}
 		// The server sets the owner; a different one means Config.Owner
 		// is not the signed-in user, and the store would fill with
 		// duplicates under two owners.
 		if r.Record != nil && r.Record.Owner != "" && r.Record.Owner != pending[i].Owner {
-			return nil, fmt.Errorf("%s/%s is owned by %q on the server, but was queued for %q: is Config.Owner the signed-in user's id?",
+			return nil, "", fmt.Errorf("%s/%s is owned by %q on the server, but was queued for %q: is Config.Owner the signed-in user's id?",
 				ch.Model, ch.UID, r.Record.Owner, pending[i].Owner)
 		}
 	}
-	return out.Results, nil
+	return out.Results, out.Cursor, nil
 }
 
 // acknowledge stores the outcome of a push and reports refused changes.
@@ -319,10 +342,14 @@ func (c *Client) pullPage(ctx context.Context, cursor string) (*pullResponse, er
 	return &page, nil
 }
 
+// codeInvalidCursor is the protocol's answer to a cursor the server does
+// not understand.
+const codeInvalidCursor = "invalid_cursor"
+
 // needsReset reports whether err asks for a pull from the start.
 func needsReset(err error) bool {
 	var pe *Error
-	return errors.Is(err, ErrResetRequired) || errors.As(err, &pe) && pe.Code == "invalid_cursor"
+	return errors.Is(err, ErrResetRequired) || errors.As(err, &pe) && pe.Code == codeInvalidCursor
 }
 
 // forgetUnseen drops the synced records a complete pull from the start did
