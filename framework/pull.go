@@ -80,8 +80,12 @@ func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResp
 	// paging only against purges since its first page (an initial sync
 	// needs no tombstones, and must be able to finish).
 	for _, s := range scopes {
-		pos, horizon := cur.Pos[s], state[s].PurgedVersion
-		stale := pos > 0 && pos < horizon
+		// A position the cursor names, even 0 (the device pulled while
+		// the scope was empty, then may have pushed), is checked; only a
+		// scope the cursor has never seen starts from nothing.
+		pos, named := cur.Pos[s]
+		horizon := state[s].PurgedVersion
+		stale := named && pos < horizon
 		if cur.Upper != nil {
 			stale = horizon > cur.Purged[s] && pos < horizon
 		}
@@ -186,6 +190,11 @@ type SinceRequest struct {
 	Limit int
 	// SkipDeleted leaves tombstones out (a first sync needs none).
 	SkipDeleted bool
+	// Checkpointed says After is a checkpoint the device holds, so it is
+	// checked against the purge horizon even when it is 0 (the device
+	// synced while the user had nothing, and may have pushed since).
+	// Without it, After 0 means a first sync.
+	Checkpointed bool
 }
 
 // SinceResponse is the answer of [App.ReadSince].
@@ -225,7 +234,7 @@ func (a *App) ReadSince(ctx context.Context, p Principal, req SinceRequest) (*Si
 		return nil, err
 	}
 	resp := &SinceResponse{Version: state[p.UserID].Version}
-	if req.After > 0 && req.After < state[p.UserID].PurgedVersion {
+	if (req.After > 0 || req.Checkpointed) && req.After < state[p.UserID].PurgedVersion {
 		return nil, NewError(CodeResetRequired, "changes after this checkpoint were purged; sync from the start")
 	}
 	var index []models.Change

@@ -151,3 +151,38 @@ func TestPurgeWhilePaging(t *testing.T) {
 		}
 	})
 }
+
+// TestPurgeResetsACursorAtZero: a cursor taken while the user had nothing
+// names position 0; after a purge it must reset like any older cursor.
+func TestPurgeResetsACursorAtZero(t *testing.T) {
+	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
+		ctx := context.Background()
+		app, now := newClockApp(t, db)
+		zed := framework.Principal{UserID: "zed"}
+		empty, err := app.Pull(ctx, zed, framework.PullRequest{})
+		if err != nil || len(empty.Changes) != 0 {
+			t.Fatalf("empty pull: %v %+v", err, empty)
+		}
+		at := time.Date(2026, 10, 31, 0, 0, 0, 0, time.UTC)
+		del := &framework.Change{Model: "test.Item", UID: "x", ModifyAt: framework.Time{Time: at.Add(time.Hour)}, IsDeleted: true}
+		for _, ch := range []*framework.Change{item("x", at, 1), del} {
+			if _, err := app.Push(ctx, zed, []*framework.Change{ch}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		now.Add((8 * 24 * time.Hour).Microseconds())
+		if n, err := app.PurgeTombstones(ctx, 7*24*time.Hour); err != nil || n != 1 {
+			t.Fatalf("purge: %d %v", n, err)
+		}
+		if _, err := app.Pull(ctx, zed, framework.PullRequest{Cursor: empty.Cursor}); !errors.Is(err, &framework.Error{Code: framework.CodeResetRequired}) {
+			t.Fatalf("cursor at 0 after a purge: %v, want reset_required", err)
+		}
+		if _, err := app.Pull(ctx, zed, framework.PullRequest{}); err != nil {
+			t.Fatalf("no cursor: %v", err)
+		}
+		since, err := app.ReadSince(ctx, zed, framework.SinceRequest{Checkpointed: true})
+		if !errors.Is(err, &framework.Error{Code: framework.CodeResetRequired}) {
+			t.Fatalf("checkpoint 0 after a purge: %v %+v", err, since)
+		}
+	})
+}

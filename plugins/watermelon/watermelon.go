@@ -299,7 +299,7 @@ func (p *Plugin) pull(c *gin.Context, who framework.Principal) error {
 		recs = all.Records
 	}
 	resp, err := p.app.ReadSince(ctx, who, framework.SinceRequest{
-		Models: p.models, After: since - 1, Limit: limit, SkipDeleted: since == 0,
+		Models: p.models, After: since - 1, Limit: limit, SkipDeleted: since == 0, Checkpointed: since > 0,
 	})
 	if err != nil {
 		return fmt.Errorf("watermelon: pull: %w", err)
