@@ -3,7 +3,6 @@ package client_test
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -517,15 +516,6 @@ func (e *epoch) purge() {
 		}
 	}
 	for _, d := range e.devs {
-		if !simKnownBugs {
-			cur, err := d.store.Cursor(ctx)
-			if err != nil {
-				e.t.Fatal(err)
-			}
-			if simCursorAtZero(cur) {
-				return
-			}
-		}
 		pending, err := d.store.Pending(ctx, client.PendingParams{})
 		if err != nil {
 			e.t.Fatal(err)
@@ -553,42 +543,6 @@ func (e *epoch) purge() {
 	}
 	e.stats.purges++
 	e.stats.purged += n
-}
-
-// simKnownBugs is FERRY_KNOWN_BUGS=1: no workarounds for known server
-// bugs (see knownbugs_test.go).
-var simKnownBugs = os.Getenv("FERRY_KNOWN_BUGS") == "1"
-
-// simCursorAtZero reports whether a stored cursor names position 0 of a
-// scope. The sim peeks into the opaque cursor only to work around a server
-// bug (TestPurgeResetsACursorAtZero: such a cursor is never told to reset
-// after a purge), by not purging while a device has one.
-func simCursorAtZero(c string) bool {
-	if c == "" {
-		return false
-	}
-	var raw []byte
-	var err error
-	for _, enc := range []*base64.Encoding{base64.RawURLEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.StdEncoding} {
-		if raw, err = enc.DecodeString(c); err == nil {
-			break
-		}
-	}
-	if err != nil {
-		return false
-	}
-	var cur struct {
-		P map[string]int64 `json:"p"`
-	}
-	if json.Unmarshal(raw, &cur) != nil {
-		return false
-	}
-	for _, pos := range cur.P {
-		if pos == 0 {
-			return true
-		}
-	}
-	return false
 }
 
 // tick advances the virtual clock.
