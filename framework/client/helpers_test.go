@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"strings"
 	"sync"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ferrysync/ferry/example-app/server"
+	"github.com/ferrysync/ferry/example-app/server/servertest"
 	"github.com/ferrysync/ferry/framework/client"
 	"github.com/ferrysync/ferry/framework/synctest"
 	"github.com/gin-gonic/gin"
@@ -24,7 +23,7 @@ import (
 
 func init() { gin.SetMode(gin.TestMode) }
 
-const testSecret = "test-secret-test-secret-test-secret-123"
+const testSecret = servertest.Secret
 
 // env is the example server over real HTTP on one store.
 type env struct {
@@ -36,18 +35,8 @@ type env struct {
 
 func newEnv(t *testing.T, db *bun.DB) *env {
 	t.Helper()
-	cfg := server.Config{
-		DataDir:   t.TempDir(),
-		JWTSecret: testSecret,
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
-	srv, err := server.New(context.Background(), cfg, db)
-	if err != nil {
-		t.Fatalf("build server: %v", err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(hs.Close)
-	return &env{t: t, db: db, srv: srv, url: hs.URL}
+	st := servertest.Start(t, db)
+	return &env{t: t, db: db, srv: st.Server, url: st.URL}
 }
 
 func eachStore(t *testing.T, fn func(t *testing.T, e *env)) {
