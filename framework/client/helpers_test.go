@@ -267,46 +267,11 @@ func errorResponse(req *http.Request, status int, code string) *http.Response {
 }
 
 // serverState pulls everything acc can read from the server, straight over
-// HTTP, and returns it keyed by model/uid.
+// HTTP, and returns it keyed by model/uid (see simFullPull, which also
+// checks that nothing comes twice or from another owner).
 func (e *env) serverState(acc account) map[string]state {
 	e.t.Helper()
-	out := map[string]state{}
-	cursor := ""
-	for page := 0; ; page++ {
-		if page > 1000 {
-			e.t.Fatal("pull never ended")
-		}
-		req, _ := http.NewRequest("GET", e.url+"/sync/pull?cursor="+cursor, nil)
-		req.Header.Set("Authorization", "Bearer "+acc.Token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		var body struct {
-			Changes []struct {
-				Model     string          `json:"model"`
-				UID       string          `json:"uid"`
-				ModifyAt  time.Time       `json:"modify_at"`
-				IsDeleted bool            `json:"is_deleted"`
-				Version   int64           `json:"version"`
-				Data      json.RawMessage `json:"data"`
-			} `json:"changes"`
-			Cursor  string `json:"cursor"`
-			HasMore bool   `json:"has_more"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&body)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != 200 {
-			e.t.Fatalf("pull: status %d, %v", resp.StatusCode, err)
-		}
-		for _, c := range body.Changes {
-			out[c.Model+"/"+c.UID] = state{ModifyAt: c.ModifyAt.UTC(), IsDeleted: c.IsDeleted, Version: c.Version, Data: normJSON(e.t, c.Data)}
-		}
-		cursor = body.Cursor
-		if !body.HasMore {
-			return out
-		}
-	}
+	return simFullPull(e.t, e.url, acc)
 }
 
 // state is what must converge: a record as the server or a device has it.
