@@ -274,6 +274,16 @@ func (e *env) serverState(acc account) map[string]state {
 	return simFullPull(e.t, e.url, acc)
 }
 
+// purgeTombstones purges every tombstone on the server (all are older
+// than a millisecond after the pause) and checks how many there were.
+func (e *env) purgeTombstones(want int) {
+	e.t.Helper()
+	time.Sleep(2 * time.Millisecond)
+	if n, err := e.srv.App.PurgeTombstones(context.Background(), time.Millisecond); err != nil || n != want {
+		e.t.Fatalf("purge: %d, %v; want %d", n, err, want)
+	}
+}
+
 // state is what must converge: a record as the server or a device has it.
 type state struct {
 	ModifyAt  time.Time

@@ -41,10 +41,7 @@ func TestFullPullAfterPurgeInPages(t *testing.T) {
 	}
 	a.put("f", note{"f"})
 	a.sync()
-	time.Sleep(2 * time.Millisecond)
-	if n, err := e.srv.App.PurgeTombstones(ctx, time.Millisecond); err != nil || n != 2 {
-		t.Fatalf("purge: %d, %v", n, err)
-	}
+	e.purgeTombstones(2)
 	fresh := e.device(u, func(c *client.Config) { c.PullLimit = 2 })
 	if _, err := fresh.Sync(ctx); err != nil {
 		t.Fatalf("a new device pulling in pages of 2 after a purge: %v", err)
@@ -133,10 +130,7 @@ func TestPurgeResetsACursorAtZero(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.sync()
-	time.Sleep(2 * time.Millisecond)
-	if n, err := e.srv.App.PurgeTombstones(ctx, time.Millisecond); err != nil || n != 1 {
-		t.Fatalf("purge: %d, %v", n, err)
-	}
+	e.purgeTombstones(1)
 	res := a.sync()
 	if _, err := a.Get(ctx, "data.Note", "gone"); !errors.Is(err, client.ErrNotFound) {
 		t.Fatalf("the purged record is still on the device (sync %+v): %v", res, err)

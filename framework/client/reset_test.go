@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/ferrysync/ferry/framework/client"
 )
@@ -32,10 +31,7 @@ func TestInterruptedResetStillForgets(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.sync()
-	time.Sleep(2 * time.Millisecond)
-	if n, err := e.srv.App.PurgeTombstones(ctx, time.Millisecond); err != nil || n != 1 {
-		t.Fatalf("purge: %d, %v", n, err)
-	}
+	e.purgeTombstones(1)
 	// A's first pull gets 410; its pull from the start is cut off.
 	var mu sync.Mutex
 	pulls := 0
@@ -91,10 +87,7 @@ func TestFirstPullForgetsPurged(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.sync()
-	time.Sleep(2 * time.Millisecond)
-	if n, err := e.srv.App.PurgeTombstones(ctx, time.Millisecond); err != nil || n != 1 {
-		t.Fatalf("purge: %d, %v", n, err)
-	}
+	e.purgeTombstones(1)
 	a.sync()
 	if _, err := a.Get(ctx, "data.Note", "gone"); !errors.Is(err, client.ErrNotFound) {
 		t.Fatalf("the purged record is still on the device: %v", err)
