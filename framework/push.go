@@ -74,7 +74,8 @@ var errAbortStale = &Error{Code: CodeConflict, Message: "a change conflicts with
 // result per change. Invalid changes are rejected before the transaction;
 // the valid ones are applied in one transaction, which is retried whole
 // when the store reports a concurrency failure. An error is returned only
-// when the store fails; then nothing was applied.
+// when the store fails; then the push may have been applied in part, and
+// sending it again is safe (a retried change is answered applied again).
 func (a *App) Push(ctx context.Context, p Principal, changes []*Change) ([]Result, error) {
 	return a.PushWith(ctx, p, changes, PushOptions{})
 }
@@ -99,9 +100,32 @@ func (a *App) PushWith(ctx context.Context, p Principal, changes []*Change, opts
 	}
 	var written []*Record
 	var err error
+	slow := preps
+	if a.storeDecides(preps, opts) {
+		written, slow, err = a.pushNewer(ctx, p, preps, results)
+		switch {
+		case err != nil:
+			// Nothing was written (the statement or its transaction
+			// failed whole); a unique column or a deadlock is best
+			// settled by the ordinary path, change by change if needed.
+			a.log.Debug("store-decided push failed; pushing the ordinary way", "err", err, "user", p.UserID)
+			written, slow = nil, preps
+		case slow != nil:
+			// The ordinary path runs in a transaction of its own, so the
+			// push's versions are no longer consecutive: keep the push
+			// cursor where it was.
+			for i := range results {
+				results[i].written = false
+			}
+		}
+	}
 	careful := false
-	for attempt := 0; ; attempt++ {
-		written, err = a.applyAll(ctx, p, preps, results, opts, careful)
+	for attempt := 0; slow != nil; attempt++ {
+		var more []*Record
+		more, err = a.applyAll(ctx, p, slow, results, opts, careful)
+		if err == nil {
+			written = append(written, more...)
+		}
 		var fe *flushError
 		if errors.As(err, &fe) && !careful {
 			// A bulk write failed (a unique field, a uid another user just

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -123,6 +124,24 @@ func (GenericTable) Delete(ctx context.Context, idb bun.IDB, model string, uids 
 	return err
 }
 
+// genericUpdateColumns are the columns a sync replaces in ferry_records.
+var genericUpdateColumns = []string{"modify_at", "is_deleted", "version", "data", "updated_at"}
+
+// CanWriteIfNewer implements [NewerWriter].
+func (GenericTable) CanWriteIfNewer(idb bun.IDB) bool { return viaPgx(idb) }
+
+// WriteIfNewer implements [NewerWriter]. Data is compared as stored text,
+// which the framework keeps canonical.
+func (GenericTable) WriteIfNewer(ctx context.Context, idb bun.IDB, scope string, span VersionSpan, recs []*Record) ([]int64, error) {
+	st, _ := newerShape(idb.Dialect().Tables().Get(reflect.TypeFor[GenericRecord]()),
+		`"model", "uid"`, genericUpdateColumns, []string{"is_deleted", "data"})
+	rows := make([]GenericRecord, len(recs))
+	for i, r := range recs {
+		rows[i] = *toGeneric(r)
+	}
+	return st.run(ctx, idb, scope, span, recs, reflect.ValueOf(rows))
+}
+
 // Upsert implements [Table].
 func (GenericTable) Upsert(ctx context.Context, idb bun.IDB, recs []*Record) error {
 	rows := make([]GenericRecord, len(recs))
@@ -132,7 +151,7 @@ func (GenericTable) Upsert(ctx context.Context, idb bun.IDB, recs []*Record) err
 	return upsertIndexed(ctx, idb, recs, func(lo, hi int) *bun.InsertQuery {
 		part := rows[lo:hi]
 		return idb.NewInsert().Model(&part).On("CONFLICT (model, uid) DO UPDATE")
-	}, []string{"modify_at", "is_deleted", "version", "data", "updated_at"})
+	}, genericUpdateColumns)
 }
 
 // upsertChunks runs multi-row upserts of at most upsertChunk rows, setting
@@ -238,7 +257,7 @@ func (GenericTable) Insert(ctx context.Context, idb bun.IDB, rec *Record) error 
 // Update implements [Table].
 func (GenericTable) Update(ctx context.Context, idb bun.IDB, rec *Record) error {
 	_, err := idb.NewUpdate().Model(toGeneric(rec)).
-		Column("modify_at", "is_deleted", "version", "data", "updated_at").
+		Column(genericUpdateColumns...).
 		WherePK().Exec(ctx)
 	return err
 }

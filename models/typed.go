@@ -21,6 +21,8 @@ type TypedTable[T any, P interface {
 	BaseHolder
 }] struct {
 	dataColumns []string
+	newer       newerStatement
+	newerOK     bool // the data columns can be compared in SQL
 }
 
 // NewTypedTable inspects T's bun table and checks that it embeds Base.
@@ -50,7 +52,9 @@ func NewTypedTable[T any, P interface {
 			return nil, fmt.Errorf("models: %s lacks column %q: embed models.Base in it", typ, c)
 		}
 	}
-	return &TypedTable[T, P]{dataColumns: data}, nil
+	t := &TypedTable[T, P]{dataColumns: data}
+	t.newer, t.newerOK = newerShape(table, `"uid"`, t.updateColumns(), append([]string{"is_deleted"}, data...))
+	return t, nil
 }
 
 // Load implements [Table].
@@ -122,8 +126,7 @@ func (t *TypedTable[T, P]) Update(ctx context.Context, idb bun.IDB, rec *Record)
 	if err != nil {
 		return err
 	}
-	cols := append([]string{"modify_at", "is_deleted", "version", "updated_at"}, t.dataColumns...)
-	_, err = idb.NewUpdate().Model(v).Column(cols...).WherePK().Exec(ctx)
+	_, err = idb.NewUpdate().Model(v).Column(t.updateColumns()...).WherePK().Exec(ctx)
 	return err
 }
 
@@ -137,11 +140,31 @@ func (t *TypedTable[T, P]) Upsert(ctx context.Context, idb bun.IDB, recs []*Reco
 		}
 		rows[i] = *v
 	}
-	cols := append([]string{"modify_at", "is_deleted", "version", "updated_at"}, t.dataColumns...)
 	return upsertIndexed(ctx, idb, recs, func(lo, hi int) *bun.InsertQuery {
 		part := rows[lo:hi]
 		return idb.NewInsert().Model(&part).On("CONFLICT (uid) DO UPDATE")
-	}, cols)
+	}, t.updateColumns())
+}
+
+// updateColumns are the columns a sync replaces: the envelope and the data.
+func (t *TypedTable[T, P]) updateColumns() []string {
+	return append([]string{"modify_at", "is_deleted", "version", "updated_at"}, t.dataColumns...)
+}
+
+// CanWriteIfNewer implements [NewerWriter].
+func (t *TypedTable[T, P]) CanWriteIfNewer(idb bun.IDB) bool { return t.newerOK && viaPgx(idb) }
+
+// WriteIfNewer implements [NewerWriter].
+func (t *TypedTable[T, P]) WriteIfNewer(ctx context.Context, idb bun.IDB, scope string, span VersionSpan, recs []*Record) ([]int64, error) {
+	rows := make([]T, len(recs))
+	for i, r := range recs {
+		v, err := t.FromRecord(r)
+		if err != nil {
+			return nil, err
+		}
+		rows[i] = *v
+	}
+	return t.newer.run(ctx, idb, scope, span, recs, reflect.ValueOf(rows))
 }
 
 // Tombstones implements [Table].

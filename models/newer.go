@@ -1,0 +1,248 @@
+package models
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/schema"
+)
+
+// NewerWriter is implemented by tables that can decide last-writer-wins
+// inside the store, in the statement that writes. On PostgreSQL that takes
+// a push of any size from five round trips (begin, reserve a version, load,
+// write, commit) to one, and spares the store reading every row back.
+type NewerWriter interface {
+	// WriteIfNewer writes recs of one model, all owned by scope, with
+	// distinct uids, in one statement on PostgreSQL. A record is written
+	// when no row has its uid, or when the stored row has the same owner
+	// and either an older modify_at or the same modify_at and different
+	// content (is_deleted or data). Written rows get their version from
+	// span (each record's Version is its place in the span) and are
+	// indexed as [Table.Upsert] does. It returns, per record, the version
+	// written, or 0 when the record was not written (the stored row is
+	// newer, repeats it, or belongs to someone else).
+	//
+	// The statement runs on idb: on a *bun.DB it is a transaction of its
+	// own; in a bun.Tx the scope stays locked until the transaction ends,
+	// so several calls can share one span. bun's query hooks do not see it
+	// (it is sent with parameters, below bun).
+	WriteIfNewer(ctx context.Context, idb bun.IDB, scope string, span VersionSpan, recs []*Record) ([]int64, error)
+	// CanWriteIfNewer reports whether WriteIfNewer works on idb's store.
+	CanWriteIfNewer(idb bun.IDB) bool
+}
+
+// VersionSpan is the block of versions one push takes from its scope's
+// counter: the Count versions after the counter's value when the push
+// began. Records name their place in it (1 to Count) in Record.Version,
+// so a push writing several models in several statements still numbers
+// its changes in request order. The push's first WriteIfNewer call takes
+// the block (Take); later calls in the same transaction use it.
+type VersionSpan struct {
+	Count int64
+	Take  bool
+}
+
+// newerStatement is one table's WriteIfNewer statement. Rows travel as
+// one text array per column, each value in the text form of the literal
+// bun would have written, and are cast back to the column's type in SQL:
+// the statement's text does not depend on the number of rows, so
+// PostgreSQL parses and plans a short statement instead of a VALUES list
+// of thousands of literals, which cost more than writing the rows.
+type newerStatement struct {
+	fields []*schema.Field // every column but version, in parameter order
+	sql    string          // $1 scope, $2 versions taken, $3 span, $4 model, $5 places, $6… columns
+}
+
+// newerShape derives the statement from a bun table. conflict is the
+// primary key, set the columns an update replaces, compare the columns
+// whose difference makes an equal modify_at win. It returns false when a
+// compared column has no equality operator in PostgreSQL (json, xml).
+func newerShape(t *schema.Table, conflict string, set, compare []string) (newerStatement, bool) {
+	var st newerStatement
+	for _, c := range compare {
+		f, ok := t.FieldMap[c]
+		if !ok {
+			return st, false
+		}
+		switch strings.ToLower(f.UserSQLType) {
+		case "json", "xml":
+			return st, false
+		}
+	}
+	var cols, sel, unnest []string
+	for _, f := range t.Fields {
+		cols = append(cols, quote(f.Name))
+		if f.Name == "version" {
+			sel = append(sel, "s.base + u.place")
+			continue
+		}
+		st.fields = append(st.fields, f)
+		unnest = append(unnest, fmt.Sprintf("$%d::text[]", len(st.fields)+5))
+		sel = append(sel, fmt.Sprintf("u.c%d::%s", len(st.fields), f.UserSQLType))
+	}
+	names := make([]string, len(st.fields))
+	for i := range names {
+		names[i] = fmt.Sprintf("c%d", i+1)
+	}
+	sets := make([]string, len(set))
+	for i, c := range set {
+		sets[i] = quote(c) + " = EXCLUDED." + quote(c)
+	}
+	// WHERE true ends the SELECT so that ON CONFLICT cannot be read as a
+	// join condition.
+	st.sql = `WITH s AS (
+	INSERT INTO ferry_scopes AS sc (scope, version, purged_version) VALUES ($1, $2, 0)
+	ON CONFLICT (scope) DO UPDATE SET version = sc.version + EXCLUDED.version
+	RETURNING sc.version - $3 AS base),
+w AS (
+	INSERT INTO ` + string(t.SQLName) + ` AS t (` + strings.Join(cols, ", ") + `)
+	SELECT ` + strings.Join(sel, ", ") + `
+	FROM unnest($5::int8[], ` + strings.Join(unnest, ", ") + `) AS u(place, ` + strings.Join(names, ", ") + `), s
+	WHERE true
+	ON CONFLICT (` + conflict + `) DO UPDATE SET ` + strings.Join(sets, ", ") + `
+	WHERE t.owner = EXCLUDED.owner AND (t.modify_at < EXCLUDED.modify_at OR
+		(t.modify_at = EXCLUDED.modify_at AND (` + prefixAll("t.", compare) + `) IS DISTINCT FROM (` + prefixAll("EXCLUDED.", compare) + `)))
+	RETURNING t.uid, t.owner, t.version, t.is_deleted),
+i AS (
+	INSERT INTO ferry_changes (model, uid, scope, version, is_deleted)
+	SELECT $4, w.uid, w.owner, w.version, w.is_deleted FROM w
+	ON CONFLICT (model, uid) DO UPDATE SET scope = EXCLUDED.scope,
+		version = EXCLUDED.version, is_deleted = EXCLUDED.is_deleted)
+SELECT w.uid, w.version FROM w`
+	return st, true
+}
+
+// run executes the statement for rows, a slice of the table's structs
+// holding recs.
+func (st *newerStatement) run(ctx context.Context, idb bun.IDB, scope string, span VersionSpan, recs []*Record, rows reflect.Value) ([]int64, error) {
+	model := recs[0].Model
+	take := int64(0)
+	if span.Take {
+		take = span.Count
+	}
+	places := make([]int64, len(recs))
+	for i, r := range recs {
+		if r.Version < 1 || r.Version > span.Count {
+			return nil, fmt.Errorf("write %s/%s: place %d outside the span of %d versions", model, r.UID, r.Version, span.Count)
+		}
+		places[i] = r.Version
+	}
+	// Prepared once per connection (pgx's statement cache): planning the
+	// statement each time cost more than running it for one row.
+	args := make([]any, 0, 6+len(st.fields))
+	args = append(args, pgx.QueryExecModeCacheStatement, scope, take, span.Count, model, places)
+	gen := schema.NewQueryGen(idb.Dialect())
+	var buf []byte
+	for _, f := range st.fields {
+		col := make([]*string, rows.Len())
+		for i := range col {
+			buf = f.AppendValue(gen, buf[:0], rows.Index(i))
+			text, err := literalText(buf)
+			if err != nil {
+				return nil, fmt.Errorf("write %s/%s: column %s: %w", model, recs[i].UID, f.Name, err)
+			}
+			col[i] = text
+		}
+		args = append(args, col)
+	}
+	var q interface {
+		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+	}
+	switch db := idb.(type) {
+	case *bun.DB:
+		q = db.DB
+	case bun.Tx:
+		q = db.Tx
+	case *bun.Tx:
+		q = db.Tx
+	case bun.Conn:
+		q = db.Conn
+	default:
+		return nil, fmt.Errorf("write %s records: %T is not a bun.DB, Tx or Conn", model, idb)
+	}
+	res, err := q.QueryContext(ctx, st.sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("write %d %s records: %w", len(recs), model, err)
+	}
+	defer res.Close()
+	got := make(map[string]int64, len(recs))
+	for res.Next() {
+		var uid string
+		var v int64
+		if err := res.Scan(&uid, &v); err != nil {
+			return nil, fmt.Errorf("read written %s records: %w", model, err)
+		}
+		got[uid] = v
+	}
+	if err := res.Err(); err != nil {
+		return nil, fmt.Errorf("write %d %s records: %w", len(recs), model, err)
+	}
+	out := make([]int64, len(recs))
+	for i, r := range recs {
+		out[i] = got[r.UID]
+	}
+	return out, nil
+}
+
+// viaPgx reports whether idb is PostgreSQL through pgx's database/sql
+// driver, which WriteIfNewer needs (it passes pgx an execution mode). A
+// transaction cannot tell its driver; the caller checks its *bun.DB.
+func viaPgx(idb bun.IDB) bool {
+	if !IsPostgres(idb) {
+		return false
+	}
+	if db, ok := idb.(*bun.DB); ok {
+		_, ok = db.Driver().(*stdlib.Driver)
+		return ok
+	}
+	return true
+}
+
+// errLiteral is a value bun writes as an SQL expression rather than a
+// literal; such tables cannot send their rows as text.
+var errLiteral = errors.New("value is not a plain SQL literal")
+
+// literalText turns the SQL literal bun appended for PostgreSQL into the
+// text PostgreSQL's input function reads: NULL becomes nil, a quoted
+// string loses its quotes and doubled quotes, and bare numbers and
+// booleans stay as they are.
+func literalText(lit []byte) (*string, error) {
+	s := string(lit)
+	switch {
+	case s == "NULL":
+		return nil, nil
+	case len(s) >= 2 && s[0] == '\'' && s[len(s)-1] == '\'':
+		s = strings.ReplaceAll(s[1:len(s)-1], "''", "'")
+		return &s, nil
+	case s == "TRUE" || s == "FALSE":
+		return &s, nil
+	case strings.HasPrefix(s, "?!("):
+		return nil, fmt.Errorf("bun cannot write it: %s", strings.TrimSuffix(strings.TrimPrefix(s, "?!("), ")"))
+	}
+	for _, c := range s {
+		if !strings.ContainsRune("0123456789+-.eE", c) {
+			return nil, fmt.Errorf("%w: %.40q", errLiteral, s)
+		}
+	}
+	if s == "" {
+		return nil, fmt.Errorf("%w: empty", errLiteral)
+	}
+	return &s, nil
+}
+
+func quote(c string) string { return `"` + strings.ReplaceAll(c, `"`, `""`) + `"` }
+
+func prefixAll(prefix string, cs []string) string {
+	parts := make([]string, len(cs))
+	for i, c := range cs {
+		parts[i] = prefix + quote(c)
+	}
+	return strings.Join(parts, ", ")
+}
