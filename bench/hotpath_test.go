@@ -199,7 +199,7 @@ func BenchmarkRecordEncoding(b *testing.B) {
 }
 
 // BenchmarkPullPage is a whole pull page of 500 records over httptest on
-// SQLite: change index, record load, typed decode, encoding.
+// SQLite: the feed read, typed decode, encoding.
 func BenchmarkPullPage(b *testing.B) {
 	_, h := benchApp(b, nil)
 	at := time.Now().UTC().Add(-time.Hour)

@@ -56,7 +56,6 @@ type options struct {
 	cpuProfile  string
 	memProfile  string
 	serverURL   string
-	proto       bool
 }
 
 func main() {
@@ -87,7 +86,6 @@ func main() {
 	flag.IntVar(&o.incLarge, "inc-large", 1_000_000, "records of the large store (full pull with RSS, then incremental pull)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the server's CPU profile for the whole run to this file")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write the server's allocation profile to this file at exit")
-	flag.BoolVar(&o.proto, "proto", false, "also measure the recommended write path (see proto.go) as proto_* lines, PostgreSQL only")
 	flag.StringVar(&o.serverURL, "server-url-params", "", "extra query parameters for the server's PostgreSQL URL only, for experiments (e.g. default_query_exec_mode=simple_protocol)")
 	flag.Parse()
 	if o.smoke {
@@ -154,20 +152,6 @@ func mainErr(o options) (err error) {
 			return err
 		}
 		defer b.base.close()
-		if o.proto {
-			pu, err := addParams(schemaURL, o.serverURL)
-			if err != nil {
-				return err
-			}
-			pdb, err := models.OpenPostgres(ctx, pu)
-			if err != nil {
-				return err
-			}
-			defer pdb.Close()
-			if b.proto, err = newProto(pdb); err != nil {
-				return err
-			}
-		}
 	} else {
 		if b.db, err = models.OpenSQLite(ctx, filepath.Join(tmp, "ferry.db")); err != nil {
 			return err

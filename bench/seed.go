@@ -16,7 +16,7 @@ import (
 var seedBody = strings.Repeat("Lorem ipsum dolor sit amet, ", 4) + "consectetur."
 
 // seedServer stores n notes owned by owner straight into the server's
-// tables (notes, the change index, the scope counter), as if they had been
+// tables (notes and the scope counter), as if they had been
 // pushed: pushing a million records through HTTP would take minutes and
 // is not what the pull workloads measure. It writes what the framework
 // would: one version per record, counted from the scope's counter.
@@ -33,17 +33,12 @@ func seedServer(ctx context.Context, db *bun.DB, owner, prefix string, n int, ba
 				FROM generate_series(1, ?::int) g`, prefix, owner, base, v0, seedBody, n); err != nil {
 				return fmt.Errorf("seed notes: %w", err)
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO ferry_changes (model, uid, scope, version, is_deleted)
-				SELECT 'data.Note', ? || g, ?, ? + g, false FROM generate_series(1, ?::int) g`, prefix, owner, v0, n); err != nil {
-				return fmt.Errorf("seed change index: %w", err)
-			}
 		} else {
 			now := time.Now().UTC()
 			const chunk = 500
 			for start := 1; start <= n; start += chunk {
 				end := min(start+chunk-1, n)
 				notes := make([]server.Note, 0, end-start+1)
-				changes := make([]models.Change, 0, end-start+1)
 				for g := start; g <= end; g++ {
 					uid := prefix + strconv.Itoa(g)
 					v := v0 + int64(g)
@@ -52,13 +47,9 @@ func seedServer(ctx context.Context, db *bun.DB, owner, prefix string, n int, ba
 							Version: v, CreatedAt: now, UpdatedAt: now},
 						Title: "Note " + strconv.Itoa(g), Body: seedBody, Tags: []string{"work", "home"}, Pinned: g%10 == 0,
 					})
-					changes = append(changes, models.Change{Model: "data.Note", UID: uid, Scope: owner, Version: v})
 				}
 				if _, err := tx.NewInsert().Model(&notes).Exec(ctx); err != nil {
 					return fmt.Errorf("seed notes: %w", err)
-				}
-				if _, err := tx.NewInsert().Model(&changes).Exec(ctx); err != nil {
-					return fmt.Errorf("seed change index: %w", err)
 				}
 			}
 		}
@@ -72,7 +63,7 @@ func seedServer(ctx context.Context, db *bun.DB, owner, prefix string, n int, ba
 func analyze(ctx context.Context, db *bun.DB) error {
 	q := `ANALYZE`
 	if models.IsPostgres(db) {
-		q = `ANALYZE notes, ferry_changes, ferry_scopes` // this schema's tables only
+		q = `ANALYZE notes, ferry_scopes` // this schema's tables only
 	}
 	_, err := db.ExecContext(ctx, q)
 	return err

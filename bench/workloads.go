@@ -17,7 +17,6 @@ type bencher struct {
 	d     *driver
 	db    *bun.DB   // the server's store, for seeding
 	base  *baseline // nil when there is no baseline (SQLite)
-	proto *proto    // with -proto: the recommended write path, measured too
 	pid   int       // the server's pid, for RSS
 	runID string
 	nUser int
@@ -160,24 +159,8 @@ func (b *bencher) single(conc int) error {
 		}
 	}
 	name := fmt.Sprintf("single_c%d", conc)
-	res, err := b.repeat(name, b.opt.reps, conc, b.opt.duration, srv, base)
-	if err != nil || b.proto == nil {
-		return err
-	}
-	return b.protoRun("proto_"+name, conc, b.opt.reps, b.opt.duration, res, func(rep int) op {
-		g := newSingleGen(conc, "q"+strconv.Itoa(conc)+"r"+strconv.Itoa(rep), b.opt.duration)
-		return func(ctx context.Context, w int) (int, bool, error) {
-			n, want := g.next(w)
-			applied, err := b.proto.write(ctx, us[w].ID, []note{n})
-			if err != nil {
-				return 0, false, err
-			}
-			if (applied == 1) != want {
-				return 0, false, fmt.Errorf("prototype write of %s applied=%d, want %v", n.UID, applied, want)
-			}
-			return 1, false, nil
-		}
-	})
+	_, err = b.repeat(name, b.opt.reps, conc, b.opt.duration, srv, base)
+	return err
 }
 
 func wantStatus(applied bool) string {
@@ -271,25 +254,8 @@ func (b *bencher) batch(conc int) error {
 		}
 	}
 	name := fmt.Sprintf("batch_push_%d_c%d", size, conc)
-	res, err := b.repeat(name, b.opt.reps, conc, b.opt.duration, srv, base)
-	if err != nil || b.proto == nil {
-		return err
-	}
-	return b.protoRun("proto_"+name, conc, b.opt.reps, b.opt.duration, res, func(rep int) op {
-		g := gen(rep)
-		g.prefix = "q" + g.prefix
-		return func(ctx context.Context, w int) (int, bool, error) {
-			ns, want := g.next(w)
-			applied, err := b.proto.write(ctx, us[w].ID, ns)
-			if err != nil {
-				return 0, false, err
-			}
-			if exp := countTrue(want); applied != exp {
-				return 0, false, fmt.Errorf("prototype batch applied %d, want %d", applied, exp)
-			}
-			return len(ns), false, nil
-		}
-	})
+	_, err = b.repeat(name, b.opt.reps, conc, b.opt.duration, srv, base)
+	return err
 }
 
 func countTrue(xs []bool) int {
@@ -307,10 +273,8 @@ type pullStore struct {
 	u      user
 	size   int
 	prefix string
-	// version is the server scope's version after the seed, for -proto.
-	version int64
-	cursor  string // the server's cursor after a full pull
-	after   int64  // the baseline's position after the seed
+	cursor string // the server's cursor after a full pull
+	after  int64  // the baseline's position after the seed
 }
 
 func (b *bencher) seedStore(size int) (*pullStore, error) {
@@ -389,32 +353,8 @@ func (b *bencher) initialPull(name string, ps *pullStore, reps int, onePass bool
 			return n, onePass, nil
 		}
 	}
-	res, err := b.repeat(name, reps, 1, dur, srv, base)
-	if err != nil || b.proto == nil {
-		return err
-	}
-	return b.protoRun("proto_"+name, 1, reps, dur, res, func(int) op {
-		var after int64
-		var buf []byte
-		got := 0
-		return func(ctx context.Context, _ int) (int, bool, error) {
-			n, last, out, err := b.proto.pullPage(ctx, ps.u.ID, after, limit, buf)
-			buf = out
-			if err != nil {
-				return 0, false, err
-			}
-			got += n
-			after = last
-			if n == limit {
-				return n, false, nil
-			}
-			if got != ps.size {
-				return 0, false, fmt.Errorf("a full prototype pull gave %d records, want %d", got, ps.size)
-			}
-			after, got = 0, 0
-			return n, onePass, nil
-		}
-	})
+	_, err := b.repeat(name, reps, 1, dur, srv, base)
+	return err
 }
 
 // incrementalPull changes b.opt.changes records of a store that was
@@ -442,9 +382,6 @@ func (b *bencher) incrementalPull(name string, ps *pullStore) error {
 			return err
 		}
 		ps.after = v
-	}
-	if err := b.db.NewRaw(`SELECT version FROM ferry_scopes WHERE scope = ?`, ps.u.ID).Scan(b.ctx, &ps.version); err != nil {
-		return err
 	}
 	k := b.opt.changes
 	now := time.Now().UTC()
@@ -492,22 +429,6 @@ func (b *bencher) incrementalPull(name string, ps *pullStore) error {
 			return n, false, nil
 		}
 	}
-	res, err := b.repeat(name, b.opt.reps, 1, b.opt.duration, srv, base)
-	if err != nil || b.proto == nil {
-		return err
-	}
-	return b.protoRun("proto_"+name, 1, b.opt.reps, b.opt.duration, res, func(int) op {
-		var buf []byte
-		return func(ctx context.Context, _ int) (int, bool, error) {
-			n, _, out, err := b.proto.pullPage(ctx, ps.u.ID, ps.version, 500, buf)
-			buf = out
-			if err != nil {
-				return 0, false, err
-			}
-			if n != k {
-				return 0, false, fmt.Errorf("incremental prototype pull gave %d records, want %d", n, k)
-			}
-			return n, false, nil
-		}
-	})
+	_, err = b.repeat(name, b.opt.reps, 1, b.opt.duration, srv, base)
+	return err
 }

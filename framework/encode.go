@@ -5,9 +5,9 @@ import (
 	"unicode/utf8"
 )
 
-// Pull pages are the largest answers; encoding them by hand skips
-// encoding/json's reflection and its re-validation of every record's data,
-// which is already JSON the server wrote.
+// Pull pages and push answers are the largest answers; encoding them by
+// hand skips encoding/json's reflection and its re-validation of every
+// record's data, which is already JSON the server wrote.
 
 // appendJSON appends r as JSON.
 func (r *Record) appendJSON(b []byte) []byte {
@@ -45,6 +45,58 @@ func (p *PullResponse) appendJSON(b []byte) []byte {
 	b = appendJSONString(b, p.Cursor)
 	b = append(b, `,"has_more":`...)
 	b = strconv.AppendBool(b, p.HasMore)
+	return append(b, '}')
+}
+
+// appendJSON appends the push answer as JSON.
+func (p *pushResponse) appendJSON(b []byte) []byte {
+	b = append(b, `{"results":[`...)
+	for i := range p.Results {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = p.Results[i].appendJSON(b)
+	}
+	b = append(b, ']')
+	if p.Cursor != "" {
+		b = append(b, `,"cursor":`...)
+		b = appendJSONString(b, p.Cursor)
+	}
+	return append(b, '}')
+}
+
+// appendJSON appends one push result as JSON.
+func (r *Result) appendJSON(b []byte) []byte {
+	b = append(b, '{')
+	if r.OpID != nil {
+		b = append(b, `"op_id":`...)
+		b = appendJSONString(b, *r.OpID)
+		b = append(b, ',')
+	}
+	b = append(b, `"model":`...)
+	b = appendJSONString(b, r.Model)
+	b = append(b, `,"uid":`...)
+	b = appendJSONString(b, r.UID)
+	b = append(b, `,"status":`...)
+	b = appendJSONString(b, r.Status)
+	if r.Record != nil {
+		b = append(b, `,"record":`...)
+		b = r.Record.appendJSON(b)
+	}
+	if len(r.Errors) > 0 {
+		b = append(b, `,"errors":[`...)
+		for i, e := range r.Errors {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"path":`...)
+			b = appendJSONString(b, e.Path)
+			b = append(b, `,"message":`...)
+			b = appendJSONString(b, e.Message)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
 	return append(b, '}')
 }
 

@@ -32,6 +32,28 @@ func TestPullEncodingMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
+func TestPushEncodingMatchesEncodingJSON(t *testing.T) {
+	op := "op<1>"
+	answers := []*pushResponse{
+		{Results: []Result{}},
+		{Cursor: "c&d", Results: []Result{
+			{OpID: &op, Model: "data.Note", UID: "a", Status: StatusApplied, Record: &Record{Model: "data.Note", UID: "a", Owner: "o",
+				ModifyAt: Time{time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)}, Version: 9, Data: json.RawMessage(`{"t":"\u00e9"}`)}},
+			{Model: "m", UID: "b", Status: StatusForbidden},
+			{Model: "m\"", UID: "c", Status: StatusRejected, Errors: []FieldError{{Path: "/data/x", Message: "must be <string>"}, {Path: "", Message: "\n"}}},
+		}},
+	}
+	for _, a := range answers {
+		want, err := json.Marshal(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := a.appendJSON(nil); string(got) != string(want) {
+			t.Fatalf("\ngot  %s\nwant %s", got, want)
+		}
+	}
+}
+
 func FuzzAppendJSONString(f *testing.F) {
 	for _, s := range []string{"", "plain", "q\"b\\", "\x00\x1f", "\u2028\u2029", "\xff\xfe", "é日本"} {
 		f.Add(s)

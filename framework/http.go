@@ -204,7 +204,7 @@ func (a *App) handlePush(c *gin.Context) error {
 	if cur != nil {
 		resp.Cursor = advanceCursor(cur, p.UserID, results).encode()
 	}
-	writeJSON(c, http.StatusOK, resp)
+	c.Data(http.StatusOK, "application/json; charset=utf-8", resp.appendJSON(make([]byte, 0, 384*(len(results)+1))))
 	return nil
 }
 

@@ -49,9 +49,6 @@ func Insert[T any, P interface {
 	if err != nil {
 		return nil, fmt.Errorf("framework: insert %s/%s: %w", name, b.ID, err)
 	}
-	if err := models.IndexChange(ctx, tx, &models.Change{Model: name, UID: b.ID, Scope: b.OwnerID, Version: b.Version}); err != nil {
-		return nil, err
-	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("framework: insert %s: commit: %w", name, err)
 	}

@@ -6,7 +6,6 @@ import (
 	"sort"
 
 	"github.com/ferrysync/ferry/models"
-	"github.com/uptrace/bun"
 )
 
 // PullRequest asks for the changes after Cursor.
@@ -106,19 +105,19 @@ func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResp
 			upper[s] = state[s].Version
 		}
 	}
-	var index []models.Change
+	sources := a.feedSources(req.Models)
 	for _, s := range scopes {
 		pos, up := cur.Pos[s], upper[s]
 		next.Pos[s] = pos
 		if resp.HasMore || pos >= up {
 			continue // the page is full, or nothing new in this scope
 		}
-		need := limit - len(index)
-		rows, err := models.ReadChanges(ctx, tx, models.ChangesParams{
-			Scope: s, After: pos, UpTo: up, Models: req.Models, Limit: need + 1,
+		need := limit - len(resp.Changes)
+		rows, err := models.ReadFeed(ctx, tx, sources, models.FeedParams{
+			Owner: s, After: pos, UpTo: up, Limit: need + 1,
 		})
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("pull: %w", err)
 		}
 		if len(rows) > need {
 			rows = rows[:need]
@@ -127,7 +126,9 @@ func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResp
 		} else {
 			next.Pos[s] = up
 		}
-		index = append(index, rows...)
+		for i := range rows {
+			resp.Changes = append(resp.Changes, wireRecord(&rows[i]))
+		}
 	}
 	if resp.HasMore {
 		next.Upper = upper
@@ -136,47 +137,35 @@ func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResp
 			next.Purged[s] = state[s].PurgedVersion
 		}
 	}
-	if resp.Changes, err = a.loadChanges(ctx, tx, index); err != nil {
-		return nil, err
-	}
 	resp.Cursor = next.encode()
 	return resp, nil
 }
 
-// loadChanges loads the records an index page names, in index order.
-// Primary-key lookups by uid lists, not a join with the index: a join's
-// plan depends on table statistics, and on a freshly loaded table
-// PostgreSQL chose a nested loop that made a 5000-record page take 1.3 s
-// instead of 30 ms (BenchmarkPullPage5000).
-func (a *App) loadChanges(ctx context.Context, idb bun.IDB, index []models.Change) ([]*Record, error) {
-	byModel := map[string][]string{}
-	for _, c := range index {
-		byModel[c.Model] = append(byModel[c.Model], c.UID)
+// feedSources are the tables holding the named models (all when names is
+// empty): each typed model's table, and the generic table for the models
+// registered by schema. A model no longer registered is not served.
+func (a *App) feedSources(names []string) []models.FeedSource {
+	if len(names) == 0 {
+		names = a.Models()
 	}
-	found := make(map[string]*models.Record, len(index))
-	for name, uids := range byModel {
+	var out []models.FeedSource
+	generic := -1
+	for _, name := range names {
 		m, ok := a.model(name)
 		if !ok {
-			continue // a model no longer registered is not served
+			continue
 		}
-		for start := 0; start < len(uids); start += 1000 {
-			end := min(start+1000, len(uids))
-			rows, err := m.table.Load(ctx, idb, name, uids[start:end])
-			if err != nil {
-				return nil, fmt.Errorf("pull: load %s: %w", name, err)
-			}
-			for i := range rows {
-				found[name+"\x00"+rows[i].UID] = &rows[i]
-			}
+		if _, isGeneric := m.table.(models.GenericTable); !isGeneric {
+			out = append(out, models.FeedSource{Table: m.table, Models: []string{name}})
+			continue
 		}
+		if generic < 0 {
+			generic = len(out)
+			out = append(out, models.FeedSource{Table: m.table})
+		}
+		out[generic].Models = append(out[generic].Models, name)
 	}
-	out := make([]*Record, 0, len(index))
-	for _, c := range index {
-		if r, ok := found[c.Model+"\x00"+c.UID]; ok {
-			out = append(out, wireRecord(r))
-		}
-	}
-	return out, nil
+	return out
 }
 
 // SinceRequest asks [App.ReadSince] for the caller's changes after a
@@ -237,40 +226,22 @@ func (a *App) ReadSince(ctx context.Context, p Principal, req SinceRequest) (*Si
 	if (req.After > 0 || req.Checkpointed) && req.After < state[p.UserID].PurgedVersion {
 		return nil, NewError(CodeResetRequired, "changes after this checkpoint were purged; sync from the start")
 	}
-	var index []models.Change
-	after := req.After
-	for after < resp.Version {
-		batch := 5000
-		if req.Limit > 0 {
-			batch = min(batch, req.Limit-len(index)+1)
-		}
-		rows, err := models.ReadChanges(ctx, tx, models.ChangesParams{
-			Scope: p.UserID, After: after, UpTo: resp.Version, Models: req.Models, Limit: batch,
-		})
-		if err != nil {
-			return nil, err
-		}
-		if len(rows) == 0 {
-			break
-		}
-		after = rows[len(rows)-1].Version
-		for _, r := range rows {
-			if req.SkipDeleted && r.IsDeleted {
-				continue
-			}
-			index = append(index, r)
-		}
-		if req.Limit > 0 && len(index) > req.Limit {
-			index = index[:req.Limit]
-			resp.HasMore = true
-			break
-		}
-		if len(rows) < batch {
-			break
-		}
+	limit := 0
+	if req.Limit > 0 {
+		limit = req.Limit + 1
 	}
-	if resp.Records, err = a.loadChanges(ctx, tx, index); err != nil {
-		return nil, err
+	rows, err := models.ReadFeed(ctx, tx, a.feedSources(req.Models), models.FeedParams{
+		Owner: p.UserID, After: req.After, UpTo: resp.Version, SkipDeleted: req.SkipDeleted, Limit: limit,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read since: %w", err)
+	}
+	if req.Limit > 0 && len(rows) > req.Limit {
+		rows, resp.HasMore = rows[:req.Limit], true
+	}
+	resp.Records = make([]*Record, len(rows))
+	for i := range rows {
+		resp.Records[i] = wireRecord(&rows[i])
 	}
 	return resp, nil
 }

@@ -83,9 +83,6 @@ func (a *App) purgeScope(ctx context.Context, m *model, owner string, uids []str
 	if err := m.table.Delete(ctx, tx, m.name, gone); err != nil {
 		return 0, err
 	}
-	if err := models.DeleteChanges(ctx, tx, m.name, gone); err != nil {
-		return 0, err
-	}
 	if err := models.LockForPurge(ctx, tx, owner, horizon); err != nil {
 		return 0, err
 	}

@@ -281,7 +281,7 @@ type flushError struct{ err error }
 func (e *flushError) Error() string { return "bulk write: " + e.err.Error() }
 func (e *flushError) Unwrap() error { return e.err }
 
-// flush writes the staged records and their change-index rows.
+// flush writes the staged records.
 func (st *pushTx) flush(ctx context.Context) error {
 	for _, sm := range st.staged {
 		if err := sm.model.table.Upsert(ctx, st.tx, sm.recs); err != nil {
@@ -474,9 +474,7 @@ func (a *App) write(ctx context.Context, st *pushTx, p Principal, m *model, stor
 		if err != nil {
 			return fmt.Errorf("write %s/%s: %w", m.name, next.UID, err)
 		}
-		return models.IndexChange(ctx, st.tx, &models.Change{
-			Model: m.name, UID: next.UID, Scope: next.Owner, Version: next.Version, IsDeleted: next.IsDeleted,
-		})
+		return nil
 	}, m.name)
 	if err != nil {
 		if _, rerr := st.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT ferry_change"); rerr != nil {

@@ -1,7 +1,8 @@
 // Package models is Ferry's persistence layer, built on bun: the base fields
 // every synced record carries, the generic record table for models
-// registered by JSON Schema alone, the per-scope version counters and the
-// change index that pulls read, the schema migrations, and the few places
+// registered by JSON Schema alone, the per-scope version counters, the feed
+// that pulls read (each record table by its (owner, version) index), the
+// schema migrations, and the few places
 // where PostgreSQL and SQLite differ.
 //
 // Nothing here knows about HTTP, users or conflict policies; the framework

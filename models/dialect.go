@@ -42,8 +42,8 @@ func IsPostgres(db bun.IDB) bool {
 }
 
 // ReadTxOptions are the options of a pull's read transaction: on
-// PostgreSQL a read-only repeatable-read snapshot, so the change index and
-// the records are read as of one moment; SQLite transactions are
+// PostgreSQL a read-only repeatable-read snapshot, so the scope counters
+// and every record table are read as of one moment; SQLite transactions are
 // serializable already.
 func ReadTxOptions(db bun.IDB) *sql.TxOptions {
 	if IsPostgres(db) {

@@ -16,6 +16,9 @@ func Migrations() (*migrate.Migrations, error) {
 	if err := registerCore(m); err != nil {
 		return nil, fmt.Errorf("register core migration: %w", err)
 	}
+	if err := registerFeed(m); err != nil {
+		return nil, fmt.Errorf("register feed migration: %w", err)
+	}
 	return m, nil
 }
 

@@ -24,8 +24,7 @@ type NewerWriter interface {
 	// when no row has its uid, or when the stored row has the same owner
 	// and either an older modify_at or the same modify_at and different
 	// content (is_deleted or data). Written rows get their version from
-	// span (each record's Version is its place in the span) and are
-	// indexed as [Table.Upsert] does. It returns, per record, the version
+	// span (each record's Version is its place in the span). It returns, per record, the version
 	// written, or 0 when the record was not written (the stored row is
 	// newer, repeats it, or belongs to someone else).
 	//
@@ -57,7 +56,7 @@ type VersionSpan struct {
 // of thousands of literals, which cost more than writing the rows.
 type newerStatement struct {
 	fields []*schema.Field // every column but version, in parameter order
-	sql    string          // $1 scope, $2 versions taken, $3 span, $4 model, $5 places, $6… columns
+	sql    string          // $1 scope, $2 versions taken, $3 span, $4 places, $5… columns
 }
 
 // newerShape derives the statement from a bun table. conflict is the
@@ -84,7 +83,7 @@ func newerShape(t *schema.Table, conflict string, set, compare []string) (newerS
 			continue
 		}
 		st.fields = append(st.fields, f)
-		unnest = append(unnest, fmt.Sprintf("$%d::text[]", len(st.fields)+5))
+		unnest = append(unnest, fmt.Sprintf("$%d::text[]", len(st.fields)+4))
 		sel = append(sel, fmt.Sprintf("u.c%d::%s", len(st.fields), f.UserSQLType))
 	}
 	names := make([]string, len(st.fields))
@@ -104,17 +103,12 @@ func newerShape(t *schema.Table, conflict string, set, compare []string) (newerS
 w AS (
 	INSERT INTO ` + string(t.SQLName) + ` AS t (` + strings.Join(cols, ", ") + `)
 	SELECT ` + strings.Join(sel, ", ") + `
-	FROM unnest($5::int8[], ` + strings.Join(unnest, ", ") + `) AS u(place, ` + strings.Join(names, ", ") + `), s
+	FROM unnest($4::int8[], ` + strings.Join(unnest, ", ") + `) AS u(place, ` + strings.Join(names, ", ") + `), s
 	WHERE true
 	ON CONFLICT (` + conflict + `) DO UPDATE SET ` + strings.Join(sets, ", ") + `
 	WHERE t.owner = EXCLUDED.owner AND (t.modify_at < EXCLUDED.modify_at OR
 		(t.modify_at = EXCLUDED.modify_at AND (` + prefixAll("t.", compare) + `) IS DISTINCT FROM (` + prefixAll("EXCLUDED.", compare) + `)))
-	RETURNING t.uid, t.owner, t.version, t.is_deleted),
-i AS (
-	INSERT INTO ferry_changes (model, uid, scope, version, is_deleted)
-	SELECT $4, w.uid, w.owner, w.version, w.is_deleted FROM w
-	ON CONFLICT (model, uid) DO UPDATE SET scope = EXCLUDED.scope,
-		version = EXCLUDED.version, is_deleted = EXCLUDED.is_deleted)
+	RETURNING t.uid, t.version)
 SELECT w.uid, w.version FROM w`
 	return st, true
 }
@@ -136,8 +130,8 @@ func (st *newerStatement) run(ctx context.Context, idb bun.IDB, scope string, sp
 	}
 	// Prepared once per connection (pgx's statement cache): planning the
 	// statement each time cost more than running it for one row.
-	args := make([]any, 0, 6+len(st.fields))
-	args = append(args, pgx.QueryExecModeCacheStatement, scope, take, span.Count, model, places)
+	args := make([]any, 0, 5+len(st.fields))
+	args = append(args, pgx.QueryExecModeCacheStatement, scope, take, span.Count, places)
 	gen := schema.NewQueryGen(idb.Dialect())
 	var buf []byte
 	for _, f := range st.fields {

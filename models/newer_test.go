@@ -140,18 +140,17 @@ func TestWriteIfNewer(t *testing.T) {
 				if r := byUID[name+"-foreign"]; r.Owner != "someone-else" || !strings.Contains(string(r.Data), "theirs") {
 					t.Fatalf("another owner's record changed: %+v %s", r, r.Data)
 				}
-				page, err := models.ReadChanges(ctx, db, models.ChangesParams{Scope: scope, UpTo: 100, Limit: 100})
+				page, err := models.ReadFeed(ctx, db, []models.FeedSource{{Table: tbl, Models: []string{model}}},
+					models.FeedParams{Owner: scope, UpTo: 100, Limit: 100})
 				if err != nil {
 					t.Fatal(err)
 				}
-				var idx []string
+				var feed []string
 				for _, c := range page {
-					if c.Model == model {
-						idx = append(idx, fmt.Sprintf("%s@%d", c.UID[len(name):], c.Version))
-					}
+					feed = append(feed, fmt.Sprintf("%s@%d", c.UID[len(name):], c.Version))
 				}
-				if fmt.Sprint(idx) != "[3@5 1@7 2@8 4@9 5@11]" {
-					t.Fatalf("change index %v", idx)
+				if fmt.Sprint(feed) != "[3@5 1@7 2@8 4@9 5@11]" {
+					t.Fatalf("feed %v", feed)
 				}
 				state, err := models.ScopeState(ctx, db, []string{scope})
 				if err != nil || state[scope].Version != 11 {

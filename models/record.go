@@ -41,12 +41,19 @@ type Table interface {
 	Insert(ctx context.Context, idb bun.IDB, rec *Record) error
 	// Update replaces the envelope and data of an existing record.
 	Update(ctx context.Context, idb bun.IDB, rec *Record) error
-	// Upsert writes records of one model and their change-index rows in
-	// bulk: new ones are inserted, and existing ones get their envelope
-	// and data replaced (server-only columns and created_at are kept). A
-	// row owned by someone else is not touched and fails the call with
-	// [ErrNotWritten]. uids must be distinct.
+	// Upsert writes records of one model in bulk: new ones are inserted,
+	// and existing ones get their envelope and data replaced (server-only
+	// columns and created_at are kept). A row owned by someone else is not
+	// touched and fails the call with [ErrNotWritten]. uids must be
+	// distinct.
 	Upsert(ctx context.Context, idb bun.IDB, recs []*Record) error
+	// Feed returns the records of models (a typed table's one model, or
+	// the generic table's wanted ones) in the stretch p selects, in
+	// version order: the table's share of an owner's changes.
+	Feed(ctx context.Context, idb bun.IDB, models []string, p FeedParams) ([]Record, error)
+	// FeedKeys returns a query selecting the version column of the rows
+	// Feed would return, for [ReadFeed] to find where a page ends.
+	FeedKeys(idb bun.IDB, models []string, p FeedParams) *bun.SelectQuery
 	// Tombstones returns up to limit tombstones last written before
 	// before, for purging.
 	Tombstones(ctx context.Context, idb bun.IDB, model string, before time.Time, limit int) ([]Record, error)
@@ -88,6 +95,10 @@ func (GenericTable) Load(ctx context.Context, idb bun.IDB, model string, uids []
 	if err != nil {
 		return nil, err
 	}
+	return genericRecords(rows), nil
+}
+
+func genericRecords(rows []GenericRecord) []Record {
 	out := make([]Record, len(rows))
 	for i, r := range rows {
 		out[i] = Record{
@@ -96,7 +107,21 @@ func (GenericTable) Load(ctx context.Context, idb bun.IDB, model string, uids []
 			CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 		}
 	}
-	return out, nil
+	return out
+}
+
+// Feed implements [Table].
+func (GenericTable) Feed(ctx context.Context, idb bun.IDB, models []string, p FeedParams) ([]Record, error) {
+	var rows []GenericRecord
+	if err := feedWhere(idb.NewSelect().Model(&rows), models, p).Scan(ctx); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("read changes of %q: %w", p.Owner, err)
+	}
+	return genericRecords(rows), nil
+}
+
+// FeedKeys implements [Table].
+func (GenericTable) FeedKeys(idb bun.IDB, models []string, p FeedParams) *bun.SelectQuery {
+	return feedWhere(idb.NewSelect().Model((*GenericRecord)(nil)).Column("version"), models, p)
 }
 
 // Tombstones implements [Table].
@@ -148,10 +173,10 @@ func (GenericTable) Upsert(ctx context.Context, idb bun.IDB, recs []*Record) err
 	for i, r := range recs {
 		rows[i] = *toGeneric(r)
 	}
-	return upsertIndexed(ctx, idb, recs, func(lo, hi int) *bun.InsertQuery {
+	return upsertChunks(ctx, idb, len(recs), func(lo, hi int) *bun.InsertQuery {
 		part := rows[lo:hi]
 		return idb.NewInsert().Model(&part).On("CONFLICT (model, uid) DO UPDATE")
-	}, genericUpdateColumns)
+	}, genericUpdateColumns, true)
 }
 
 // upsertChunks runs multi-row upserts of at most upsertChunk rows, setting
@@ -195,41 +220,6 @@ func checkWritten(res sql.Result, err error) func(want int) error {
 		}
 		return nil
 	}
-}
-
-// upsertIndexed upserts records of one model (owner-guarded) and their
-// change-index rows. On PostgreSQL both happen in one statement per chunk
-// (the index insert reads the records upsert's RETURNING rows, so only
-// rows really written are indexed); elsewhere in two.
-func upsertIndexed(ctx context.Context, idb bun.IDB, recs []*Record, query func(lo, hi int) *bun.InsertQuery, cols []string) error {
-	for lo := 0; lo < len(recs); lo += upsertChunk {
-		hi := min(lo+upsertChunk, len(recs))
-		q := upsertQuery(query(lo, hi), cols, true)
-		if IsPostgres(idb) {
-			q = q.Returning("uid, owner, version, is_deleted")
-			err := checkWritten(idb.NewRaw(`WITH w AS (?)
-				INSERT INTO ferry_changes (model, uid, scope, version, is_deleted)
-				SELECT ?, w.uid, w.owner, w.version, w.is_deleted FROM w
-				ON CONFLICT (model, uid) DO UPDATE SET scope = EXCLUDED.scope,
-					version = EXCLUDED.version, is_deleted = EXCLUDED.is_deleted`,
-				q, recs[lo].Model).Exec(ctx))(hi - lo)
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		if err := checkWritten(q.Exec(ctx))(hi - lo); err != nil {
-			return err
-		}
-		idx := make([]Change, 0, hi-lo)
-		for _, r := range recs[lo:hi] {
-			idx = append(idx, Change{Model: r.Model, UID: r.UID, Scope: r.Owner, Version: r.Version, IsDeleted: r.IsDeleted})
-		}
-		if err := IndexChanges(ctx, idb, idx); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // ErrNotWritten reports a bulk upsert that skipped rows (owned by someone

@@ -2,7 +2,9 @@ package models
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"time"
@@ -66,6 +68,10 @@ func (t *TypedTable[T, P]) Load(ctx context.Context, idb bun.IDB, model string, 
 	if err := idb.NewSelect().Model(&rows).Where("?TableAlias.uid IN (?)", bun.List(uids)).Scan(ctx); err != nil {
 		return nil, err
 	}
+	return t.records(model, rows)
+}
+
+func (t *TypedTable[T, P]) records(model string, rows []T) ([]Record, error) {
 	out := make([]Record, 0, len(rows))
 	for i := range rows {
 		rec, err := t.ToRecord(model, P(&rows[i]))
@@ -75,6 +81,20 @@ func (t *TypedTable[T, P]) Load(ctx context.Context, idb bun.IDB, model string, 
 		out = append(out, rec)
 	}
 	return out, nil
+}
+
+// Feed implements [Table]; models holds the table's model name.
+func (t *TypedTable[T, P]) Feed(ctx context.Context, idb bun.IDB, models []string, p FeedParams) ([]Record, error) {
+	var rows []T
+	if err := feedWhere(idb.NewSelect().Model(&rows), nil, p).Scan(ctx); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("read changes of %q: %w", p.Owner, err)
+	}
+	return t.records(models[0], rows)
+}
+
+// FeedKeys implements [Table].
+func (t *TypedTable[T, P]) FeedKeys(idb bun.IDB, _ []string, p FeedParams) *bun.SelectQuery {
+	return feedWhere(idb.NewSelect().Model((*T)(nil)).Column("version"), nil, p)
 }
 
 // ToRecord encodes one typed value as a [Record].
@@ -140,10 +160,10 @@ func (t *TypedTable[T, P]) Upsert(ctx context.Context, idb bun.IDB, recs []*Reco
 		}
 		rows[i] = *v
 	}
-	return upsertIndexed(ctx, idb, recs, func(lo, hi int) *bun.InsertQuery {
+	return upsertChunks(ctx, idb, len(recs), func(lo, hi int) *bun.InsertQuery {
 		part := rows[lo:hi]
 		return idb.NewInsert().Model(&part).On("CONFLICT (uid) DO UPDATE")
-	}, t.updateColumns())
+	}, t.updateColumns(), true)
 }
 
 // updateColumns are the columns a sync replaces: the envelope and the data.
@@ -200,8 +220,11 @@ func (t *TypedTable[T, P]) InsertValue(ctx context.Context, idb bun.IDB, v P) er
 	return err
 }
 
-// CreateTable creates T's table when it does not exist yet.
+// CreateTable creates T's table and its feed index when they do not exist
+// yet.
 func (t *TypedTable[T, P]) CreateTable(ctx context.Context, idb bun.IDB) error {
-	_, err := idb.NewCreateTable().Model((*T)(nil)).IfNotExists().Exec(ctx)
-	return err
+	if _, err := idb.NewCreateTable().Model((*T)(nil)).IfNotExists().Exec(ctx); err != nil {
+		return err
+	}
+	return createFeedIndex(ctx, idb, (*T)(nil))
 }

@@ -2,8 +2,6 @@ package models
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 
 	"github.com/uptrace/bun"
@@ -22,18 +20,6 @@ type Scope struct {
 	// PurgedVersion is the highest version whose tombstones may have been
 	// purged; a cursor older than it must reset.
 	PurgedVersion int64 `bun:"purged_version,notnull"`
-}
-
-// Change is a row of the change index: the latest version of one record.
-// Pulls read it by (scope, version) and then load the records.
-type Change struct {
-	bun.BaseModel `bun:"table:ferry_changes,alias:fc"`
-
-	Model     string `bun:"model,pk,type:varchar(128)"`
-	UID       string `bun:"uid,pk,type:varchar(64)"`
-	Scope     string `bun:"scope,notnull,type:varchar(255)"`
-	Version   int64  `bun:"version,notnull"`
-	IsDeleted bool   `bun:"is_deleted,notnull"`
 }
 
 // ReserveVersion takes the scope's counter row lock (creating the row when
@@ -65,33 +51,6 @@ func SetScopeVersion(ctx context.Context, tx bun.Tx, scope string, version int64
 	return nil
 }
 
-// IndexChange records that a record now has version v.
-func IndexChange(ctx context.Context, idb bun.IDB, c *Change) error {
-	_, err := idb.NewInsert().Model(c).
-		On("CONFLICT (model, uid) DO UPDATE").
-		Set("scope = EXCLUDED.scope").
-		Set("version = EXCLUDED.version").
-		Set("is_deleted = EXCLUDED.is_deleted").
-		Exec(ctx)
-	if err != nil {
-		return fmt.Errorf("index change %s/%s: %w", c.Model, c.UID, err)
-	}
-	return nil
-}
-
-// IndexChanges records many changes in one statement per chunk; each
-// (model, uid) must appear once.
-func IndexChanges(ctx context.Context, idb bun.IDB, cs []Change) error {
-	err := upsertChunks(ctx, idb, len(cs), func(lo, hi int) *bun.InsertQuery {
-		part := cs[lo:hi]
-		return idb.NewInsert().Model(&part).On("CONFLICT (model, uid) DO UPDATE")
-	}, []string{"scope", "version", "is_deleted"}, false)
-	if err != nil {
-		return fmt.Errorf("index %d changes: %w", len(cs), err)
-	}
-	return nil
-}
-
 // ScopeState returns the counters of the given scopes; a scope nobody has
 // written to yet is absent.
 func ScopeState(ctx context.Context, idb bun.IDB, scopes []string) (map[string]Scope, error) {
@@ -109,34 +68,6 @@ func ScopeState(ctx context.Context, idb bun.IDB, scopes []string) (map[string]S
 	return out, nil
 }
 
-// ChangesParams selects a page of the change index.
-type ChangesParams struct {
-	Scope  string
-	After  int64    // exclusive lower bound
-	UpTo   int64    // inclusive upper bound
-	Models []string // empty: all models
-	Limit  int
-}
-
-// ReadChanges returns index rows of one scope with After < version <= UpTo,
-// in version order, at most Limit of them.
-func ReadChanges(ctx context.Context, idb bun.IDB, p ChangesParams) ([]Change, error) {
-	var rows []Change
-	q := idb.NewSelect().Model(&rows).
-		Where("scope = ?", p.Scope).
-		Where("version > ?", p.After).
-		Where("version <= ?", p.UpTo).
-		OrderExpr("version ASC").
-		Limit(int64(p.Limit))
-	if len(p.Models) > 0 {
-		q = q.Where("model IN (?)", bun.List(p.Models))
-	}
-	if err := q.Scan(ctx); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("read changes of scope %q: %w", p.Scope, err)
-	}
-	return rows, nil
-}
-
 // LockForPurge takes the scope's counter row lock (the one writers take)
 // and raises its purge horizon to version: a cursor older than that may
 // have missed a purged tombstone and must reset.
@@ -146,18 +77,6 @@ func LockForPurge(ctx context.Context, tx bun.Tx, scope string, version int64) e
 		Where("scope = ?", scope).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("lock scope %q for purge: %w", scope, err)
-	}
-	return nil
-}
-
-// DeleteChanges removes the index rows of purged records.
-func DeleteChanges(ctx context.Context, idb bun.IDB, model string, uids []string) error {
-	if len(uids) == 0 {
-		return nil
-	}
-	_, err := idb.NewDelete().Model((*Change)(nil)).Where("model = ?", model).Where("uid IN (?)", bun.List(uids)).Exec(ctx)
-	if err != nil {
-		return fmt.Errorf("delete index rows of %s: %w", model, err)
 	}
 	return nil
 }
