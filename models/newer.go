@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/schema"
@@ -56,6 +59,7 @@ type VersionSpan struct {
 // of thousands of literals, which cost more than writing the rows.
 type newerStatement struct {
 	fields []*schema.Field // every column but version, in parameter order
+	plain  []plainKind     // per field: written without bun when not 0
 	sql    string          // $1 scope, $2 versions taken, $3 span, $4 places, $5… columns
 }
 
@@ -83,6 +87,7 @@ func newerShape(t *schema.Table, conflict string, set, compare []string) (newerS
 			continue
 		}
 		st.fields = append(st.fields, f)
+		st.plain = append(st.plain, plainKindOf(f))
 		unnest = append(unnest, fmt.Sprintf("$%d::text[]", len(st.fields)+4))
 		sel = append(sel, fmt.Sprintf("u.c%d::%s", len(st.fields), f.UserSQLType))
 	}
@@ -134,17 +139,37 @@ func (st *newerStatement) run(ctx context.Context, idb bun.IDB, scope string, sp
 	args = append(args, pgx.QueryExecModeCacheStatement, scope, take, span.Count, places)
 	gen := schema.NewQueryGen(idb.Dialect())
 	var buf []byte
-	for _, f := range st.fields {
-		col := make([]*string, rows.Len())
+	for k, f := range st.fields {
+		col := make([]string, rows.Len())
+		var nulls []int // rare: pgx sends []string without boxing each value
 		for i := range col {
+			if st.plain[k] != 0 {
+				col[i], buf = st.plain[k].text(f.Value(rows.Index(i)), buf)
+				continue
+			}
 			buf = f.AppendValue(gen, buf[:0], rows.Index(i))
 			text, err := literalText(buf)
 			if err != nil {
 				return nil, fmt.Errorf("write %s/%s: column %s: %w", model, recs[i].UID, f.Name, err)
 			}
-			col[i] = text
+			if text == nil {
+				nulls = append(nulls, i)
+				continue
+			}
+			col[i] = *text
 		}
-		args = append(args, col)
+		if nulls == nil {
+			args = append(args, col)
+			continue
+		}
+		withNulls := make([]pgtype.Text, len(col))
+		for i, v := range col {
+			withNulls[i] = pgtype.Text{String: v, Valid: true}
+		}
+		for _, i := range nulls {
+			withNulls[i].Valid = false
+		}
+		args = append(args, withNulls)
 	}
 	var q interface {
 		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
@@ -183,6 +208,55 @@ func (st *newerStatement) run(ctx context.Context, idb bun.IDB, scope string, sp
 		out[i] = got[r.UID]
 	}
 	return out, nil
+}
+
+// plainKind is a Go type whose text form Ferry writes itself, skipping
+// bun's SQL literal and its parsing back: plain strings, booleans,
+// integers and times, which are most of a row (the envelope).
+type plainKind int
+
+const (
+	notPlain plainKind = iota
+	plainString
+	plainBool
+	plainInt
+	plainTime
+)
+
+// plainKindOf says how f can be written without bun: only for exactly
+// these types (a named type may have its own Valuer), never for pointers
+// or nullzero fields, whose NULLs bun decides.
+func plainKindOf(f *schema.Field) plainKind {
+	if f.IsPtr || f.NullZero {
+		return notPlain
+	}
+	switch f.StructField.Type {
+	case reflect.TypeFor[string]():
+		return plainString
+	case reflect.TypeFor[bool]():
+		return plainBool
+	case reflect.TypeFor[int64](), reflect.TypeFor[int]():
+		return plainInt
+	case reflect.TypeFor[time.Time]():
+		return plainTime
+	}
+	return notPlain
+}
+
+// text renders v as bun would (times in UTC with microseconds), reusing
+// buf for the conversions that need one.
+func (k plainKind) text(v reflect.Value, buf []byte) (string, []byte) {
+	switch k {
+	case plainString:
+		return v.String(), buf
+	case plainBool:
+		return strconv.FormatBool(v.Bool()), buf
+	case plainInt:
+		return strconv.FormatInt(v.Int(), 10), buf
+	default:
+		buf = v.Interface().(time.Time).UTC().AppendFormat(buf[:0], "2006-01-02 15:04:05.999999-07:00")
+		return string(buf), buf
+	}
 }
 
 // viaPgx reports whether idb is PostgreSQL through pgx's database/sql

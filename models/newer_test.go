@@ -156,6 +156,16 @@ func TestWriteIfNewer(t *testing.T) {
 				if err != nil || state[scope].Version != 11 {
 					t.Fatalf("scope counter %+v %v, want 11", state, err)
 				}
+				// A column without a value travels as NULL.
+				bare := rec("7", t0, "bare", false)
+				bare.Data = []byte(`{"title":"bare"}`)
+				if got := write(db, scope, bare); got[0] != 12 {
+					t.Fatalf("bare record got version %v, want 12", got)
+				}
+				rows, err = tbl.Load(ctx, db, model, []string{name + "7"})
+				if err != nil || len(rows) != 1 || !strings.Contains(string(rows[0].Data), `"title":"bare"`) || strings.Contains(string(rows[0].Data), `"a"`) {
+					t.Fatalf("bare record: %+v %v", rows, err)
+				}
 			})
 		}
 	})
