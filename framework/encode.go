@@ -48,6 +48,19 @@ func (p *PullResponse) appendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
+// appendJSON appends the single-record answer as JSON.
+func (r *singleResponse) appendJSON(b []byte) []byte {
+	b = append(b, `{"status":`...)
+	b = appendJSONString(b, r.Status)
+	b = append(b, `,"record":`...)
+	if r.Record == nil {
+		b = append(b, "null"...)
+	} else {
+		b = r.Record.appendJSON(b)
+	}
+	return append(b, '}')
+}
+
 // appendJSON appends the push answer as JSON.
 func (p *pushResponse) appendJSON(b []byte) []byte {
 	b = append(b, `{"results":[`...)

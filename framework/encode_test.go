@@ -52,6 +52,12 @@ func TestPushEncodingMatchesEncodingJSON(t *testing.T) {
 			t.Fatalf("\ngot  %s\nwant %s", got, want)
 		}
 	}
+	for _, single := range []*singleResponse{{Status: StatusStale, Record: answers[1].Results[0].Record}, {Status: StatusApplied}} {
+		want, _ := json.Marshal(single)
+		if got := single.appendJSON(nil); string(got) != string(want) {
+			t.Fatalf("\ngot  %s\nwant %s", got, want)
+		}
+	}
 }
 
 func FuzzAppendJSONString(f *testing.F) {

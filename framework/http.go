@@ -127,7 +127,8 @@ func (a *App) handleSingle(c *gin.Context) error {
 	res := results[0]
 	switch res.Status {
 	case StatusApplied, StatusStale:
-		writeJSON(c, http.StatusOK, singleResponse{Status: res.Status, Record: res.Record})
+		resp := singleResponse{Status: res.Status, Record: res.Record}
+		c.Data(http.StatusOK, "application/json; charset=utf-8", resp.appendJSON(make([]byte, 0, 512)))
 		return nil
 	case StatusForbidden:
 		return NewError(CodeForbidden, "this record belongs to another user")
