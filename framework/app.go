@@ -103,6 +103,11 @@ type App struct {
 	onValidate hook.Hook[*ValidateEvent]
 	onApply    hook.Hook[*ApplyEvent]
 	onCommit   hook.Hook[*CommitEvent]
+
+	// afterNewerWrite, when set (by tests), runs between a store-decided
+	// push's write and its reading of what was not written: where another
+	// writer could slip in.
+	afterNewerWrite func()
 }
 
 type protocolSchemas struct {

@@ -126,6 +126,9 @@ func (a *App) pushNewer(ctx context.Context, p Principal, preps []*prepared, res
 			written[i] = rec
 		}
 	}
+	if a.afterNewerWrite != nil {
+		a.afterNewerWrite()
+	}
 	var rest []*prepared
 	for m, idx := range skipped {
 		uids := make([]string, len(idx))

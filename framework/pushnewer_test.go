@@ -2,10 +2,13 @@ package framework_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/ferrysync/ferry/framework"
@@ -128,6 +131,66 @@ func TestStoreDecidedPush(t *testing.T) {
 			if r.Owner != "me" {
 				t.Fatalf("pulled another owner's record %+v", r)
 			}
+		}
+	})
+}
+
+// voucher has a unique column, which a store-decided statement cannot
+// settle row by row.
+type voucher struct {
+	bun.BaseModel `bun:"table:vouchers"`
+	models.Base
+	Code string `bun:"code,notnull,unique" json:"code"`
+}
+
+func (*voucher) ResourceType() string { return "test.Voucher" }
+func (*voucher) Validate() error      { return nil }
+
+// TestStoreDecidedPushFallsBack: when the one-statement write fails (here
+// on a unique column), nothing of it stays, and the ordinary path settles
+// the push change by change, pinning the failure on the change that
+// caused it.
+func TestStoreDecidedPushFallsBack(t *testing.T) {
+	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
+		ctx := context.Background()
+		schemas := fstest.MapFS{"voucher.json": {Data: []byte(`{"type":"object","properties":{"code":{"type":"string"}}}`)}}
+		app, err := framework.New(framework.Config{DB: db, Schemas: schemas, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := framework.Register[voucher](app, framework.ModelOptions{Schema: "voucher.json"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := app.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Now().Add(-time.Minute).UTC()
+		v := func(uid, code string) *framework.Change {
+			return &framework.Change{Model: "test.Voucher", UID: uid, ModifyAt: framework.Time{Time: at},
+				Data: json.RawMessage(fmt.Sprintf(`{"code":%q}`, code))}
+		}
+		me := framework.Principal{UserID: "me"}
+		res, err := app.Push(ctx, me, []*framework.Change{v("v1", "A"), v("v2", "A"), v("v3", "B")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res[0].Status != framework.StatusApplied || res[1].Status != framework.StatusRejected || res[2].Status != framework.StatusApplied {
+			t.Fatalf("statuses %s %s %s, want applied rejected applied", res[0].Status, res[1].Status, res[2].Status)
+		}
+		if len(res[1].Errors) == 0 || !strings.Contains(res[1].Errors[0].Message, "unique") {
+			t.Errorf("the rejected change says %+v", res[1].Errors)
+		}
+		page, err := app.Pull(ctx, me, framework.PullRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range page.Changes {
+			got = append(got, fmt.Sprintf("%s@%d", r.UID, r.Version))
+		}
+		if len(got) != 2 || page.Changes[0].UID != "v1" || page.Changes[1].UID != "v3" ||
+			page.Changes[0].Version != res[0].Record.Version || page.Changes[1].Version != res[2].Record.Version {
+			t.Fatalf("pulled %v, want v1 and v3 at versions %d and %d", got, res[0].Record.Version, res[2].Record.Version)
 		}
 	})
 }
