@@ -18,16 +18,7 @@ import (
 func TestReadFeed(t *testing.T) {
 	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
-		if err := models.Migrate(ctx, db); err != nil {
-			t.Fatal(err)
-		}
-		typed, err := models.NewTypedTable[newerNote](db)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := typed.CreateTable(ctx, db); err != nil {
-			t.Fatal(err)
-		}
+		typed := migrateWithNotes(t, db)
 		generic := models.GenericTable{}
 		now := time.Now().UTC().Truncate(time.Microsecond)
 		// Versions 1..12 of "me", spread over three models; "you" owns the

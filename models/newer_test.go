@@ -20,23 +20,31 @@ type newerNote struct {
 	Secret string   `bun:"secret,notnull" json:"-"`
 }
 
+// migrateWithNotes migrates db and creates the newer_notes table.
+func migrateWithNotes(t *testing.T, db *bun.DB) *models.TypedTable[newerNote, *newerNote] {
+	t.Helper()
+	ctx := context.Background()
+	if err := models.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	typed, err := models.NewTypedTable[newerNote](db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := typed.CreateTable(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	return typed
+}
+
 // TestWriteIfNewer decides last-writer-wins in one statement: new rows are
 // inserted, newer changes replace, older ones and exact repeats are
 // skipped, another owner's row is never touched, versions come from the
-// scope's counter in order, and only written rows are indexed.
+// scope's counter in order, and only written rows change.
 func TestWriteIfNewer(t *testing.T) {
 	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
-		if err := models.Migrate(ctx, db); err != nil {
-			t.Fatal(err)
-		}
-		typed, err := models.NewTypedTable[newerNote](db)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := typed.CreateTable(ctx, db); err != nil {
-			t.Fatal(err)
-		}
+		typed := migrateWithNotes(t, db)
 		tables := map[string]interface {
 			models.Table
 			models.NewerWriter
