@@ -3,6 +3,7 @@ package framework_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -63,6 +64,35 @@ func BenchmarkPullPage5000(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.N*5000)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}
+
+// BenchmarkPushSingle measures App.Push of one change at a time from 8
+// goroutines, each its own user, alternating creates and updates: the
+// single-record path without HTTP. Compare with the bench program's
+// single_c8, which adds HTTP, JWT and a client on the same cores.
+func BenchmarkPushSingle(b *testing.B) {
+	for _, store := range []synctest.Store{synctest.Postgres, synctest.SQLite} {
+		b.Run(string(store), func(b *testing.B) {
+			app := newTestApp(b, synctest.Open(b, store))
+			ctx := context.Background()
+			var worker atomic.Int64
+			b.SetParallelism(4) // 8 goroutines on 2 cores
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				w := worker.Add(1)
+				p := framework.Principal{UserID: fmt.Sprintf("bench-%d", w)}
+				for i := 0; pb.Next(); i++ {
+					ch := item(fmt.Sprintf("w%d-%d", w, i/2), time.Now(), i)
+					res, err := app.Push(ctx, p, []*framework.Change{ch})
+					if err != nil || res[0].Status != framework.StatusApplied {
+						b.Fatal(err, res[0])
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 		})
 	}
 }
