@@ -187,7 +187,10 @@ func (a *App) prepare(ctx context.Context, p Principal, ch *Change, res *Result)
 
 // validate checks data against the model's schema and Validate method.
 func (a *App) validate(m *model, ch *Change) (*prepared, error) {
-	rec := models.Record{Model: m.name, UID: ch.UID, ModifyAt: ch.ModifyAt.Time, IsDeleted: ch.IsDeleted}
+	// The stores keep microseconds; a finer modify_at from the Go API
+	// would never equal its stored self, and a retry would win again.
+	at := ch.ModifyAt.UTC().Truncate(time.Microsecond)
+	rec := models.Record{Model: m.name, UID: ch.UID, ModifyAt: at, IsDeleted: ch.IsDeleted}
 	if ch.Data == nil && !ch.IsDeleted {
 		return nil, Invalid("/data", "data is required unless is_deleted is true")
 	}

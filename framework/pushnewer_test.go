@@ -194,3 +194,28 @@ func TestStoreDecidedPushFallsBack(t *testing.T) {
 		}
 	})
 }
+
+// TestRetryWithNanoseconds: a change pushed through the Go API with a
+// modify_at finer than the stores keep is still recognised when retried.
+func TestRetryWithNanoseconds(t *testing.T) {
+	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
+		app := newTestApp(t, db)
+		ctx := context.Background()
+		p := framework.Principal{UserID: "me"}
+		at := time.Now().Add(-time.Hour).UTC().Truncate(time.Second).Add(123456789 * time.Nanosecond)
+		first, err := app.Push(ctx, p, []*framework.Change{item("n", at, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := app.Push(ctx, p, []*framework.Change{item("n", at, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again[0].Status != framework.StatusApplied || again[0].Record.Version != first[0].Record.Version {
+			t.Fatalf("retry: %s at version %d, first at %d", again[0].Status, again[0].Record.Version, first[0].Record.Version)
+		}
+		if !first[0].Record.ModifyAt.Equal(at.Truncate(time.Microsecond)) {
+			t.Errorf("answered modify_at %s, want it in microseconds", first[0].Record.ModifyAt.Time)
+		}
+	})
+}
