@@ -66,7 +66,8 @@ type newerStatement struct {
 // newerShape derives the statement from a bun table. conflict is the
 // primary key, set the columns an update replaces, compare the columns
 // whose difference makes an equal modify_at win. It returns false when a
-// compared column has no equality operator in PostgreSQL (json, xml).
+// compared column has no equality operator in PostgreSQL (json, xml), or
+// a column has no SQL type to cast its text to.
 func newerShape(t *schema.Table, conflict string, set, compare []string) (newerStatement, bool) {
 	var st newerStatement
 	for _, c := range compare {
@@ -81,6 +82,9 @@ func newerShape(t *schema.Table, conflict string, set, compare []string) (newerS
 	}
 	var cols, sel, unnest []string
 	for _, f := range t.Fields {
+		if f.UserSQLType == "" {
+			return st, false // nothing to cast the text back to
+		}
 		cols = append(cols, quote(f.Name))
 		if f.Name == "version" {
 			sel = append(sel, "s.base + u.place")
