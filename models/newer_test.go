@@ -178,3 +178,24 @@ func TestWriteIfNewer(t *testing.T) {
 		}
 	})
 }
+
+type jsonNote struct {
+	bun.BaseModel `bun:"table:json_notes"`
+	models.Base
+	Meta map[string]any `bun:"meta,type:json" json:"meta"`
+}
+
+// TestWriteIfNewerNeedsComparableColumns: a json column has no equality in
+// PostgreSQL, so such a table cannot tell a retry from a change in SQL and
+// leaves pushes to the ordinary path.
+func TestWriteIfNewerNeedsComparableColumns(t *testing.T) {
+	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
+		tbl, err := models.NewTypedTable[jsonNote](db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tbl.CanWriteIfNewer(db) {
+			t.Fatal("a table with a json column claims to write if newer")
+		}
+	})
+}
