@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferrysync/ferry/framework"
 	"github.com/ferrysync/ferry/framework/synctest"
+	"github.com/ferrysync/ferry/models"
 	"github.com/uptrace/bun"
 )
 
@@ -39,12 +40,36 @@ func item(uid string, at time.Time, n int) *framework.Change {
 		Data: json.RawMessage(fmt.Sprintf(`{"n":%d}`, n))}
 }
 
+// tally is a typed model, so that pulls merge two tables (its own and the
+// generic one).
+type tally struct {
+	bun.BaseModel `bun:"table:tallies"`
+	models.Base
+	N int    `bun:"n,notnull" json:"n"`
+	S string `bun:"s,notnull" json:"s,omitempty"`
+}
+
+func (*tally) ResourceType() string { return "test.Tally" }
+func (*tally) Validate() error      { return nil }
+
 // TestNoMissedChangesUnderConcurrency is the proof DESIGN.md asks for:
 // many writers commit out of order into the same scope while pullers page
 // through it; every puller ends holding exactly every committed change.
+// Writes go to two models in two tables, so pull pages are merged from
+// both.
 func TestNoMissedChangesUnderConcurrency(t *testing.T) {
 	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
-		app := newTestApp(t, db)
+		app, err := framework.New(framework.Config{DB: db, Schemas: testSchemas, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		app.MustRegisterSchema("test.Item", framework.ModelOptions{Schema: "item.json"})
+		if err := framework.Register[tally](app, framework.ModelOptions{Schema: "item.json"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := app.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		ctx := context.Background()
 		users := []framework.Principal{{UserID: "u1"}, {UserID: "u2"}}
 		const writers, pushesPerWriter = 8, 30
@@ -70,7 +95,11 @@ func TestNoMissedChangesUnderConcurrency(t *testing.T) {
 					p := users[rng.Intn(len(users))]
 					var batch []*framework.Change
 					for j := 0; j < 1+rng.Intn(4); j++ {
-						batch = append(batch, item(fmt.Sprintf("%s-i%d", p.UserID, rng.Intn(60)), nextTime(), w*1000+i))
+						ch := item(fmt.Sprintf("%s-i%d", p.UserID, rng.Intn(60)), nextTime(), w*1000+i)
+						if rng.Intn(2) == 0 {
+							ch.Model = "test.Tally"
+						}
+						batch = append(batch, ch)
 					}
 					res, err := app.Push(ctx, p, batch)
 					if err != nil {
@@ -100,7 +129,7 @@ func TestNoMissedChangesUnderConcurrency(t *testing.T) {
 					return err
 				}
 				for _, r := range resp.Changes {
-					pullers[k][r.UID] = r
+					pullers[k][r.Model+"/"+r.UID] = r
 				}
 				cursor = resp.Cursor
 				if !resp.HasMore {
@@ -151,7 +180,7 @@ func TestNoMissedChangesUnderConcurrency(t *testing.T) {
 				t.Fatalf("puller %d holds %d records, server has %d", k, len(got), len(fresh.Changes))
 			}
 			for _, want := range fresh.Changes {
-				have := got[want.UID]
+				have := got[want.Model+"/"+want.UID]
 				if have == nil || have.Version != want.Version || string(have.Data) != string(want.Data) {
 					t.Fatalf("puller %d missed %s: has %+v, server %+v", k, want.UID, have, want)
 				}
