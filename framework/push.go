@@ -112,8 +112,8 @@ func (a *App) PushWith(ctx context.Context, p Principal, changes []*Change, opts
 			written, slow = nil, preps
 		case slow != nil:
 			// The ordinary path runs in a transaction of its own, so the
-			// push's versions are no longer consecutive: keep the push
-			// cursor where it was.
+			// push's versions are no longer consecutive: only that
+			// transaction's writes may move the push cursor.
 			for i := range results {
 				results[i].written = false
 			}
@@ -147,14 +147,17 @@ func (a *App) PushWith(ctx context.Context, p Principal, changes []*Change, opts
 		}
 		return results, errAbortStale
 	}
-	if err != nil {
-		return nil, fmt.Errorf("push for %s: %w", p.UserID, err)
-	}
+	// What committed is announced even when a later part of the push
+	// failed (a store-decided statement committed before the ordinary
+	// path failed).
 	if len(written) > 0 {
 		ev := &CommitEvent{Context: ctx, Principal: p, Records: written}
 		if err := a.onCommit.Trigger(ev, nil); err != nil {
 			a.log.Error("after-commit hook failed", "err", err, "user", p.UserID)
 		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("push for %s: %w", p.UserID, err)
 	}
 	return results, nil
 }
