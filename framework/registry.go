@@ -119,7 +119,7 @@ func MustRegister[T any, P interface {
 func (a *App) RegisterSchema(name string, opts ModelOptions) error {
 	m := &model{
 		name:  name,
-		table: models.GenericTable{},
+		table: models.NewGenericTable(a.db),
 		canonical: func(rec *models.Record) (json.RawMessage, error) {
 			return rec.Data, nil
 		},

@@ -77,8 +77,26 @@ type GenericRecord struct {
 	UpdatedAt time.Time       `bun:"updated_at,notnull"`
 }
 
-// GenericTable stores schema-only models in ferry_records.
-type GenericTable struct{}
+// GenericTable stores schema-only models in ferry_records. The zero value
+// works; [NewGenericTable] also prepares its store-decided statement once
+// instead of on every push.
+type GenericTable struct {
+	newer *newerStatement
+}
+
+// NewGenericTable returns a GenericTable for db's dialect.
+func NewGenericTable(db *bun.DB) GenericTable {
+	st, ok := genericNewerShape(db)
+	if !ok {
+		return GenericTable{}
+	}
+	return GenericTable{newer: &st}
+}
+
+func genericNewerShape(idb bun.IDB) (newerStatement, bool) {
+	return newerShape(idb.Dialect().Tables().Get(reflect.TypeFor[GenericRecord]()),
+		`"model", "uid"`, genericUpdateColumns, []string{"is_deleted", "data"})
+}
 
 var _ Table = GenericTable{}
 
@@ -157,9 +175,12 @@ func (GenericTable) CanWriteIfNewer(idb bun.IDB) bool { return viaPgx(idb) }
 
 // WriteIfNewer implements [NewerWriter]. Data is compared as stored text,
 // which the framework keeps canonical.
-func (GenericTable) WriteIfNewer(ctx context.Context, idb bun.IDB, scope string, span VersionSpan, recs []*Record) ([]int64, error) {
-	st, _ := newerShape(idb.Dialect().Tables().Get(reflect.TypeFor[GenericRecord]()),
-		`"model", "uid"`, genericUpdateColumns, []string{"is_deleted", "data"})
+func (t GenericTable) WriteIfNewer(ctx context.Context, idb bun.IDB, scope string, span VersionSpan, recs []*Record) ([]int64, error) {
+	st := t.newer
+	if st == nil {
+		shape, _ := genericNewerShape(idb)
+		st = &shape
+	}
 	rows := make([]GenericRecord, len(recs))
 	for i, r := range recs {
 		rows[i] = *toGeneric(r)
