@@ -143,8 +143,10 @@ func (st *newerStatement) run(ctx context.Context, idb bun.IDB, scope string, sp
 	args = append(args, pgx.QueryExecModeCacheStatement, scope, take, span.Count, places)
 	gen := schema.NewQueryGen(idb.Dialect())
 	var buf []byte
+	n := rows.Len()
+	cells := make([]string, len(st.fields)*n) // every column's texts, in one allocation
 	for k, f := range st.fields {
-		col := make([]string, rows.Len())
+		col := cells[k*n : (k+1)*n : (k+1)*n]
 		var nulls []int // rare: pgx sends []string without boxing each value
 		for i := range col {
 			if st.plain[k] != 0 {
@@ -258,7 +260,13 @@ func (k plainKind) text(v reflect.Value, buf []byte) (string, []byte) {
 	case plainInt:
 		return strconv.FormatInt(v.Int(), 10), buf
 	default:
-		buf = v.Interface().(time.Time).UTC().AppendFormat(buf[:0], "2006-01-02 15:04:05.999999-07:00")
+		var t time.Time
+		if v.CanAddr() {
+			t = *v.Addr().Interface().(*time.Time) // boxing the value itself would allocate
+		} else {
+			t = v.Interface().(time.Time)
+		}
+		buf = t.UTC().AppendFormat(buf[:0], "2006-01-02 15:04:05.999999-07:00")
 		return string(buf), buf
 	}
 }
