@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrysync/ferry/example-app/server/servertest"
 	"github.com/ferrysync/ferry/framework/client"
 	"github.com/ferrysync/ferry/framework/synctest"
 	"github.com/ferrysync/ferry/models"
@@ -222,13 +222,13 @@ func runCrashCycles(t *testing.T, bin string, env []string, openDB func() (*bun.
 	ctx := context.Background()
 	addr := crashFreeAddr(t)
 	proc := startApp(t, bin, addr, env)
-	acc := crashRegister(t, "http://"+addr)
+	acc := servertest.SignUpAt(t, "http://"+addr, "Crash")
 	tr := &ackTransport{applied: map[string]ackedChange{}}
 	c, err := client.New(client.Config{
 		BaseURL:    "http://" + addr,
 		HTTPClient: &http.Client{Transport: tr, Timeout: time.Minute},
-		Token:      acc.token,
-		Owner:      acc.id,
+		Token:      acc.Token,
+		Owner:      acc.ID,
 		DeviceID:   "crash-test",
 		MaxBatch:   client.MaxMaxBatch,
 		// Retry long enough to outlast a restart.
@@ -358,7 +358,7 @@ func checkAckedInDB(t *testing.T, when string, acked map[string]ackedChange, ope
 
 // checkCrashState checks the server's records, its version counter, a full
 // pull and the device against each other.
-func checkCrashState(t *testing.T, base string, acc crashAccount, c *client.Client, acked map[string]ackedChange, created int, openDB func() (*bun.DB, error)) {
+func checkCrashState(t *testing.T, base string, acc servertest.User, c *client.Client, acked map[string]ackedChange, created int, openDB func() (*bun.DB, error)) {
 	t.Helper()
 	ctx := context.Background()
 	checkAckedInDB(t, "after the restart", acked, openDB)
@@ -371,7 +371,7 @@ func checkCrashState(t *testing.T, base string, acc crashAccount, c *client.Clie
 		UID     string `bun:"uid"`
 		Version int64  `bun:"version"`
 	}
-	if err := db.NewRaw(`SELECT uid, version FROM notes WHERE owner = ?`, acc.id).Scan(ctx, &rows); err != nil {
+	if err := db.NewRaw(`SELECT uid, version FROM notes WHERE owner = ?`, acc.ID).Scan(ctx, &rows); err != nil {
 		t.Fatal(err)
 	}
 	records := make(map[string]int64, len(rows))
@@ -384,17 +384,17 @@ func checkCrashState(t *testing.T, base string, acc crashAccount, c *client.Clie
 	const owned = `SELECT version FROM notes WHERE owner = ?0 UNION ALL SELECT version FROM users WHERE owner = ?0
 		UNION ALL SELECT version FROM ferry_records WHERE owner = ?0`
 	var shared int
-	if err := db.NewRaw(`SELECT count(*) FROM (SELECT version FROM (`+owned+`) AS v GROUP BY version HAVING count(*) > 1) AS d`, acc.id).Scan(ctx, &shared); err != nil {
+	if err := db.NewRaw(`SELECT count(*) FROM (SELECT version FROM (`+owned+`) AS v GROUP BY version HAVING count(*) > 1) AS d`, acc.ID).Scan(ctx, &shared); err != nil {
 		t.Fatal(err)
 	}
 	if shared != 0 {
 		t.Errorf("%d versions are held by more than one record", shared)
 	}
 	var counter, highest int64
-	if err := db.NewRaw(`SELECT version FROM ferry_scopes WHERE scope = ?`, acc.id).Scan(ctx, &counter); err != nil {
+	if err := db.NewRaw(`SELECT version FROM ferry_scopes WHERE scope = ?`, acc.ID).Scan(ctx, &counter); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.NewRaw(`SELECT coalesce(max(version), 0) FROM (`+owned+`) AS v`, acc.id).Scan(ctx, &highest); err != nil {
+	if err := db.NewRaw(`SELECT coalesce(max(version), 0) FROM (`+owned+`) AS v`, acc.ID).Scan(ctx, &highest); err != nil {
 		t.Fatal(err)
 	}
 	if counter < highest {
@@ -404,7 +404,7 @@ func checkCrashState(t *testing.T, base string, acc crashAccount, c *client.Clie
 		t.Errorf("the database has %d notes; the client created %d", len(records), created)
 	}
 
-	pulled := crashFullPull(t, base, acc)
+	pulled := servertest.PullAll(t, base, acc)
 	notes := 0
 	for k, r := range pulled {
 		if !strings.HasPrefix(k, "data.Note/") {
@@ -443,79 +443,6 @@ func checkCrashState(t *testing.T, base string, acc crashAccount, c *client.Clie
 			t.Errorf("device %s/%s (version %d, synced %v) vs server %+v", r.Model, r.UID, r.Version, r.Synced, p)
 		}
 	}
-}
-
-type pulledRecord struct {
-	Version   int64
-	ModifyAt  time.Time
-	IsDeleted bool
-}
-
-// fullPull pulls everything acc can read, failing on a record returned
-// twice.
-func crashFullPull(t *testing.T, base string, acc crashAccount) map[string]pulledRecord {
-	t.Helper()
-	out := map[string]pulledRecord{}
-	cursor := ""
-	for page := 0; page < 1000; page++ {
-		req, _ := http.NewRequest(http.MethodGet, base+"/sync/pull?limit=700&cursor="+url.QueryEscape(cursor), nil)
-		req.Header.Set("Authorization", "Bearer "+acc.token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var body struct {
-			Changes []struct {
-				Model     string    `json:"model"`
-				UID       string    `json:"uid"`
-				Version   int64     `json:"version"`
-				ModifyAt  time.Time `json:"modify_at"`
-				IsDeleted bool      `json:"is_deleted"`
-			} `json:"changes"`
-			Cursor  string `json:"cursor"`
-			HasMore bool   `json:"has_more"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&body)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("pull: %d, %v", resp.StatusCode, err)
-		}
-		for _, c := range body.Changes {
-			k := c.Model + "/" + c.UID
-			if _, dup := out[k]; dup {
-				t.Errorf("a full pull returned %s twice", k)
-			}
-			out[k] = pulledRecord{Version: c.Version, ModifyAt: c.ModifyAt, IsDeleted: c.IsDeleted}
-		}
-		if !body.HasMore {
-			return out
-		}
-		cursor = body.Cursor
-	}
-	t.Fatal("pull never ended")
-	return nil
-}
-
-type crashAccount struct{ id, token string }
-
-func crashRegister(t *testing.T, base string) crashAccount {
-	t.Helper()
-	resp, err := http.Post(base+"/auth/register", "application/json",
-		strings.NewReader(`{"email":"crash@example.com","password":"correct horse","name":"Crash"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Token string `json:"token"`
-		User  struct {
-			UID string `json:"uid"`
-		} `json:"user"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusCreated {
-		t.Fatalf("register: %d, %v", resp.StatusCode, err)
-	}
-	return crashAccount{id: out.User.UID, token: out.Token}
 }
 
 func crashFreeAddr(t *testing.T) string {

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/ferrysync/ferry/example-app/server"
+	"github.com/ferrysync/ferry/example-app/server/servertest"
 	"github.com/ferrysync/ferry/framework/client"
 	"github.com/ferrysync/ferry/framework/synctest"
 	"github.com/ferrysync/ferry/models"
@@ -926,50 +927,10 @@ func (e *epoch) finish() {
 func simFullPull(t *testing.T, base string, acc account) map[string]state {
 	t.Helper()
 	out := map[string]state{}
-	cursor := ""
-	for page := 0; ; page++ {
-		if page > 10000 {
-			t.Fatal("pull never ended")
-		}
-		req, _ := http.NewRequest("GET", base+"/sync/pull?limit=5000&cursor="+url.QueryEscape(cursor), nil)
-		req.Header.Set("Authorization", "Bearer "+acc.Token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var body struct {
-			Changes []struct {
-				Model     string          `json:"model"`
-				UID       string          `json:"uid"`
-				Owner     string          `json:"owner"`
-				ModifyAt  time.Time       `json:"modify_at"`
-				IsDeleted bool            `json:"is_deleted"`
-				Version   int64           `json:"version"`
-				Data      json.RawMessage `json:"data"`
-			} `json:"changes"`
-			Cursor  string `json:"cursor"`
-			HasMore bool   `json:"has_more"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&body)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("full pull: status %d, %v", resp.StatusCode, err)
-		}
-		for _, c := range body.Changes {
-			k := c.Model + "/" + c.UID
-			if _, dup := out[k]; dup {
-				t.Errorf("a full pull returned %s twice", k)
-			}
-			if c.Owner != acc.ID {
-				t.Errorf("a full pull of %s returned %s of owner %s", acc.ID, k, c.Owner)
-			}
-			out[k] = state{ModifyAt: c.ModifyAt.UTC(), IsDeleted: c.IsDeleted, Version: c.Version, Data: normJSON(t, c.Data)}
-		}
-		cursor = body.Cursor
-		if !body.HasMore {
-			return out
-		}
+	for k, r := range servertest.PullAll(t, base, servertest.User{ID: acc.ID, Token: acc.Token}) {
+		out[k] = state{ModifyAt: r.ModifyAt.UTC(), IsDeleted: r.IsDeleted, Version: r.Version, Data: normJSON(t, r.Data)}
 	}
+	return out
 }
 
 // simDiff describes how two states differ, briefly.

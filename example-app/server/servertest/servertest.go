@@ -13,10 +13,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/ferrysync/ferry/example-app/server"
+	"github.com/ferrysync/ferry/framework"
 	"github.com/uptrace/bun"
 )
 
@@ -59,9 +61,16 @@ type User struct {
 // account with its token.
 func (e *Env) SignUp(t testing.TB, name string) User {
 	t.Helper()
+	return SignUpAt(t, e.URL, name)
+}
+
+// SignUpAt is [Env.SignUp] against any example server at base, such as
+// the built binary.
+func SignUpAt(t testing.TB, base, name string) User {
+	t.Helper()
 	email := strings.ToLower(strings.ReplaceAll(name, " ", "-")) + "@example.com"
 	body, _ := json.Marshal(map[string]string{"email": email, "password": "correct horse", "name": name})
-	resp, err := http.Post(e.URL+"/auth/register", "application/json", bytes.NewReader(body))
+	resp, err := http.Post(base+"/auth/register", "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatalf("sign up %s: %v", name, err)
 	}
@@ -76,6 +85,45 @@ func (e *Env) SignUp(t testing.TB, name string) User {
 		t.Fatalf("sign up %s: status %d, %v", name, resp.StatusCode, err)
 	}
 	return User{ID: out.User.UID, Email: email, Token: out.Token}
+}
+
+// PullAll pulls everything u can read from the server at base, page by
+// page from an empty cursor, keyed by model/uid. A record returned twice,
+// or one u does not own, fails the test.
+func PullAll(t testing.TB, base string, u User) map[string]framework.Record {
+	t.Helper()
+	out := map[string]framework.Record{}
+	cursor := ""
+	for page := 0; page <= 10000; page++ {
+		req, _ := http.NewRequest(http.MethodGet, base+"/sync/pull?limit=5000&cursor="+url.QueryEscape(cursor), nil)
+		req.Header.Set("Authorization", "Bearer "+u.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body framework.PullResponse
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("full pull: status %d, %v", resp.StatusCode, err)
+		}
+		for _, c := range body.Changes {
+			k := c.Model + "/" + c.UID
+			if _, dup := out[k]; dup {
+				t.Errorf("a full pull returned %s twice", k)
+			}
+			if c.Owner != u.ID {
+				t.Errorf("a full pull of %s returned %s of owner %s", u.ID, k, c.Owner)
+			}
+			out[k] = *c
+		}
+		if !body.HasMore {
+			return out
+		}
+		cursor = body.Cursor
+	}
+	t.Fatal("full pull never ended")
+	return nil
 }
 
 // String describes the server for test logs.
