@@ -56,6 +56,8 @@ type options struct {
 	cpuProfile  string
 	memProfile  string
 	serverURL   string
+	// driverProfile profiles this process: the driver and the baseline.
+	driverProfile string
 }
 
 func main() {
@@ -85,6 +87,7 @@ func main() {
 	flag.IntVar(&o.incSmall, "inc-small", 10_000, "records of the small incremental-pull store")
 	flag.IntVar(&o.incLarge, "inc-large", 1_000_000, "records of the large store (full pull with RSS, then incremental pull)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the server's CPU profile for the whole run to this file")
+	flag.StringVar(&o.driverProfile, "driverprofile", "", "write the driver's (this process's) CPU profile for the whole run to this file")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write the server's allocation profile to this file at exit")
 	flag.StringVar(&o.serverURL, "server-url-params", "", "extra query parameters for the server's PostgreSQL URL only, for experiments (e.g. default_query_exec_mode=simple_protocol)")
 	flag.Parse()
@@ -104,6 +107,13 @@ func logf(format string, args ...any) {
 }
 
 func mainErr(o options) (err error) {
+	if o.driverProfile != "" {
+		stop, err := startCPUProfile(o.driverProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// A closed stdout (| head) must not kill us before the schema is

@@ -128,13 +128,12 @@ func (b *bencher) single(conc int) error {
 	if err != nil {
 		return err
 	}
-	bufs := make([][]byte, conc)
+	bufs := make([]buffers, conc)
 	srv := func(rep int) op {
 		g := newSingleGen(conc, "s"+strconv.Itoa(conc)+"r"+strconv.Itoa(rep), b.opt.duration)
 		return func(ctx context.Context, w int) (int, bool, error) {
 			n, want := g.next(w)
-			status, buf, err := b.d.single(ctx, us[w], &n, bufs[w])
-			bufs[w] = buf
+			status, err := b.d.single(ctx, us[w], &n, &bufs[w])
 			if err != nil {
 				return 0, false, err
 			}
@@ -218,13 +217,12 @@ func (b *bencher) batch(conc int) error {
 		return &batchGen{prefix: "b" + strconv.Itoa(conc) + "r" + strconv.Itoa(rep) + "-", size: size,
 			n: make([]int, conc), last: make([][]note, conc)}
 	}
-	bufs := make([][]byte, conc)
+	bufs := make([]buffers, conc)
 	srv := func(rep int) op {
 		g := gen(rep)
 		return func(ctx context.Context, w int) (int, bool, error) {
 			ns, want := g.next(w)
-			st, buf, err := b.d.push(ctx, us[w], ns, bufs[w])
-			bufs[w] = buf
+			st, err := b.d.push(ctx, us[w], ns, &bufs[w])
 			if err != nil {
 				return 0, false, err
 			}
@@ -391,7 +389,7 @@ func (b *bencher) incrementalPull(name string, ps *pullStore) error {
 		ns[i] = note{UID: ps.prefix + strconv.Itoa(g), ModifyAt: now,
 			Title: "Note " + strconv.Itoa(g) + " edited", Body: seedBody}
 	}
-	st, _, err := b.d.push(b.ctx, ps.u, ns, nil)
+	st, err := b.d.push(b.ctx, ps.u, ns, &buffers{})
 	if err != nil {
 		return err
 	}

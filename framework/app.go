@@ -111,7 +111,8 @@ type App struct {
 }
 
 type protocolSchemas struct {
-	push, change *jsonschema.Schema
+	push   checkedSchema
+	change *jsonschema.Schema // behind envelopeOK
 }
 
 // New validates cfg and returns an App with no models.
@@ -129,13 +130,15 @@ func New(cfg Config) (*App, error) {
 		return nil, fmt.Errorf("framework: protocol schemas: %w", err)
 	}
 	var ps protocolSchemas
+	var push *jsonschema.Schema
 	for path, dst := range map[string]**jsonschema.Schema{
-		"push.json": &ps.push, "change.json": &ps.change,
+		"push.json": &push, "change.json": &ps.change,
 	} {
 		if *dst, err = protoSet.compile(path); err != nil {
 			return nil, fmt.Errorf("framework: protocol schemas: %w", err)
 		}
 	}
+	ps.push = newCheckedSchema(push)
 	a := &App{
 		cfg: cfg, db: cfg.DB, log: cfg.Logger, appSchemas: appSchemas, protocol: ps,
 		models: map[string]*model{},

@@ -156,7 +156,7 @@ func (a *App) handlePush(c *gin.Context) error {
 	if err := ReadJSONBody(c.Request, a.cfg.MaxBodyBytes, &body); err != nil {
 		return err
 	}
-	if errs := schemaErrors(a.protocol.push, body, ""); len(errs) > 0 {
+	if errs := a.protocol.push.errors(body, ""); len(errs) > 0 {
 		return &Error{Code: CodeInvalid, Message: "invalid push request", Details: errs}
 	}
 	items, _ := body.(map[string]any)["changes"].([]any)

@@ -207,7 +207,7 @@ func (a *App) validate(m *model, ch *Change) (*prepared, error) {
 		if _, isObj := v.(map[string]any); !isObj {
 			return nil, Invalid("/data", "data must be a JSON object")
 		}
-		if errs := schemaErrors(m.schema, v, "/data"); len(errs) > 0 {
+		if errs := m.schema.errors(v, "/data"); len(errs) > 0 {
 			return nil, &ValidationError{Details: errs}
 		}
 		rec.Data = ch.Data

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/ferrysync/ferry/models"
-	"github.com/santhosh-tekuri/jsonschema/v5"
 	"github.com/uptrace/bun"
 )
 
@@ -41,7 +40,7 @@ type ModelOptions struct {
 type model struct {
 	name      string
 	selfOwned bool
-	schema    *jsonschema.Schema
+	schema    checkedSchema
 	policy    ConflictPolicy
 	table     models.Table
 	// canonical validates data beyond the schema (typed models decode it
@@ -148,7 +147,7 @@ func (a *App) register(m *model, opts ModelOptions) error {
 	if err != nil {
 		return fmt.Errorf("framework: register %s: %w", m.name, err)
 	}
-	m.schema = sch
+	m.schema = newCheckedSchema(sch)
 	if m.emptyData == nil {
 		m.emptyData = json.RawMessage(`{}`)
 	}

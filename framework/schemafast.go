@@ -1,0 +1,369 @@
+package framework
+
+import (
+	"encoding/json"
+	"math/big"
+	"regexp"
+	"unicode/utf8"
+
+	"github.com/santhosh-tekuri/jsonschema/v5"
+)
+
+// checkedSchema is a compiled JSON Schema with its fast check, if it has
+// one.
+type checkedSchema struct {
+	full *jsonschema.Schema
+	fast *fastSchema
+}
+
+func newCheckedSchema(full *jsonschema.Schema) checkedSchema {
+	return checkedSchema{full: full, fast: compileFastSchema(full)}
+}
+
+// errors validates v (decoded with UseNumber) like [schemaErrors], asking
+// jsonschema only when the fast check cannot vouch for v.
+func (s checkedSchema) errors(v any, prefix string) []FieldError {
+	if s.fast != nil && s.fast.valid(v, 0) {
+		return nil
+	}
+	return schemaErrors(s.full, v, prefix)
+}
+
+// A fastSchema answers "is this data surely valid?" for the keywords model
+// schemas use most, without jsonschema's per-node error paths, scope
+// slices and evaluated-property maps, which made schema validation the
+// largest cost of a push. It may answer false for valid data (jsonschema
+// then decides, and words the errors); it must never answer true for
+// invalid data (FuzzFastSchema checks this against jsonschema). Schemas
+// with a keyword it does not know get no fastSchema at all.
+type fastSchema struct {
+	always *bool
+	types  jsonTypes // 0: any type
+	enum   []string  // string enum or const; nil: none
+	ref    *fastSchema
+	allOf  []*fastSchema
+	anyOf  []*fastSchema
+
+	minProps, maxProps int // -1: unset
+	required           []string
+	props              map[string]*fastSchema
+	// additional applies to properties not in props; closed forbids them.
+	additional *fastSchema
+	closed     bool
+
+	minItems, maxItems int
+	items              *fastSchema
+
+	minLen, maxLen int
+	pattern        *regexp.Regexp
+
+	minimum, exclusiveMin, maximum, exclusiveMax, multipleOf *big.Rat
+}
+
+type jsonTypes uint8
+
+const (
+	typeNull jsonTypes = 1 << iota
+	typeBoolean
+	typeNumber
+	typeInteger
+	typeString
+	typeArray
+	typeObject
+)
+
+var typeNames = map[string]jsonTypes{
+	"null": typeNull, "boolean": typeBoolean, "number": typeNumber, "integer": typeInteger,
+	"string": typeString, "array": typeArray, "object": typeObject,
+}
+
+// fastSchemaDepth bounds both compiling and checking: a deeper schema or
+// value is left to jsonschema.
+const fastSchemaDepth = 64
+
+// compileFastSchema returns nil when s uses anything the fast check does
+// not implement.
+func compileFastSchema(s *jsonschema.Schema) *fastSchema {
+	return (&fastCompiler{done: map[*jsonschema.Schema]*fastSchema{}}).compile(s, 0)
+}
+
+type fastCompiler struct {
+	done        map[*jsonschema.Schema]*fastSchema
+	unsupported bool
+}
+
+func (c *fastCompiler) compile(s *jsonschema.Schema, depth int) *fastSchema {
+	sch := c.node(s, depth)
+	if c.unsupported {
+		return nil
+	}
+	return sch
+}
+
+func (c *fastCompiler) node(s *jsonschema.Schema, depth int) *fastSchema {
+	if s == nil || c.unsupported {
+		return nil
+	}
+	if sch, ok := c.done[s]; ok {
+		return sch // a cycle through $ref: filled in by the outer call
+	}
+	if depth > fastSchemaDepth || !fastSupported(s) {
+		c.unsupported = true
+		return nil
+	}
+	sch := &fastSchema{
+		always: s.Always, minProps: s.MinProperties, maxProps: s.MaxProperties,
+		required: s.Required, minItems: s.MinItems, maxItems: s.MaxItems,
+		minLen: s.MinLength, maxLen: s.MaxLength, pattern: s.Pattern,
+		minimum: s.Minimum, exclusiveMin: s.ExclusiveMinimum, maximum: s.Maximum,
+		exclusiveMax: s.ExclusiveMaximum, multipleOf: s.MultipleOf,
+	}
+	c.done[s] = sch
+	for _, t := range s.Types {
+		sch.types |= typeNames[t]
+	}
+	values := s.Enum
+	if len(s.Constant) > 0 {
+		if len(values) > 0 {
+			c.unsupported = true
+			return nil
+		}
+		values = s.Constant
+	}
+	if len(values) > 0 {
+		sch.enum = make([]string, 0, len(values))
+		for _, v := range values {
+			str, ok := v.(string)
+			if !ok {
+				c.unsupported = true
+				return nil
+			}
+			sch.enum = append(sch.enum, str)
+		}
+	}
+	sch.ref = c.node(s.Ref, depth+1)
+	for _, sub := range s.AllOf {
+		sch.allOf = append(sch.allOf, c.node(sub, depth+1))
+	}
+	for _, sub := range s.AnyOf {
+		sch.anyOf = append(sch.anyOf, c.node(sub, depth+1))
+	}
+	if len(s.Properties) > 0 {
+		sch.props = make(map[string]*fastSchema, len(s.Properties))
+		for name, sub := range s.Properties {
+			sch.props[name] = c.node(sub, depth+1)
+		}
+	}
+	switch ap := s.AdditionalProperties.(type) {
+	case bool:
+		sch.closed = !ap
+	case *jsonschema.Schema:
+		sch.additional = c.node(ap, depth+1)
+	}
+	if items, ok := s.Items.(*jsonschema.Schema); ok {
+		sch.items = c.node(items, depth+1)
+	}
+	if s.Items2020 != nil {
+		sch.items = c.node(s.Items2020, depth+1)
+	}
+	return sch
+}
+
+// fastSupported reports whether every keyword s uses is one the fast
+// check implements exactly as jsonschema does.
+func fastSupported(s *jsonschema.Schema) bool {
+	switch {
+	case s.RecursiveRef != nil, s.DynamicRef != nil, s.Format != "",
+		s.Not != nil, s.OneOf != nil, s.If != nil,
+		s.PropertyNames != nil, s.RegexProperties, len(s.PatternProperties) > 0,
+		len(s.Dependencies) > 0, len(s.DependentRequired) > 0, len(s.DependentSchemas) > 0,
+		s.UnevaluatedProperties != nil, s.UniqueItems, len(s.PrefixItems) > 0,
+		s.Contains != nil, s.UnevaluatedItems != nil,
+		s.ContentEncoding != "", s.ContentMediaType != "", s.ContentSchema != nil,
+		len(s.Extensions) > 0:
+		return false
+	}
+	if _, tuple := s.Items.([]*jsonschema.Schema); tuple {
+		return false
+	}
+	if s.Items != nil && s.Items2020 != nil {
+		return false
+	}
+	for _, t := range s.Types {
+		if typeNames[t] == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// valid reports whether v (decoded with UseNumber) surely satisfies the
+// schema.
+func (sch *fastSchema) valid(v any, depth int) bool {
+	if depth > fastSchemaDepth {
+		return false
+	}
+	if sch.always != nil {
+		return *sch.always
+	}
+	if sch.types != 0 && !sch.typeOK(v) {
+		return false
+	}
+	if sch.enum != nil {
+		str, ok := v.(string)
+		if !ok || !containsString(sch.enum, str) {
+			return false
+		}
+	}
+	if sch.ref != nil && !sch.ref.valid(v, depth+1) {
+		return false
+	}
+	for _, sub := range sch.allOf {
+		if !sub.valid(v, depth+1) {
+			return false
+		}
+	}
+	if len(sch.anyOf) > 0 && !sch.anyValid(v, depth) {
+		return false
+	}
+	switch v := v.(type) {
+	case map[string]any:
+		return sch.objectValid(v, depth)
+	case []any:
+		return sch.arrayValid(v, depth)
+	case string:
+		return sch.stringValid(v)
+	case json.Number:
+		return sch.numberValid(v)
+	case nil, bool:
+		return true
+	}
+	return false // not a decoded JSON value
+}
+
+func (sch *fastSchema) anyValid(v any, depth int) bool {
+	for _, sub := range sch.anyOf {
+		if sub.valid(v, depth+1) {
+			return true
+		}
+	}
+	return false
+}
+
+func (sch *fastSchema) typeOK(v any) bool {
+	switch v := v.(type) {
+	case nil:
+		return sch.types&typeNull != 0
+	case bool:
+		return sch.types&typeBoolean != 0
+	case string:
+		return sch.types&typeString != 0
+	case []any:
+		return sch.types&typeArray != 0
+	case map[string]any:
+		return sch.types&typeObject != 0
+	case json.Number:
+		if sch.types&typeNumber != 0 {
+			return true
+		}
+		return sch.types&typeInteger != 0 && isInteger(v)
+	}
+	return false
+}
+
+// isInteger is jsonschema's test: the number's value has no fraction
+// (1.0 and 1e3 are integers).
+func isInteger(n json.Number) bool {
+	s := string(n)
+	digits := s
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	plain := digits != ""
+	for i := 0; i < len(digits) && plain; i++ {
+		plain = digits[i] >= '0' && digits[i] <= '9'
+	}
+	if plain {
+		return true
+	}
+	r, ok := new(big.Rat).SetString(s)
+	return ok && r.IsInt()
+}
+
+func (sch *fastSchema) objectValid(obj map[string]any, depth int) bool {
+	if sch.minProps != -1 && len(obj) < sch.minProps || sch.maxProps != -1 && len(obj) > sch.maxProps {
+		return false
+	}
+	for _, name := range sch.required {
+		if _, ok := obj[name]; !ok {
+			return false
+		}
+	}
+	for name, val := range obj {
+		sub, declared := sch.props[name]
+		switch {
+		case declared:
+			if sub != nil && !sub.valid(val, depth+1) {
+				return false
+			}
+		case sch.closed:
+			return false
+		case sch.additional != nil:
+			if !sch.additional.valid(val, depth+1) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (sch *fastSchema) arrayValid(arr []any, depth int) bool {
+	if sch.minItems != -1 && len(arr) < sch.minItems || sch.maxItems != -1 && len(arr) > sch.maxItems {
+		return false
+	}
+	if sch.items != nil {
+		for _, item := range arr {
+			if !sch.items.valid(item, depth+1) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (sch *fastSchema) stringValid(s string) bool {
+	if sch.minLen != -1 || sch.maxLen != -1 {
+		n := utf8.RuneCountInString(s)
+		if sch.minLen != -1 && n < sch.minLen || sch.maxLen != -1 && n > sch.maxLen {
+			return false
+		}
+	}
+	return sch.pattern == nil || sch.pattern.MatchString(s)
+}
+
+func (sch *fastSchema) numberValid(n json.Number) bool {
+	if sch.minimum == nil && sch.exclusiveMin == nil && sch.maximum == nil && sch.exclusiveMax == nil && sch.multipleOf == nil {
+		return true
+	}
+	r, ok := new(big.Rat).SetString(string(n))
+	if !ok {
+		return false
+	}
+	switch {
+	case sch.minimum != nil && r.Cmp(sch.minimum) < 0,
+		sch.exclusiveMin != nil && r.Cmp(sch.exclusiveMin) <= 0,
+		sch.maximum != nil && r.Cmp(sch.maximum) > 0,
+		sch.exclusiveMax != nil && r.Cmp(sch.exclusiveMax) >= 0:
+		return false
+	}
+	return sch.multipleOf == nil || new(big.Rat).Quo(r, sch.multipleOf).IsInt()
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
