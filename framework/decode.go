@@ -110,11 +110,11 @@ func (a *App) decodeChange(v any) (*Change, []FieldError) {
 	ch.ModifyAt = Time{t}
 	ch.IsDeleted, _ = obj["is_deleted"].(bool)
 	if d, ok := obj["data"]; ok && d != nil {
-		raw, err := json.Marshal(d)
+		raw, err := appendJSONValue(nil, d)
 		if err != nil {
 			return ch, []FieldError{{Path: "/data", Message: "data is not valid JSON"}}
 		}
-		ch.Data, ch.decoded = raw, d
+		ch.Data, ch.decoded, ch.decodedFrom = raw, d, raw
 	}
 	return ch, nil
 }

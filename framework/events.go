@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 
@@ -58,13 +59,34 @@ type Change struct {
 	UID       string
 	ModifyAt  Time
 	IsDeleted bool
-	// Data is the record's data; nil for a tombstone sent without data.
+	// Data is the record's data; nil for a tombstone sent without data. A
+	// hook that changes it assigns a new slice rather than editing this
+	// one in place.
 	Data json.RawMessage
 	// Assumed is, for optimistic-concurrency protocols, the state the
 	// client believed the server held (see [Conflict.Assumed]).
 	Assumed *Record
 
-	// decoded is Data already decoded (numbers as json.Number), when the
-	// HTTP layer had it, so validation does not decode it again.
-	decoded any
+	// decoded is decodedFrom already decoded (numbers as json.Number),
+	// when the HTTP layer had it, so validation does not decode it again;
+	// it is stale once a hook has put another slice in Data.
+	decoded     any
+	decodedFrom json.RawMessage
+}
+
+// decodedData returns Data decoded, decoding it only if needed.
+func (ch *Change) decodedData() (any, error) {
+	if ch.decoded != nil && sameSlice(ch.Data, ch.decodedFrom) {
+		return ch.decoded, nil
+	}
+	var v any
+	if err := decodeJSON(bytes.NewReader(ch.Data), &v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// sameSlice reports whether a and b are the same bytes in memory.
+func sameSlice(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }

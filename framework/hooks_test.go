@@ -122,3 +122,67 @@ func TestHooksOverHTTP(t *testing.T) {
 		}
 	})
 }
+
+// TestValidateHookDataIsChecked: when an OnValidate hook replaces a
+// change's data, the schema and the typed model check the replacement,
+// not the data the HTTP layer decoded first.
+func TestValidateHookDataIsChecked(t *testing.T) {
+	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
+		app := newTestApp(t, db)
+		if err := framework.Register[tally](app, framework.ModelOptions{Schema: "item.json"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := app.Migrate(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		app.SetAuthenticator(bearerUser)
+		app.OnValidate().BindFunc(func(e *framework.ValidateEvent) error {
+			switch {
+			case strings.HasPrefix(e.Change.UID, "spoil"):
+				e.Change.Data = json.RawMessage(`{"n":"not a number"}`)
+			case strings.HasPrefix(e.Change.UID, "mend"):
+				e.Change.Data = json.RawMessage(`{"n":7,"s":"mended"}`)
+			}
+			return e.Next()
+		})
+		gin.SetMode(gin.TestMode)
+		engine := gin.New()
+		framework.UseProtocolErrors(engine)
+		app.Mount(engine.Group("/sync"))
+		srv := httptest.NewServer(engine)
+		defer srv.Close()
+		var changes []string
+		for _, model := range []string{"test.Item", "test.Tally"} {
+			changes = append(changes,
+				`{"model":"`+model+`","uid":"spoil","modify_at":"2026-01-01T00:00:00Z","data":{"n":1}}`,
+				`{"model":"`+model+`","uid":"mend","modify_at":"2026-01-01T00:00:00Z","data":{"n":"x"}}`)
+		}
+		req, _ := http.NewRequest("POST", srv.URL+"/sync/push", strings.NewReader(`{"changes":[`+strings.Join(changes, ",")+`]}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer user:ann")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out struct {
+			Results []struct {
+				Status string `json:"status"`
+				Record *struct {
+					Data map[string]any `json:"data"`
+				} `json:"record"`
+			} `json:"results"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || len(out.Results) != 4 {
+			t.Fatalf("answer: %v %+v", err, out)
+		}
+		for i, r := range out.Results {
+			switch {
+			case i%2 == 0 && r.Status != "rejected":
+				t.Errorf("change %d: spoiled data answered %s", i, r.Status)
+			case i%2 == 1 && (r.Status != "applied" || r.Record.Data["s"] != "mended"):
+				t.Errorf("change %d: mended data answered %s %+v", i, r.Status, r.Record)
+			}
+		}
+	})
+}

@@ -198,11 +198,9 @@ func (a *App) validate(m *model, ch *Change) (*prepared, error) {
 		return nil, Invalid("/data", "data is required unless is_deleted is true")
 	}
 	if ch.Data != nil {
-		v := ch.decoded
-		if v == nil {
-			if err := decodeJSON(bytes.NewReader(ch.Data), &v); err != nil {
-				return nil, Invalid("/data", "data is not valid JSON")
-			}
+		v, err := ch.decodedData()
+		if err != nil {
+			return nil, Invalid("/data", "data is not valid JSON")
 		}
 		if _, isObj := v.(map[string]any); !isObj {
 			return nil, Invalid("/data", "data must be a JSON object")
@@ -211,7 +209,7 @@ func (a *App) validate(m *model, ch *Change) (*prepared, error) {
 			return nil, &ValidationError{Details: errs}
 		}
 		rec.Data = ch.Data
-		canon, err := m.canonical(&rec)
+		canon, err := m.canonical(&rec, v)
 		if err != nil {
 			var ve *ValidationError
 			if errors.As(err, &ve) {

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
+	"github.com/ferrysync/ferry/framework/jsonfill"
 	"github.com/ferrysync/ferry/models"
 	"github.com/uptrace/bun"
 )
@@ -45,8 +47,9 @@ type model struct {
 	table     models.Table
 	// canonical validates data beyond the schema (typed models decode it
 	// and call Validate) and returns the form it will be stored in, so a
-	// retried write compares equal to the stored one.
-	canonical   func(rec *models.Record) (json.RawMessage, error)
+	// retried write compares equal to the stored one. decoded is rec.Data
+	// already decoded (numbers as json.Number).
+	canonical   func(rec *models.Record, decoded any) (json.RawMessage, error)
 	createTable func(ctx context.Context, idb bun.IDB) error
 	// emptyData is the stored form of a record created without data (a
 	// tombstone of a record the server never had): {} for schema-only
@@ -70,10 +73,16 @@ func Register[T any, P interface {
 	if err != nil {
 		return fmt.Errorf("framework: register %s: %w", name, err)
 	}
+	fill := jsonfill.For(reflect.TypeFor[T]())
 	m := &model{
 		name:  name,
 		table: table,
-		canonical: func(rec *models.Record) (json.RawMessage, error) {
+		canonical: func(rec *models.Record, decoded any) (json.RawMessage, error) {
+			if obj, ok := decoded.(map[string]any); ok && fill != nil {
+				if v := P(new(T)); fill.Fill(v, obj) {
+					rec.Value = v // else FromRecord decodes the text and words the error
+				}
+			}
 			v, err := table.FromRecord(rec)
 			if err != nil {
 				return nil, &ValidationError{Details: []FieldError{{Path: "/data", Message: "data does not fit the model: " + jsonErrorText(err)}}}
@@ -119,7 +128,7 @@ func (a *App) RegisterSchema(name string, opts ModelOptions) error {
 	m := &model{
 		name:  name,
 		table: models.NewGenericTable(a.db),
-		canonical: func(rec *models.Record) (json.RawMessage, error) {
+		canonical: func(rec *models.Record, _ any) (json.RawMessage, error) {
 			return rec.Data, nil
 		},
 	}

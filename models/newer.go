@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/schema"
@@ -130,52 +129,54 @@ func (st *newerStatement) run(ctx context.Context, idb bun.IDB, scope string, sp
 	if span.Take {
 		take = span.Count
 	}
-	places := make([]int64, len(recs))
+	// Every array travels as one text literal, which pgx sends as it is:
+	// a []string made pgx box each element, the largest share of a
+	// push's allocations. All literals share one buffer and one string.
+	lit := make([]byte, 0, 64*len(recs)*(len(st.fields)+1))
+	var ends [16]int
+	cut := ends[:0]
+	lit = append(lit, '{')
 	for i, r := range recs {
 		if r.Version < 1 || r.Version > span.Count {
 			return nil, fmt.Errorf("write %s/%s: place %d outside the span of %d versions", model, r.UID, r.Version, span.Count)
 		}
-		places[i] = r.Version
+		if i > 0 {
+			lit = append(lit, ',')
+		}
+		lit = strconv.AppendInt(lit, r.Version, 10)
 	}
+	lit = append(lit, '}')
+	cut = append(cut, len(lit))
+	gen := schema.NewQueryGen(idb.Dialect())
+	var scratch []byte
+	for k, f := range st.fields {
+		lit = append(lit, '{')
+		for i := range rows.Len() {
+			if i > 0 {
+				lit = append(lit, ',')
+			}
+			if st.plain[k] != 0 {
+				lit = st.plain[k].appendElement(lit, f.Value(rows.Index(i)))
+				continue
+			}
+			scratch = f.AppendValue(gen, scratch[:0], rows.Index(i))
+			var err error
+			if lit, err = appendLiteralElement(lit, scratch); err != nil {
+				return nil, fmt.Errorf("write %s/%s: column %s: %w", model, recs[i].UID, f.Name, err)
+			}
+		}
+		lit = append(lit, '}')
+		cut = append(cut, len(lit))
+	}
+	all := string(lit)
 	// Prepared once per connection (pgx's statement cache): planning the
 	// statement each time cost more than running it for one row.
 	args := make([]any, 0, 5+len(st.fields))
-	args = append(args, pgx.QueryExecModeCacheStatement, scope, take, span.Count, places)
-	gen := schema.NewQueryGen(idb.Dialect())
-	var buf []byte
-	n := rows.Len()
-	cells := make([]string, len(st.fields)*n) // every column's texts, in one allocation
-	for k, f := range st.fields {
-		col := cells[k*n : (k+1)*n : (k+1)*n]
-		var nulls []int // rare: pgx sends []string without boxing each value
-		for i := range col {
-			if st.plain[k] != 0 {
-				col[i], buf = st.plain[k].text(f.Value(rows.Index(i)), buf)
-				continue
-			}
-			buf = f.AppendValue(gen, buf[:0], rows.Index(i))
-			text, err := literalText(buf)
-			if err != nil {
-				return nil, fmt.Errorf("write %s/%s: column %s: %w", model, recs[i].UID, f.Name, err)
-			}
-			if text == nil {
-				nulls = append(nulls, i)
-				continue
-			}
-			col[i] = *text
-		}
-		if nulls == nil {
-			args = append(args, col)
-			continue
-		}
-		withNulls := make([]pgtype.Text, len(col))
-		for i, v := range col {
-			withNulls[i] = pgtype.Text{String: v, Valid: true}
-		}
-		for _, i := range nulls {
-			withNulls[i].Valid = false
-		}
-		args = append(args, withNulls)
+	args = append(args, pgx.QueryExecModeCacheStatement, scope, take, span.Count)
+	from := 0
+	for _, to := range cut {
+		args = append(args, all[from:to])
+		from = to
 	}
 	var q interface {
 		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
@@ -197,21 +198,25 @@ func (st *newerStatement) run(ctx context.Context, idb bun.IDB, scope string, sp
 		return nil, fmt.Errorf("write %d %s records: %w", len(recs), model, err)
 	}
 	defer res.Close()
-	got := make(map[string]int64, len(recs))
+	index := make(map[string]int, len(recs))
+	for i, r := range recs {
+		index[r.UID] = i
+	}
+	out := make([]int64, len(recs))
+	var uid sql.RawBytes // valid until Next; saves a string per row
 	for res.Next() {
-		var uid string
 		var v int64
 		if err := res.Scan(&uid, &v); err != nil {
 			return nil, fmt.Errorf("read written %s records: %w", model, err)
 		}
-		got[uid] = v
+		i, ok := index[string(uid)]
+		if !ok {
+			return nil, fmt.Errorf("write %s records: PostgreSQL returned %q, which was not written", model, uid)
+		}
+		out[i] = v
 	}
 	if err := res.Err(); err != nil {
 		return nil, fmt.Errorf("write %d %s records: %w", len(recs), model, err)
-	}
-	out := make([]int64, len(recs))
-	for i, r := range recs {
-		out[i] = got[r.UID]
 	}
 	return out, nil
 }
@@ -249,16 +254,16 @@ func plainKindOf(f *schema.Field) plainKind {
 	return notPlain
 }
 
-// text renders v as bun would (times in UTC with microseconds), reusing
-// buf for the conversions that need one.
-func (k plainKind) text(v reflect.Value, buf []byte) (string, []byte) {
+// appendElement appends v as a quoted element of a PostgreSQL array
+// literal, rendered as bun would (times in UTC with microseconds).
+func (k plainKind) appendElement(b []byte, v reflect.Value) []byte {
 	switch k {
 	case plainString:
-		return v.String(), buf
+		return appendArrayElement(b, v.String())
 	case plainBool:
-		return strconv.FormatBool(v.Bool()), buf
+		return strconv.AppendBool(b, v.Bool()) // true and false need no quotes
 	case plainInt:
-		return strconv.FormatInt(v.Int(), 10), buf
+		return strconv.AppendInt(b, v.Int(), 10)
 	default:
 		var t time.Time
 		if v.CanAddr() {
@@ -266,9 +271,23 @@ func (k plainKind) text(v reflect.Value, buf []byte) (string, []byte) {
 		} else {
 			t = v.Interface().(time.Time)
 		}
-		buf = t.UTC().AppendFormat(buf[:0], "2006-01-02 15:04:05.999999-07:00")
-		return string(buf), buf
+		b = append(b, '"')
+		b = t.UTC().AppendFormat(b, "2006-01-02 15:04:05.999999-07:00")
+		return append(b, '"')
 	}
+}
+
+// appendArrayElement appends s double-quoted, as a PostgreSQL array literal
+// needs it: only the double quote and the backslash are escaped.
+func appendArrayElement(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '"' || c == '\\' {
+			b = append(b, '\\')
+		}
+		b = append(b, s[i])
+	}
+	return append(b, '"')
 }
 
 // viaPgx reports whether idb is PostgreSQL through pgx's database/sql
@@ -289,32 +308,31 @@ func viaPgx(idb bun.IDB) bool {
 // literal; such tables cannot send their rows as text.
 var errLiteral = errors.New("value is not a plain SQL literal")
 
-// literalText turns the SQL literal bun appended for PostgreSQL into the
-// text PostgreSQL's input function reads: NULL becomes nil, a quoted
-// string loses its quotes and doubled quotes, and bare numbers and
-// booleans stay as they are.
-func literalText(lit []byte) (*string, error) {
+// appendLiteralElement turns the SQL literal bun appended for PostgreSQL
+// into an element of an array literal holding the text PostgreSQL's input
+// function reads: NULL stays NULL, a quoted string loses its quotes and
+// doubled quotes, and bare numbers and booleans stay as they are.
+func appendLiteralElement(b, lit []byte) ([]byte, error) {
 	s := string(lit)
 	switch {
 	case s == "NULL":
-		return nil, nil
+		return append(b, "NULL"...), nil
 	case len(s) >= 2 && s[0] == '\'' && s[len(s)-1] == '\'':
-		s = strings.ReplaceAll(s[1:len(s)-1], "''", "'")
-		return &s, nil
+		return appendArrayElement(b, strings.ReplaceAll(s[1:len(s)-1], "''", "'")), nil
 	case s == "TRUE" || s == "FALSE":
-		return &s, nil
+		return append(b, s...), nil
 	case strings.HasPrefix(s, "?!("):
-		return nil, fmt.Errorf("bun cannot write it: %s", strings.TrimSuffix(strings.TrimPrefix(s, "?!("), ")"))
+		return b, fmt.Errorf("bun cannot write it: %s", strings.TrimSuffix(strings.TrimPrefix(s, "?!("), ")"))
 	}
 	for _, c := range s {
 		if !strings.ContainsRune("0123456789+-.eE", c) {
-			return nil, fmt.Errorf("%w: %.40q", errLiteral, s)
+			return b, fmt.Errorf("%w: %.40q", errLiteral, s)
 		}
 	}
 	if s == "" {
-		return nil, fmt.Errorf("%w: empty", errLiteral)
+		return b, fmt.Errorf("%w: empty", errLiteral)
 	}
-	return &s, nil
+	return append(b, s...), nil
 }
 
 func quote(c string) string { return `"` + strings.ReplaceAll(c, `"`, `""`) + `"` }

@@ -2,6 +2,7 @@ package models_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -198,4 +199,64 @@ func TestWriteIfNewerNeedsComparableColumns(t *testing.T) {
 			t.Fatal("a table with a json column claims to write if newer")
 		}
 	})
+}
+
+// TestWriteIfNewerAwkwardText: values that mean something inside a
+// PostgreSQL array literal (quotes, backslashes, braces, commas, NULL,
+// spaces) come back exactly as written, in both table kinds.
+func TestWriteIfNewerAwkwardText(t *testing.T) {
+	db := synctest.OpenPostgres(t)
+	ctx := context.Background()
+	typed := migrateWithNotes(t, db)
+	awkward := []string{``, `NULL`, `null`, `"`, `\`, `\"`, `{a,b}`, `,`, ` padded `, "line\nbreak\ttab", `日本 é`, `'single'`, `""`, `\\N`}
+	for name, tbl := range map[string]interface {
+		models.Table
+		models.NewerWriter
+	}{"typed": typed, "generic": models.GenericTable{}} {
+		model, scope := "awk."+name, "owner-awk-"+name
+		var recs []*models.Record
+		for i, s := range awkward {
+			data, _ := json.Marshal(map[string]any{"title": s, "tags": []string{s, s + "x"}})
+			if i%3 == 0 {
+				data, _ = json.Marshal(map[string]any{"title": s, "tags": nil})
+			}
+			recs = append(recs, &models.Record{Model: model, UID: fmt.Sprintf("u%d", i), Owner: scope,
+				ModifyAt: time.Date(2026, 11, 26, 10, 0, 0, i*1000, time.UTC), Version: int64(i + 1), Data: data})
+		}
+		if _, err := tbl.WriteIfNewer(ctx, db, scope, models.VersionSpan{Count: int64(len(recs)), Take: true}, recs); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		uids := make([]string, len(recs))
+		for i, r := range recs {
+			uids[i] = r.UID
+		}
+		rows, err := tbl.Load(ctx, db, model, uids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != len(recs) {
+			t.Fatalf("%s: loaded %d of %d", name, len(rows), len(recs))
+		}
+		for _, row := range rows {
+			var i int
+			fmt.Sscanf(row.UID, "u%d", &i)
+			want, got := canonicalJSON(t, recs[i].Data), canonicalJSON(t, row.Data)
+			if got != want || !row.ModifyAt.Equal(recs[i].ModifyAt) || row.Owner != scope {
+				t.Errorf("%s %s: stored %s at %s, wrote %s at %s", name, row.UID, got, row.ModifyAt, want, recs[i].ModifyAt)
+			}
+		}
+	}
+}
+
+func canonicalJSON(t *testing.T, b []byte) string {
+	t.Helper()
+	var v map[string]any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	if tags, ok := v["tags"].([]any); ok && len(tags) == 0 {
+		v["tags"] = nil
+	}
+	out, _ := json.Marshal(v)
+	return string(out)
 }
