@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/ferrysync/ferry/framework/jsonvalue"
 )
 
 // decodeJSON decodes exactly one JSON value, numbers as json.Number.
@@ -47,6 +49,12 @@ func ReadJSONBody(r *http.Request, limit int64, v any) error {
 	}
 	if int64(len(body)) > limit {
 		return NewError(CodeTooLarge, "the body is larger than %d bytes", limit)
+	}
+	if dst, ok := v.(*any); ok {
+		if parsed, ok := jsonvalue.Parse(body); ok {
+			*dst = parsed
+			return nil
+		}
 	}
 	if err := decodeJSON(bytes.NewReader(body), v); err != nil {
 		return NewError(CodeInvalid, "the body is not valid JSON: %s", jsonSyntaxText(err))

@@ -271,10 +271,45 @@ func (k plainKind) appendElement(b []byte, v reflect.Value) []byte {
 		} else {
 			t = v.Interface().(time.Time)
 		}
+		return appendTimeElement(b, t.UTC())
+	}
+}
+
+// appendTimeElement appends t (in UTC) to microseconds as PostgreSQL reads
+// it, by hand: time.Format was a tenth of the statement's cost.
+func appendTimeElement(b []byte, t time.Time) []byte {
+	year, month, day := t.Date()
+	if year < 1 || year > 9999 {
 		b = append(b, '"')
-		b = t.UTC().AppendFormat(b, "2006-01-02 15:04:05.999999-07:00")
+		b = t.AppendFormat(b, "2006-01-02 15:04:05.999999-07:00")
 		return append(b, '"')
 	}
+	hour, minute, sec := t.Clock()
+	b = append(b, '"')
+	b = appendDigits(b, year, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(month), 2)
+	b = append(b, '-')
+	b = appendDigits(b, day, 2)
+	b = append(b, ' ')
+	b = appendDigits(b, hour, 2)
+	b = append(b, ':')
+	b = appendDigits(b, minute, 2)
+	b = append(b, ':')
+	b = appendDigits(b, sec, 2)
+	b = append(b, '.')
+	b = appendDigits(b, t.Nanosecond()/1000, 6)
+	return append(b, `+00"`...)
+}
+
+// appendDigits appends n zero-padded to width digits.
+func appendDigits(b []byte, n, width int) []byte {
+	var buf [8]byte
+	for i := width - 1; i >= 0; i-- {
+		buf[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return append(b, buf[:width]...)
 }
 
 // appendArrayElement appends s double-quoted, as a PostgreSQL array literal

@@ -221,7 +221,7 @@ func TestWriteIfNewerAwkwardText(t *testing.T) {
 				data, _ = json.Marshal(map[string]any{"title": s, "tags": nil})
 			}
 			recs = append(recs, &models.Record{Model: model, UID: fmt.Sprintf("u%d", i), Owner: scope,
-				ModifyAt: time.Date(2026, 11, 26, 10, 0, 0, i*1000, time.UTC), Version: int64(i + 1), Data: data})
+				ModifyAt: awkwardTimes[i%len(awkwardTimes)].Add(time.Duration(i) * time.Microsecond), Version: int64(i + 1), Data: data})
 		}
 		if _, err := tbl.WriteIfNewer(ctx, db, scope, models.VersionSpan{Count: int64(len(recs)), Take: true}, recs); err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -246,6 +246,15 @@ func TestWriteIfNewerAwkwardText(t *testing.T) {
 			}
 		}
 	}
+}
+
+// awkwardTimes are edges of the hand-written time text.
+var awkwardTimes = []time.Time{
+	time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC),
+	time.Date(2024, 2, 29, 23, 59, 59, 999_000_000, time.UTC),
+	time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+	time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC),
+	time.Date(1969, 12, 31, 23, 59, 59, 500_000_000, time.FixedZone("east", 5*3600)),
 }
 
 func canonicalJSON(t *testing.T, b []byte) string {

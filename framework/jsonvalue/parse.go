@@ -1,0 +1,315 @@
+// Package jsonvalue parses JSON into the values encoding/json decodes
+// into an any with UseNumber: map[string]any, []any, string, json.Number,
+// bool and nil.
+//
+// Decoding push bodies was the largest single cost of a push. Parse
+// reads the text once, where encoding/json scans it twice, and its strings
+// share one copy of the body instead of one allocation each. It does not
+// word errors: on anything it does not accept it returns false, and the
+// caller asks encoding/json, which either explains the error or, should
+// the two ever disagree, decodes the text itself.
+package jsonvalue
+
+import (
+	"encoding/json"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// maxDepth is encoding/json's nesting limit.
+const maxDepth = 10000
+
+// Parse returns the value of a JSON text (surrounding whitespace allowed),
+// or false when the text is not exactly one valid JSON value.
+func Parse(text []byte) (any, bool) {
+	p := parser{s: string(text)}
+	p.skipSpace()
+	v, ok := p.value(0)
+	if !ok {
+		return nil, false
+	}
+	p.skipSpace()
+	return v, p.i == len(p.s)
+}
+
+type parser struct {
+	s string
+	i int
+}
+
+func (p *parser) skipSpace() {
+	for p.i < len(p.s) {
+		switch p.s[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+func (p *parser) value(depth int) (any, bool) {
+	if p.i >= len(p.s) {
+		return nil, false
+	}
+	switch c := p.s[p.i]; {
+	case c == '{':
+		return p.object(depth + 1)
+	case c == '[':
+		return p.array(depth + 1)
+	case c == '"':
+		return p.str()
+	case c == '-' || '0' <= c && c <= '9':
+		return p.number()
+	case c == 't':
+		return true, p.literal("true")
+	case c == 'f':
+		return false, p.literal("false")
+	case c == 'n':
+		return nil, p.literal("null")
+	}
+	return nil, false
+}
+
+func (p *parser) literal(word string) bool {
+	if len(p.s)-p.i < len(word) || p.s[p.i:p.i+len(word)] != word {
+		return false
+	}
+	p.i += len(word)
+	return true
+}
+
+func (p *parser) object(depth int) (any, bool) {
+	if depth > maxDepth {
+		return nil, false
+	}
+	p.i++ // {
+	obj := map[string]any{}
+	p.skipSpace()
+	if p.i < len(p.s) && p.s[p.i] == '}' {
+		p.i++
+		return obj, true
+	}
+	for {
+		if p.i >= len(p.s) || p.s[p.i] != '"' {
+			return nil, false
+		}
+		key, ok := p.str()
+		if !ok {
+			return nil, false
+		}
+		p.skipSpace()
+		if p.i >= len(p.s) || p.s[p.i] != ':' {
+			return nil, false
+		}
+		p.i++
+		p.skipSpace()
+		v, ok := p.value(depth)
+		if !ok {
+			return nil, false
+		}
+		obj[key.(string)] = v
+		p.skipSpace()
+		if p.i >= len(p.s) {
+			return nil, false
+		}
+		switch p.s[p.i] {
+		case ',':
+			p.i++
+			p.skipSpace()
+		case '}':
+			p.i++
+			return obj, true
+		default:
+			return nil, false
+		}
+	}
+}
+
+func (p *parser) array(depth int) (any, bool) {
+	if depth > maxDepth {
+		return nil, false
+	}
+	p.i++ // [
+	arr := make([]any, 0)
+	p.skipSpace()
+	if p.i < len(p.s) && p.s[p.i] == ']' {
+		p.i++
+		return arr, true
+	}
+	for {
+		v, ok := p.value(depth)
+		if !ok {
+			return nil, false
+		}
+		arr = append(arr, v)
+		p.skipSpace()
+		if p.i >= len(p.s) {
+			return nil, false
+		}
+		switch p.s[p.i] {
+		case ',':
+			p.i++
+			p.skipSpace()
+		case ']':
+			p.i++
+			return arr, true
+		default:
+			return nil, false
+		}
+	}
+}
+
+// str reads a string at p.i (its opening quote). A string without escapes
+// or invalid UTF-8 is a slice of the text; others are rebuilt.
+func (p *parser) str() (any, bool) {
+	start := p.i + 1
+	for i := start; i < len(p.s); {
+		c := p.s[i]
+		switch {
+		case c == '"':
+			p.i = i + 1
+			return p.s[start:i], true
+		case c == '\\' || c < 0x20:
+			return p.unquote(start)
+		case c < utf8.RuneSelf:
+			i++
+		default:
+			r, size := utf8.DecodeRuneInString(p.s[i:])
+			if r == utf8.RuneError && size == 1 {
+				return p.unquote(start)
+			}
+			i += size
+		}
+	}
+	return nil, false
+}
+
+// unquote decodes the string starting at start as encoding/json does:
+// escapes resolved, invalid UTF-8 and unpaired surrogates become U+FFFD.
+func (p *parser) unquote(start int) (any, bool) {
+	b := make([]byte, 0, 32)
+	for i := start; i < len(p.s); {
+		c := p.s[i]
+		switch {
+		case c == '"':
+			p.i = i + 1
+			return string(b), true
+		case c < 0x20:
+			return nil, false
+		case c == '\\':
+			if i+1 >= len(p.s) {
+				return nil, false
+			}
+			switch e := p.s[i+1]; e {
+			case '"', '\\', '/':
+				b = append(b, e)
+			case 'b':
+				b = append(b, '\b')
+			case 'f':
+				b = append(b, '\f')
+			case 'n':
+				b = append(b, '\n')
+			case 'r':
+				b = append(b, '\r')
+			case 't':
+				b = append(b, '\t')
+			case 'u':
+				r, ok := hex4(p.s, i+2)
+				if !ok {
+					return nil, false
+				}
+				i += 6
+				if utf16.IsSurrogate(r) {
+					if r2, ok := hex4(p.s, i+2); ok && i+1 < len(p.s) && p.s[i] == '\\' && p.s[i+1] == 'u' {
+						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+							b = utf8.AppendRune(b, dec)
+							i += 6
+							continue
+						}
+					}
+					r = utf8.RuneError
+				}
+				b = utf8.AppendRune(b, r)
+				continue
+			default:
+				return nil, false
+			}
+			i += 2
+		case c < utf8.RuneSelf:
+			b = append(b, c)
+			i++
+		default:
+			r, size := utf8.DecodeRuneInString(p.s[i:])
+			b = utf8.AppendRune(b, r) // RuneError for invalid bytes
+			i += size
+		}
+	}
+	return nil, false
+}
+
+// hex4 reads the four hex digits at s[i:].
+func hex4(s string, i int) (rune, bool) {
+	if i+4 > len(s) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range []byte(s[i : i+4]) {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r*16 + rune(c)
+	}
+	return r, true
+}
+
+// number reads a number by JSON's grammar, kept as written.
+func (p *parser) number() (any, bool) {
+	s, i := p.s, p.i
+	start := i
+	if s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case i < len(s) && '1' <= s[i] && s[i] <= '9':
+		for i < len(s) && '0' <= s[i] && s[i] <= '9' {
+			i++
+		}
+	default:
+		return nil, false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		digits := i
+		for i < len(s) && '0' <= s[i] && s[i] <= '9' {
+			i++
+		}
+		if i == digits {
+			return nil, false
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		digits := i
+		for i < len(s) && '0' <= s[i] && s[i] <= '9' {
+			i++
+		}
+		if i == digits {
+			return nil, false
+		}
+	}
+	p.i = i
+	return json.Number(s[start:i]), true
+}
