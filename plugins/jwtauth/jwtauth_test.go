@@ -3,6 +3,7 @@ package jwtauth_test
 import (
 	"errors"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -78,5 +79,45 @@ func TestTokens(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	if _, err := jwtauth.New(jwtauth.Config{Secret: []byte("short")}); err == nil || !strings.Contains(err.Error(), "Config.Secret") {
 		t.Fatalf("short secret: %v", err)
+	}
+}
+
+// TestVerifiedTokens: a token checked once is remembered, but it still
+// expires on time, and a token differing in any byte is checked afresh.
+func TestVerifiedTokens(t *testing.T) {
+	now := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
+	p, err := jwtauth.New(jwtauth.Config{Secret: secret, TTL: time.Hour, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := p.Issue("user-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if got, err := p.Verify(tok); err != nil || got.UserID != "user-1" {
+			t.Fatalf("verify: %+v %v", got, err)
+		}
+	}
+	last := tok[len(tok)-1]
+	tampered := tok[:len(tok)-1] + string(rune('A'+(last-'A'+1)%26))
+	if _, err := p.Verify(tampered); err == nil {
+		t.Fatal("a tampered token passed after its original was remembered")
+	}
+	// Many users: the memory is bounded, and every token still verifies.
+	for i := range 10_050 {
+		other, _ := p.Issue("user-" + strconv.Itoa(i))
+		if got, err := p.Verify(other); err != nil || got.UserID != "user-"+strconv.Itoa(i) {
+			t.Fatalf("user %d: %+v %v", i, got, err)
+		}
+	}
+	now = now.Add(time.Hour - time.Second)
+	if _, err := p.Verify(tok); err != nil {
+		t.Fatalf("a second before expiry: %v", err)
+	}
+	now = now.Add(time.Second)
+	var pe *framework.Error
+	if _, err := p.Verify(tok); !errors.As(err, &pe) || !strings.Contains(pe.Message, "expired") {
+		t.Fatalf("at expiry: %v, want expired", err)
 	}
 }
