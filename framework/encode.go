@@ -12,6 +12,37 @@ import (
 // hand skips encoding/json's reflection and its re-validation of every
 // record's data, which is already JSON the server wrote.
 
+// sizeHint is about the length of r as JSON (more if strings need
+// escapes), so that an answer's buffer is allocated once.
+func (r *Record) sizeHint() int {
+	return 128 + len(r.Model) + len(r.UID) + len(r.Owner) + len(r.Data)
+}
+
+// sizeHint is about the length of the page as JSON.
+func (p *PullResponse) sizeHint() int {
+	n := 64 + len(p.Cursor)
+	for _, r := range p.Changes {
+		n += r.sizeHint()
+	}
+	return n
+}
+
+// sizeHint is about the length of the push answer as JSON.
+func (p *pushResponse) sizeHint() int {
+	n := 64 + len(p.Cursor)
+	for i := range p.Results {
+		r := &p.Results[i]
+		n += 64 + len(r.Model) + len(r.UID)
+		if r.Record != nil {
+			n += r.Record.sizeHint()
+		}
+		for _, e := range r.Errors {
+			n += 32 + len(e.Path) + len(e.Message)
+		}
+	}
+	return n
+}
+
 // appendJSON appends r as JSON.
 func (r *Record) appendJSON(b []byte) []byte {
 	b = append(b, `{"model":`...)

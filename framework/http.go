@@ -205,7 +205,7 @@ func (a *App) handlePush(c *gin.Context) error {
 	if cur != nil {
 		resp.Cursor = advanceCursor(cur, p.UserID, results).encode()
 	}
-	c.Data(http.StatusOK, "application/json; charset=utf-8", resp.appendJSON(make([]byte, 0, 384*(len(results)+1))))
+	c.Data(http.StatusOK, "application/json; charset=utf-8", resp.appendJSON(make([]byte, 0, resp.sizeHint())))
 	return nil
 }
 
@@ -265,7 +265,7 @@ func (a *App) handlePull(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Data(http.StatusOK, "application/json; charset=utf-8", resp.appendJSON(make([]byte, 0, 256*(len(resp.Changes)+1))))
+	c.Data(http.StatusOK, "application/json; charset=utf-8", resp.appendJSON(make([]byte, 0, resp.sizeHint())))
 	return nil
 }
 

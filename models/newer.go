@@ -8,7 +8,9 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -60,6 +62,9 @@ type newerStatement struct {
 	fields []*schema.Field // every column but version, in parameter order
 	plain  []plainKind     // per field: written without bun when not 0
 	sql    string          // $1 scope, $2 versions taken, $3 span, $4 places, $5… columns
+	// rowBytes is the largest literal text per row seen so far, to size
+	// the next statement's buffer at once.
+	rowBytes atomic.Int64
 }
 
 // newerShape derives the statement from a bun table. conflict is the
@@ -67,8 +72,8 @@ type newerStatement struct {
 // whose difference makes an equal modify_at win. It returns false when a
 // compared column has no equality operator in PostgreSQL (json, xml), or
 // a column has no SQL type to cast its text to.
-func newerShape(t *schema.Table, conflict string, set, compare []string) (newerStatement, bool) {
-	var st newerStatement
+func newerShape(t *schema.Table, conflict string, set, compare []string) (*newerStatement, bool) {
+	st := &newerStatement{}
 	for _, c := range compare {
 		f, ok := t.FieldMap[c]
 		if !ok {
@@ -132,7 +137,8 @@ func (st *newerStatement) run(ctx context.Context, idb bun.IDB, scope string, sp
 	// Every array travels as one text literal, which pgx sends as it is:
 	// a []string made pgx box each element, the largest share of a
 	// push's allocations. All literals share one buffer and one string.
-	lit := make([]byte, 0, 64*len(recs)*(len(st.fields)+1))
+	perRow := max(st.rowBytes.Load(), int64(32*(len(st.fields)+1)))
+	lit := make([]byte, 0, perRow*int64(len(recs))*9/8+64)
 	var ends [16]int
 	cut := ends[:0]
 	lit = append(lit, '{')
@@ -168,7 +174,12 @@ func (st *newerStatement) run(ctx context.Context, idb bun.IDB, scope string, sp
 		lit = append(lit, '}')
 		cut = append(cut, len(lit))
 	}
-	all := string(lit)
+	if n := int64(len(lit) / len(recs)); n > perRow {
+		st.rowBytes.Store(n)
+	}
+	// lit is not written again: the string may share its bytes, sparing
+	// a copy of the largest allocation of a push.
+	all := unsafe.String(unsafe.SliceData(lit), len(lit))
 	// Prepared once per connection (pgx's statement cache): planning the
 	// statement each time cost more than running it for one row.
 	args := make([]any, 0, 5+len(st.fields))

@@ -90,10 +90,10 @@ func NewGenericTable(db *bun.DB) GenericTable {
 	if !ok {
 		return GenericTable{}
 	}
-	return GenericTable{newer: &st}
+	return GenericTable{newer: st}
 }
 
-func genericNewerShape(idb bun.IDB) (newerStatement, bool) {
+func genericNewerShape(idb bun.IDB) (*newerStatement, bool) {
 	return newerShape(idb.Dialect().Tables().Get(reflect.TypeFor[GenericRecord]()),
 		`"model", "uid"`, genericUpdateColumns, []string{"is_deleted", "data"})
 }
@@ -178,8 +178,7 @@ func (GenericTable) CanWriteIfNewer(idb bun.IDB) bool { return viaPgx(idb) }
 func (t GenericTable) WriteIfNewer(ctx context.Context, idb bun.IDB, scope string, span VersionSpan, recs []*Record) ([]int64, error) {
 	st := t.newer
 	if st == nil {
-		shape, _ := genericNewerShape(idb)
-		st = &shape
+		st, _ = genericNewerShape(idb)
 	}
 	rows := make([]GenericRecord, len(recs))
 	for i, r := range recs {

@@ -23,7 +23,7 @@ type TypedTable[T any, P interface {
 	BaseHolder
 }] struct {
 	dataColumns []string
-	newer       newerStatement
+	newer       *newerStatement
 	newerOK     bool // the data columns can be compared in SQL
 }
 
