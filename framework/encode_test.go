@@ -2,7 +2,6 @@ package framework
 
 import (
 	"encoding/json"
-	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -59,60 +58,4 @@ func TestPushEncodingMatchesEncodingJSON(t *testing.T) {
 			t.Fatalf("\ngot  %s\nwant %s", got, want)
 		}
 	}
-}
-
-func FuzzAppendJSONString(f *testing.F) {
-	for _, s := range []string{"", "plain", "q\"b\\", "\x00\x1f", "\u2028\u2029", "\xff\xfe", "é日本"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		want, _ := json.Marshal(s)
-		if got := appendJSONString(nil, s); string(got) != string(want) {
-			t.Fatalf("%q: got %s want %s", s, got, want)
-		}
-	})
-}
-
-// appendJSONValue writes decoded values exactly as json.Marshal does:
-// sorted keys, the same escapes, numbers as written.
-func TestValueEncodingMatchesEncodingJSON(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 4))
-	odd := []any{"o\"\\\n\t\x01\u2028é\xff<&>", map[string]any{"é": json.Number("1.5E+300"), "<k>": []any{}, "": nil},
-		json.Number("-0.5e-7"), json.Number("0"), map[string]any{}, []any{nil, true, false}}
-	for i := range 5000 {
-		v := randomJSON(rng, 0)
-		switch i % 3 {
-		case 1:
-			v = nearlyValid(rng)
-		case 2:
-			v = map[string]any{"odd": odd[rng.IntN(len(odd))], "v": v}
-		}
-		want, err := json.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := appendJSONValue(nil, v)
-		if err != nil || string(got) != string(want) {
-			t.Fatalf("%#v:\ngot  %s (%v)\nwant %s", v, got, err, want)
-		}
-	}
-	if got, _ := appendJSONValue(nil, json.Number("")); string(got) != "0" {
-		t.Errorf("empty number: %s, json.Marshal says 0", got)
-	}
-	for _, bad := range []any{json.Number("01"), json.Number("1."), json.Number("+1"), json.Number("1e"), json.Number("NaN"), 1.5, struct{}{}} {
-		if _, err := appendJSONValue(nil, []any{bad}); err == nil {
-			t.Errorf("%#v was encoded", bad)
-		}
-		if _, err := json.Marshal([]any{bad}); err == nil && !isFloatOrStruct(bad) {
-			t.Errorf("json.Marshal accepts %#v; the two disagree", bad)
-		}
-	}
-}
-
-func isFloatOrStruct(v any) bool {
-	switch v.(type) {
-	case float64, struct{}:
-		return true
-	}
-	return false
 }

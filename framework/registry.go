@@ -8,7 +8,7 @@ import (
 	"reflect"
 	"time"
 
-	"github.com/ferrysync/ferry/framework/jsonfill"
+	"github.com/ferrysync/ferry/framework/jsonstruct"
 	"github.com/ferrysync/ferry/models"
 	"github.com/uptrace/bun"
 )
@@ -73,7 +73,7 @@ func Register[T any, P interface {
 	if err != nil {
 		return fmt.Errorf("framework: register %s: %w", name, err)
 	}
-	fill := jsonfill.For(reflect.TypeFor[T]())
+	fill := jsonstruct.For(reflect.TypeFor[T]())
 	m := &model{
 		name:  name,
 		table: table,

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/ferrysync/ferry/framework/jsonstruct"
 	"github.com/uptrace/bun"
 )
 
@@ -25,6 +26,9 @@ type TypedTable[T any, P interface {
 	dataColumns []string
 	newer       *newerStatement
 	newerOK     bool // the data columns can be compared in SQL
+	// json encodes T without encoding/json's reflection on every record,
+	// when T is plain enough (nil otherwise).
+	json *jsonstruct.Plan
 }
 
 // NewTypedTable inspects T's bun table and checks that it embeds Base.
@@ -54,7 +58,7 @@ func NewTypedTable[T any, P interface {
 			return nil, fmt.Errorf("models: %s lacks column %q: embed models.Base in it", typ, c)
 		}
 	}
-	t := &TypedTable[T, P]{dataColumns: data}
+	t := &TypedTable[T, P]{dataColumns: data, json: jsonstruct.For(typ)}
 	t.newer, t.newerOK = newerShape(table, `"uid"`, t.updateColumns(), append([]string{"is_deleted"}, data...))
 	return t, nil
 }
@@ -100,9 +104,16 @@ func (t *TypedTable[T, P]) FeedKeys(idb bun.IDB, _ []string, p FeedParams) *bun.
 // ToRecord encodes one typed value as a [Record].
 func (t *TypedTable[T, P]) ToRecord(model string, v P) (Record, error) {
 	b := v.SyncBase()
-	data, err := json.Marshal(v)
-	if err != nil {
-		return Record{}, fmt.Errorf("encode %s/%s: %w", model, b.ID, err)
+	var data []byte
+	var encoded bool
+	if t.json != nil {
+		data, encoded = t.json.Append(make([]byte, 0, 256), v)
+	}
+	if !encoded {
+		var err error
+		if data, err = json.Marshal(v); err != nil {
+			return Record{}, fmt.Errorf("encode %s/%s: %w", model, b.ID, err)
+		}
 	}
 	return Record{
 		Model: model, UID: b.ID, Owner: b.OwnerID, ModifyAt: b.ModifiedAt.UTC(),

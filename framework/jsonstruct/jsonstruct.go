@@ -1,28 +1,43 @@
-// Package jsonfill fills a struct from an already decoded JSON object
-// (map[string]any, numbers as json.Number) exactly as encoding/json would
-// fill it from the object's text, for the plain structs sync models are.
+// Package jsonstruct fills the plain structs sync models are from an
+// already decoded JSON object (map[string]any, numbers as json.Number),
+// and encodes them, exactly as encoding/json would.
 //
 // A push decodes each change's data once, for its JSON Schema; filling the
 // typed model from that value skips encoding/json parsing the same bytes
-// again, which cost more than the rest of the model's checks together.
-// Anything this package is not sure to do exactly as encoding/json does
-// makes For return nil or Fill return false, and the caller decodes the
-// text with encoding/json instead.
-package jsonfill
+// again, and encoding it by a plan made once skips its reflection on
+// every record. Anything this package is not sure to do exactly as
+// encoding/json does makes For return nil, or Fill or Append return false,
+// and the caller uses encoding/json instead. It is a leaf package, shared
+// by models and framework.
+package jsonstruct
 
 import (
 	"encoding"
 	"encoding/json"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
+
+	"github.com/ferrysync/ferry/framework/jsonvalue"
 )
 
-// A Plan fills one struct type.
+// A Plan fills and encodes one struct type.
 type Plan struct {
 	typ    reflect.Type
 	fields map[string]field // by JSON name
 	names  []string
+	// encoded lists the fields in encoding/json's order; encodable is
+	// false when encoding needs what the plan does not do (omitzero, a
+	// custom marshaler).
+	encoded   []encodedField
+	encodable bool
+}
+
+type encodedField struct {
+	index     int
+	key       []byte // "name":
+	omitEmpty bool
 }
 
 type field struct {
@@ -33,6 +48,8 @@ type field struct {
 var (
 	jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
 	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+	jsonMarshaler   = reflect.TypeFor[json.Marshaler]()
+	textMarshaler   = reflect.TypeFor[encoding.TextMarshaler]()
 )
 
 // For returns the plan for struct type t, or nil when t has anything the
@@ -43,7 +60,7 @@ func For(t reflect.Type) *Plan {
 	if t.Kind() != reflect.Struct || customDecoding(t) {
 		return nil
 	}
-	p := &Plan{typ: t, fields: map[string]field{}}
+	p := &Plan{typ: t, fields: map[string]field{}, encodable: !customEncoding(t)}
 	for i := range t.NumField() {
 		f := t.Field(i)
 		tag, tagged := f.Tag.Lookup("json")
@@ -67,8 +84,11 @@ func For(t reflect.Type) *Plan {
 			continue
 		}
 		name, opts, _ := strings.Cut(tag, ",")
-		if opts != "" && hasOption(opts, "string") {
+		if hasOption(opts, "string") {
 			return nil
+		}
+		if hasOption(opts, "omitzero") || customEncoding(f.Type) || f.Type.Kind() == reflect.Slice && customEncoding(f.Type.Elem()) {
+			p.encodable = false
 		}
 		if !tagged || name == "" {
 			name = f.Name
@@ -83,6 +103,8 @@ func For(t reflect.Type) *Plan {
 		}
 		p.fields[name] = field{index: i, typ: f.Type}
 		p.names = append(p.names, name)
+		key := append(jsonvalue.AppendString(nil, name), ':')
+		p.encoded = append(p.encoded, encodedField{index: i, key: key, omitEmpty: hasOption(opts, "omitempty")})
 	}
 	return p
 }
@@ -120,6 +142,100 @@ func (p *Plan) foldedMatch(key string) bool {
 		}
 	}
 	return false
+}
+
+// Append appends v, a pointer to the plan's struct, as json.Marshal
+// would. It returns false when it cannot (a plan that does not encode, a
+// NaN or infinite float, which encoding/json refuses).
+func (p *Plan) Append(b []byte, v any) ([]byte, bool) {
+	rv := reflect.ValueOf(v)
+	if !p.encodable || rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Type() != p.typ {
+		return b, false
+	}
+	rv = rv.Elem()
+	b = append(b, '{')
+	first := true
+	for _, f := range p.encoded {
+		fv := rv.Field(f.index)
+		if f.omitEmpty && isEmpty(fv) {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, f.key...)
+		var ok bool
+		if b, ok = appendValue(b, fv); !ok {
+			return b, false
+		}
+	}
+	return append(b, '}'), true
+}
+
+func isEmpty(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.Slice:
+		return v.Len() == 0
+	case reflect.Float32, reflect.Float64:
+		return v.Float() == 0
+	}
+	return v.IsZero()
+}
+
+func appendValue(b []byte, v reflect.Value) ([]byte, bool) {
+	switch v.Kind() {
+	case reflect.String:
+		return jsonvalue.AppendString(b, v.String()), true
+	case reflect.Bool:
+		return strconv.AppendBool(b, v.Bool()), true
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return strconv.AppendInt(b, v.Int(), 10), true
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return strconv.AppendUint(b, v.Uint(), 10), true
+	case reflect.Float32, reflect.Float64:
+		return appendFloat(b, v.Float(), v.Type().Bits())
+	case reflect.Slice:
+		if v.IsNil() {
+			return append(b, "null"...), true
+		}
+		b = append(b, '[')
+		for i := range v.Len() {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			var ok bool
+			if b, ok = appendValue(b, v.Index(i)); !ok {
+				return b, false
+			}
+		}
+		return append(b, ']'), true
+	}
+	return b, false
+}
+
+// appendFloat is encoding/json's float format: like ES6, the shortest
+// text, with an exponent only for very small or large magnitudes.
+func appendFloat(b []byte, f float64, bits int) ([]byte, bool) {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return b, false
+	}
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs != 0 {
+		if bits == 64 && (abs < 1e-6 || abs >= 1e21) || bits == 32 && (float32(abs) < 1e-6 || float32(abs) >= 1e21) {
+			format = 'e'
+		}
+	}
+	b = strconv.AppendFloat(b, f, format, -1, bits)
+	if format == 'e' {
+		// e-09 becomes e-9, as encoding/json writes it.
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b, true
 }
 
 // set stores a decoded JSON value in v, which holds its zero value.
@@ -207,6 +323,12 @@ func fillable(t reflect.Type) bool {
 		return e.Kind() != reflect.Uint8 && e.Kind() != reflect.Slice && fillable(e)
 	}
 	return false
+}
+
+func customEncoding(t reflect.Type) bool {
+	pt := reflect.PointerTo(t)
+	return t.Implements(jsonMarshaler) || t.Implements(textMarshaler) ||
+		pt.Implements(jsonMarshaler) || pt.Implements(textMarshaler)
 }
 
 func customDecoding(t reflect.Type) bool {

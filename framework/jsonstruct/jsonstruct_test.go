@@ -1,15 +1,16 @@
-package jsonfill_test
+package jsonstruct_test
 
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/ferrysync/ferry/framework/jsonfill"
+	"github.com/ferrysync/ferry/framework/jsonstruct"
 )
 
 type hidden struct {
@@ -36,7 +37,11 @@ type model struct {
 	Nums     []int32  `json:"nums"`
 	Color    color    `json:"color"`
 	Untagged string
-	Skipped  string `json:"-"`
+	Opt      []string `json:"opt,omitempty"`
+	OF       float64  `json:"of,omitempty"`
+	OB       bool     `json:",omitempty"`
+	HTML     string   `json:"<h&>"`
+	Skipped  string   `json:"-"`
 	Dash     string `json:"-,"`
 	private  string
 }
@@ -80,11 +85,11 @@ func TestForRefusesWhatItCannotMatch(t *testing.T) {
 	}
 	for _, v := range []any{withTime{}, withBytes{}, withMap{}, withPtr{}, withStringOpt{}, dup,
 		embedsLeaky{}, namedEmbed{}, ptrEmbed{}, nested{}, custom{}, struct{ T textual }{}, 3} {
-		if jsonfill.For(reflect.TypeOf(v)) != nil {
+		if jsonstruct.For(reflect.TypeOf(v)) != nil {
 			t.Errorf("%T got a plan", v)
 		}
 	}
-	if jsonfill.For(reflect.TypeFor[model]()) == nil {
+	if jsonstruct.For(reflect.TypeFor[model]()) == nil {
 		t.Fatal("the test model got no plan")
 	}
 }
@@ -101,7 +106,7 @@ func (t *textual) UnmarshalText([]byte) error { return nil }
 // when encoding/json decodes the object's text without error (keys that
 // match only by case aside), and then fills the same struct.
 func TestFillMatchesEncodingJSON(t *testing.T) {
-	plan := jsonfill.For(reflect.TypeFor[model]())
+	plan := jsonstruct.For(reflect.TypeFor[model]())
 	rng := rand.New(rand.NewPCG(5, 6))
 	filled := 0
 	for range 50000 {
@@ -132,14 +137,16 @@ func TestFillMatchesEncodingJSON(t *testing.T) {
 }
 
 func TestFillRefusesAnotherType(t *testing.T) {
-	plan := jsonfill.For(reflect.TypeFor[model]())
+	plan := jsonstruct.For(reflect.TypeFor[model]())
 	var other struct{ Title string }
 	if plan.Fill(&other, map[string]any{"title": "x"}) || plan.Fill(model{}, nil) {
 		t.Fatal("filled a value of another type")
 	}
 }
 
-var exactKeys = []string{"title", "count", "n", "u", "f32", "f", "b", "tags", "nums", "color", "Untagged", "Skipped", "-", "private", "ID", "hidden", "marker"}
+var exactKeys = []string{"title", "count", "n", "u", "f32", "f", "b", "tags", "nums", "color", "Untagged", "opt", "of", "OB", "<h&>", "Skipped", "-", "private", "ID", "hidden", "marker"}
+
+const fieldKeys = 15 // exactKeys[:fieldKeys] are the model's JSON names
 
 func hasFoldedKey(obj map[string]any) bool {
 	for k := range obj {
@@ -150,7 +157,7 @@ func hasFoldedKey(obj map[string]any) bool {
 		if exact {
 			continue
 		}
-		for _, e := range exactKeys[:12] {
+		for _, e := range exactKeys[:fieldKeys] {
 			if strings.EqualFold(k, e) {
 				return true
 			}
@@ -165,7 +172,7 @@ func randomObject(rng *rand.Rand) map[string]any {
 	for range rng.IntN(6) {
 		k := keys[rng.IntN(len(keys))]
 		if rng.IntN(3) > 0 {
-			k = exactKeys[rng.IntN(12)]
+			k = exactKeys[rng.IntN(fieldKeys)]
 		}
 		obj[k] = randomValue(rng, 0)
 	}
@@ -207,9 +214,71 @@ func ExamplePlan_Fill() {
 		Title string   `json:"title"`
 		Tags  []string `json:"tags"`
 	}
-	plan := jsonfill.For(reflect.TypeFor[Note]())
+	plan := jsonstruct.For(reflect.TypeFor[Note]())
 	var n Note
 	ok := plan.Fill(&n, map[string]any{"title": "Milk", "tags": []any{"shop"}, "extra": 1})
 	fmt.Println(ok, n.Title, n.Tags)
 	// Output: true Milk [shop]
 }
+
+// TestAppendMatchesEncodingJSON: Append writes what json.Marshal writes,
+// for filled values and for float edges.
+func TestAppendMatchesEncodingJSON(t *testing.T) {
+	plan := jsonstruct.For(reflect.TypeFor[model]())
+	rng := rand.New(rand.NewPCG(9, 10))
+	floats := []float64{0, math.Copysign(0, -1), 1, -1.5, 1e20, 1e21, 123456789e13, 1e-6, 9.99e-7, 1e-7, 3.4e38, 5e-324, math.MaxFloat64, 0.1, 1.0 / 3}
+	check := func(m *model) {
+		t.Helper()
+		want, werr := json.Marshal(m)
+		got, ok := plan.Append(nil, m)
+		if ok != (werr == nil) || ok && string(got) != string(want) {
+			t.Fatalf("%+v:\nAppend       %s (%v)\njson.Marshal %s (%v)", m, got, ok, want, werr)
+		}
+	}
+	for range 20000 {
+		var m model
+		if !plan.Fill(&m, randomObject(rng)) {
+			continue
+		}
+		if rng.IntN(2) == 0 {
+			m.F, m.OF, m.F32 = floats[rng.IntN(len(floats))], floats[rng.IntN(len(floats))], float32(floats[rng.IntN(len(floats))])
+			m.Opt, m.OB, m.HTML = []string{"<", "\u2028\u2029", "\xff"}[:rng.IntN(3)], rng.IntN(2) == 0, "a<b>&\u2028"
+			if rng.IntN(5) == 0 {
+				m.Opt = []string{}
+			}
+		}
+		check(&m)
+	}
+	for _, f := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		check(&model{F: f})
+	}
+	if _, ok := plan.Append(nil, model{}); ok {
+		t.Error("appended a struct that is not a pointer")
+	}
+	type zeroed struct {
+		A string `json:"a,omitzero"`
+	}
+	type marshals struct {
+		T time.Time `json:"-"`
+		C shout     `json:"c"`
+	}
+	for _, v := range []any{&zeroed{}, &marshals{}, &selfMarshal{}} {
+		p := jsonstruct.For(reflect.TypeOf(v).Elem())
+		if p == nil {
+			t.Fatalf("%T: no plan", v)
+		}
+		if _, ok := p.Append(nil, v); ok {
+			t.Errorf("%T was appended; encoding/json does it differently", v)
+		}
+	}
+}
+
+type shout string
+
+func (s shout) MarshalJSON() ([]byte, error) { return json.Marshal(strings.ToUpper(string(s))) }
+
+type selfMarshal struct {
+	A string `json:"a"`
+}
+
+func (selfMarshal) MarshalJSON() ([]byte, error) { return []byte(`"self"`), nil }
