@@ -42,7 +42,7 @@ type model struct {
 	OB       bool     `json:",omitempty"`
 	HTML     string   `json:"<h&>"`
 	Skipped  string   `json:"-"`
-	Dash     string `json:"-,"`
+	Dash     string   `json:"-,"`
 	private  string
 }
 
