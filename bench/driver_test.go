@@ -3,7 +3,10 @@ package main
 import (
 	"encoding/json"
 	"slices"
+	"strconv"
 	"testing"
+
+	"github.com/ferrysync/ferry/framework"
 )
 
 // TestStatuses checks the driver's scan against encoding/json on an answer
@@ -33,5 +36,28 @@ func TestStatuses(t *testing.T) {
 	}
 	if _, err := statuses([]byte(`{"status":"appl`), nil); err == nil {
 		t.Fatal("an unterminated status was accepted")
+	}
+}
+
+// TestScanPage checks the driver's page scan against a page encoded the
+// way the server encodes it.
+func TestScanPage(t *testing.T) {
+	for _, n := range []int{0, 1, 3} {
+		page := framework.PullResponse{Changes: []*framework.Record{}, Cursor: "c_-123", HasMore: n == 3}
+		for i := range n {
+			page.Changes = append(page.Changes, &framework.Record{Model: "data.Note", UID: "u" + strconv.Itoa(i),
+				Data: json.RawMessage(`{"title":"{\"model\":","body":"\"cursor\":\"x\"","tags":null,"pinned":false}`)})
+		}
+		answer, err := json.Marshal(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := scanPage(answer)
+		if err != nil || got != (pullPage{Changes: n, Cursor: "c_-123", HasMore: n == 3}) {
+			t.Fatalf("%s: %+v %v", answer, got, err)
+		}
+	}
+	if _, err := scanPage([]byte(`{"error":{}}`)); err == nil {
+		t.Fatal("an error answer was scanned")
 	}
 }

@@ -310,16 +310,17 @@ func (b *bencher) initialPull(name string, ps *pullStore, reps int, onePass bool
 	limit := b.opt.pullLimit
 	srv := func(rep int) op {
 		var cursor string
+		var bb buffers
 		got := 0
 		return func(ctx context.Context, _ int) (int, bool, error) {
-			page, err := b.d.pull(ctx, ps.u, cursor, limit)
+			page, err := b.d.pull(ctx, ps.u, cursor, limit, &bb)
 			if err != nil {
 				return 0, false, err
 			}
-			got += len(page.Changes)
+			got += page.Changes
 			cursor = page.Cursor
 			if page.HasMore {
-				return len(page.Changes), false, nil
+				return page.Changes, false, nil
 			}
 			// The store plus the user's own data.User record.
 			if got != ps.size+1 {
@@ -327,7 +328,7 @@ func (b *bencher) initialPull(name string, ps *pullStore, reps int, onePass bool
 			}
 			ps.cursor = cursor
 			cursor, got = "", 0
-			return len(page.Changes), onePass, nil
+			return page.Changes, onePass, nil
 		}
 	}
 	base := func(rep int) op {
@@ -362,8 +363,9 @@ func (b *bencher) incrementalPull(name string, ps *pullStore) error {
 	if ps.cursor == "" {
 		// Take the cursor of a full pull (not measured).
 		var cursor string
+		var bb buffers
 		for {
-			page, err := b.d.pull(b.ctx, ps.u, cursor, b.opt.pullLimit)
+			page, err := b.d.pull(b.ctx, ps.u, cursor, b.opt.pullLimit, &bb)
 			if err != nil {
 				return err
 			}
@@ -404,13 +406,14 @@ func (b *bencher) incrementalPull(name string, ps *pullStore) error {
 		}
 	}
 	srv := func(int) op {
+		var bb buffers
 		return func(ctx context.Context, _ int) (int, bool, error) {
-			page, err := b.d.pull(ctx, ps.u, ps.cursor, 500)
+			page, err := b.d.pull(ctx, ps.u, ps.cursor, 500, &bb)
 			if err != nil {
 				return 0, false, err
 			}
-			if len(page.Changes) != k || page.HasMore {
-				return 0, false, fmt.Errorf("incremental pull gave %d changes (has_more %v), want %d", len(page.Changes), page.HasMore, k)
+			if page.Changes != k || page.HasMore {
+				return 0, false, fmt.Errorf("incremental pull gave %d changes (has_more %v), want %d", page.Changes, page.HasMore, k)
 			}
 			return k, false, nil
 		}

@@ -27,6 +27,18 @@ type FeedParams struct {
 	SkipDeleted bool
 	// Limit caps the records (0: no cap).
 	Limit int
+	// expect is how many records ReadFeed knows the read will give, to
+	// size its buffer once (0: unknown); it never limits the read.
+	expect int
+}
+
+// rowsHint is the capacity to give a feed read's rows.
+func (p FeedParams) rowsHint() int {
+	n := p.expect
+	if n == 0 {
+		n = p.Limit
+	}
+	return min(n, 5000)
 }
 
 // FeedSource is one table's share of a feed: a typed table with its
@@ -50,6 +62,7 @@ func ReadFeed(ctx context.Context, idb bun.IDB, sources []FeedSource, p FeedPara
 		return sources[0].Table.Feed(ctx, idb, sources[0].Models, p)
 	}
 	active := make([]bool, len(sources))
+	counts := make([]int, len(sources)) // each table's records in the page, when known
 	all := p
 	all.Limit = 0
 	if p.Limit > 0 {
@@ -77,6 +90,7 @@ func ReadFeed(ctx context.Context, idb bun.IDB, sources []FeedSource, p FeedPara
 		}
 		for _, part := range parts {
 			active[part] = true
+			counts[part]++
 		}
 	} else {
 		for i := range active {
@@ -88,7 +102,9 @@ func ReadFeed(ctx context.Context, idb bun.IDB, sources []FeedSource, p FeedPara
 		if !active[i] {
 			continue
 		}
-		recs, err := s.Table.Feed(ctx, idb, s.Models, all)
+		part := all
+		part.expect = counts[i]
+		recs, err := s.Table.Feed(ctx, idb, s.Models, part)
 		if err != nil {
 			return nil, err
 		}

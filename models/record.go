@@ -130,7 +130,7 @@ func genericRecords(rows []GenericRecord) []Record {
 
 // Feed implements [Table].
 func (GenericTable) Feed(ctx context.Context, idb bun.IDB, models []string, p FeedParams) ([]Record, error) {
-	var rows []GenericRecord
+	rows := make([]GenericRecord, 0, p.rowsHint())
 	if err := feedWhere(idb.NewSelect().Model(&rows), models, p).Scan(ctx); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("read changes of %q: %w", p.Owner, err)
 	}

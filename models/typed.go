@@ -89,7 +89,7 @@ func (t *TypedTable[T, P]) records(model string, rows []T) ([]Record, error) {
 
 // Feed implements [Table]; models holds the table's model name.
 func (t *TypedTable[T, P]) Feed(ctx context.Context, idb bun.IDB, models []string, p FeedParams) ([]Record, error) {
-	var rows []T
+	rows := make([]T, 0, p.rowsHint()) // bun grew it one row at a time
 	if err := feedWhere(idb.NewSelect().Model(&rows), nil, p).Scan(ctx); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("read changes of %q: %w", p.Owner, err)
 	}
