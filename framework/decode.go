@@ -123,7 +123,7 @@ func (a *App) decodeChange(v any) (*Change, []FieldError) {
 	ch.ModifyAt = Time{t}
 	ch.IsDeleted, _ = obj["is_deleted"].(bool)
 	if d, ok := obj["data"]; ok && d != nil {
-		raw, err := jsonvalue.Append(nil, d)
+		raw, err := jsonvalue.Append(make([]byte, 0, 256), d)
 		if err != nil {
 			return ch, []FieldError{{Path: "/data", Message: "data is not valid JSON"}}
 		}

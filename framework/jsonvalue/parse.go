@@ -58,7 +58,8 @@ func (p *parser) value(depth int) (any, bool) {
 	case c == '[':
 		return p.array(depth + 1)
 	case c == '"':
-		return p.str()
+		s, ok := p.str()
+		return s, ok
 	case c == '-' || '0' <= c && c <= '9':
 		return p.number()
 	case c == 't':
@@ -108,7 +109,7 @@ func (p *parser) object(depth int) (any, bool) {
 		if !ok {
 			return nil, false
 		}
-		obj[key.(string)] = v
+		obj[key] = v
 		p.skipSpace()
 		if p.i >= len(p.s) {
 			return nil, false
@@ -162,7 +163,7 @@ func (p *parser) array(depth int) (any, bool) {
 
 // str reads a string at p.i (its opening quote). A string without escapes
 // or invalid UTF-8 is a slice of the text; others are rebuilt.
-func (p *parser) str() (any, bool) {
+func (p *parser) str() (string, bool) {
 	start := p.i + 1
 	for i := start; i < len(p.s); {
 		c := p.s[i]
@@ -182,12 +183,12 @@ func (p *parser) str() (any, bool) {
 			i += size
 		}
 	}
-	return nil, false
+	return "", false
 }
 
 // unquote decodes the string starting at start as encoding/json does:
 // escapes resolved, invalid UTF-8 and unpaired surrogates become U+FFFD.
-func (p *parser) unquote(start int) (any, bool) {
+func (p *parser) unquote(start int) (string, bool) {
 	b := make([]byte, 0, 32)
 	for i := start; i < len(p.s); {
 		c := p.s[i]
@@ -196,10 +197,10 @@ func (p *parser) unquote(start int) (any, bool) {
 			p.i = i + 1
 			return string(b), true
 		case c < 0x20:
-			return nil, false
+			return "", false
 		case c == '\\':
 			if i+1 >= len(p.s) {
-				return nil, false
+				return "", false
 			}
 			switch e := p.s[i+1]; e {
 			case '"', '\\', '/':
@@ -217,7 +218,7 @@ func (p *parser) unquote(start int) (any, bool) {
 			case 'u':
 				r, ok := hex4(p.s, i+2)
 				if !ok {
-					return nil, false
+					return "", false
 				}
 				i += 6
 				if utf16.IsSurrogate(r) {
@@ -233,7 +234,7 @@ func (p *parser) unquote(start int) (any, bool) {
 				b = utf8.AppendRune(b, r)
 				continue
 			default:
-				return nil, false
+				return "", false
 			}
 			i += 2
 		case c < utf8.RuneSelf:
@@ -245,7 +246,7 @@ func (p *parser) unquote(start int) (any, bool) {
 			i += size
 		}
 	}
-	return nil, false
+	return "", false
 }
 
 // hex4 reads the four hex digits at s[i:].
