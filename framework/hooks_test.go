@@ -3,6 +3,7 @@ package framework_test
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -24,6 +25,36 @@ var bearerUser = framework.AuthenticatorFunc(func(r *http.Request) (framework.Pr
 	}
 	return framework.Principal{UserID: id}, nil
 })
+
+// serveApp mounts app on a test server and returns its URL.
+func serveApp(t *testing.T, app *framework.App) string {
+	t.Helper()
+	gin.SetMode(gin.TestMode)
+	engine := gin.New()
+	framework.UseProtocolErrors(engine)
+	app.Mount(engine.Group("/sync"))
+	srv := httptest.NewServer(engine)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// postPush sends body to POST /sync/push as user ann.
+func postPush(t *testing.T, base, body string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+"/sync/push", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer user:ann")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, answer
+}
 
 func TestHooksOverHTTP(t *testing.T) {
 	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
@@ -54,25 +85,12 @@ func TestHooksOverHTTP(t *testing.T) {
 			committedRecords.Add(int32(len(e.Records)))
 			return errors.New("a failing after-commit hook is only logged")
 		})
-		gin.SetMode(gin.TestMode)
-		engine := gin.New()
-		framework.UseProtocolErrors(engine)
-		app.Mount(engine.Group("/sync"))
-		srv := httptest.NewServer(engine)
-		defer srv.Close()
-
+		base := serveApp(t, app)
 		push := func(body string) (int, map[string]any) {
-			req, _ := http.NewRequest("POST", srv.URL+"/sync/push", strings.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Authorization", "Bearer user:ann")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
+			status, answer := postPush(t, base, body)
 			var out map[string]any
-			_ = json.NewDecoder(resp.Body).Decode(&out)
-			return resp.StatusCode, out
+			_ = json.Unmarshal(answer, &out)
+			return status, out
 		}
 		ch := func(uid, at string, n int) string {
 			return `{"model":"test.Item","uid":"` + uid + `","modify_at":"` + at + `","data":{"n":` + string(rune('0'+n)) + `}}`
@@ -102,7 +120,7 @@ func TestHooksOverHTTP(t *testing.T) {
 			t.Fatalf("stale push: %v, commits %d", out, committed.Load())
 		}
 		// What the vetoed and undone writes left behind: nothing.
-		req, _ := http.NewRequest("GET", srv.URL+"/sync/pull", nil)
+		req, _ := http.NewRequest("GET", base+"/sync/pull", nil)
 		req.Header.Set("Authorization", "Bearer user:ann")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -145,26 +163,14 @@ func TestValidateHookDataIsChecked(t *testing.T) {
 			}
 			return e.Next()
 		})
-		gin.SetMode(gin.TestMode)
-		engine := gin.New()
-		framework.UseProtocolErrors(engine)
-		app.Mount(engine.Group("/sync"))
-		srv := httptest.NewServer(engine)
-		defer srv.Close()
+		base := serveApp(t, app)
 		var changes []string
 		for _, model := range []string{"test.Item", "test.Tally"} {
 			changes = append(changes,
 				`{"model":"`+model+`","uid":"spoil","modify_at":"2026-01-01T00:00:00Z","data":{"n":1}}`,
 				`{"model":"`+model+`","uid":"mend","modify_at":"2026-01-01T00:00:00Z","data":{"n":"x"}}`)
 		}
-		req, _ := http.NewRequest("POST", srv.URL+"/sync/push", strings.NewReader(`{"changes":[`+strings.Join(changes, ",")+`]}`))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer user:ann")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
+		_, answer := postPush(t, base, `{"changes":[`+strings.Join(changes, ",")+`]}`)
 		var out struct {
 			Results []struct {
 				Status string `json:"status"`
@@ -173,7 +179,7 @@ func TestValidateHookDataIsChecked(t *testing.T) {
 				} `json:"record"`
 			} `json:"results"`
 		}
-		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || len(out.Results) != 4 {
+		if err := json.Unmarshal(answer, &out); err != nil || len(out.Results) != 4 {
 			t.Fatalf("answer: %v %+v", err, out)
 		}
 		for i, r := range out.Results {
