@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/ferrysync/ferry/framework/jsonvalue"
@@ -31,6 +32,8 @@ func decodeJSON(r io.Reader, v any) error {
 // body (numbers as json.Number) into v. Bodies over limit are refused
 // with too_large before they are read whole. Plugins serving their own
 // routes use it to answer bad bodies the way the core does.
+// Decoded into an *any, the strings share the body's memory: copy those
+// kept beyond the request (strings.Clone).
 func ReadJSONBody(r *http.Request, limit int64, v any) error {
 	ct := r.Header.Get("Content-Type")
 	mt, params, err := mime.ParseMediaType(ct)
@@ -103,10 +106,15 @@ func (a *App) decodeChange(v any) (*Change, []FieldError) {
 	if !ok {
 		return &Change{}, []FieldError{{Path: "", Message: "a change must be a JSON object"}}
 	}
+	// The parsed strings share the request body's memory; the ones that
+	// leave the request in results and events (to hooks that may keep
+	// them) are copied, so that they do not pin a body of megabytes.
 	ch := &Change{}
-	ch.Model, _ = obj["model"].(string)
-	ch.UID, _ = obj["uid"].(string)
+	model, _ := obj["model"].(string)
+	uid, _ := obj["uid"].(string)
+	ch.Model, ch.UID = strings.Clone(model), strings.Clone(uid)
 	if op, ok := obj["op_id"].(string); ok {
+		op = strings.Clone(op)
 		ch.OpID = &op
 	}
 	// The envelope check is hand-written for speed; the protocol's JSON
