@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 
 	"github.com/ferrysync/ferry/framework/hook"
+	"github.com/ferrysync/ferry/framework/jsonvalue"
 	"github.com/uptrace/bun"
 )
 
@@ -79,7 +80,10 @@ func (ch *Change) decodedData() (any, error) {
 	if ch.decoded != nil && sameSlice(ch.Data, ch.decodedFrom) {
 		return ch.decoded, nil
 	}
-	var v any
+	if v, ok := jsonvalue.Parse(ch.Data); ok {
+		return v, nil
+	}
+	var v any // encoding/json says what is wrong
 	if err := decodeJSON(bytes.NewReader(ch.Data), &v); err != nil {
 		return nil, err
 	}
