@@ -84,20 +84,17 @@ const fastSchemaDepth = 64
 // compileFastSchema returns nil when s uses anything the fast check does
 // not implement.
 func compileFastSchema(s *jsonschema.Schema) *fastSchema {
-	return (&fastCompiler{done: map[*jsonschema.Schema]*fastSchema{}}).compile(s, 0)
+	c := &fastCompiler{done: map[*jsonschema.Schema]*fastSchema{}}
+	sch := c.node(s, 0)
+	if c.unsupported {
+		return nil
+	}
+	return sch
 }
 
 type fastCompiler struct {
 	done        map[*jsonschema.Schema]*fastSchema
 	unsupported bool
-}
-
-func (c *fastCompiler) compile(s *jsonschema.Schema, depth int) *fastSchema {
-	sch := c.node(s, depth)
-	if c.unsupported {
-		return nil
-	}
-	return sch
 }
 
 func (c *fastCompiler) node(s *jsonschema.Schema, depth int) *fastSchema {

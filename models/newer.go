@@ -62,8 +62,9 @@ type newerStatement struct {
 	fields []*schema.Field // every column but version, in parameter order
 	plain  []plainKind     // per field: written without bun when not 0
 	sql    string          // $1 scope, $2 versions taken, $3 span, $4 places, $5… columns
-	// rowBytes is the largest literal text per row seen so far, to size
-	// the next statement's buffer at once.
+	// rowBytes is the literal text per row of the last statement, to size
+	// the next one's buffer at once (the last, not the largest, so one
+	// push of huge rows does not inflate every later buffer).
 	rowBytes atomic.Int64
 }
 
@@ -174,9 +175,7 @@ func (st *newerStatement) run(ctx context.Context, idb bun.IDB, scope string, sp
 		lit = append(lit, '}')
 		cut = append(cut, len(lit))
 	}
-	if n := int64(len(lit) / len(recs)); n > perRow {
-		st.rowBytes.Store(n)
-	}
+	st.rowBytes.Store(int64(len(lit) / len(recs)))
 	// lit is not written again: the string may share its bytes, sparing
 	// a copy of the largest allocation of a push.
 	all := unsafe.String(unsafe.SliceData(lit), len(lit))

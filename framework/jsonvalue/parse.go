@@ -110,19 +110,8 @@ func (p *parser) object(depth int) (any, bool) {
 			return nil, false
 		}
 		obj[key] = v
-		p.skipSpace()
-		if p.i >= len(p.s) {
-			return nil, false
-		}
-		switch p.s[p.i] {
-		case ',':
-			p.i++
-			p.skipSpace()
-		case '}':
-			p.i++
-			return obj, true
-		default:
-			return nil, false
+		if more, ok := p.separator('}'); !more {
+			return obj, ok
 		}
 	}
 }
@@ -144,21 +133,29 @@ func (p *parser) array(depth int) (any, bool) {
 			return nil, false
 		}
 		arr = append(arr, v)
-		p.skipSpace()
-		if p.i >= len(p.s) {
-			return nil, false
-		}
-		switch p.s[p.i] {
-		case ',':
-			p.i++
-			p.skipSpace()
-		case ']':
-			p.i++
-			return arr, true
-		default:
-			return nil, false
+		if more, ok := p.separator(']'); !more {
+			return arr, ok
 		}
 	}
+}
+
+// separator reads what follows a member: a comma (more follows) or the
+// closing bracket (the container is done, ok). Anything else is an error.
+func (p *parser) separator(closing byte) (more, ok bool) {
+	p.skipSpace()
+	if p.i >= len(p.s) {
+		return false, false
+	}
+	switch p.s[p.i] {
+	case ',':
+		p.i++
+		p.skipSpace()
+		return true, true
+	case closing:
+		p.i++
+		return false, true
+	}
+	return false, false
 }
 
 // str reads a string at p.i (its opening quote). A string without escapes
