@@ -3,12 +3,17 @@ package framework
 import (
 	"context"
 	"net/http"
+	"time"
 )
 
 // Principal is the authenticated caller: a user id, which is also the
 // owner of everything the user creates.
 type Principal struct {
 	UserID string
+	// ExpiresAt is when the credentials that authenticated this principal
+	// stop being valid (zero: not known). Long-lived answers such as live
+	// streams end then, so a stream never outlives its token.
+	ExpiresAt time.Time
 }
 
 // Authenticator turns a request into a principal. It returns an error

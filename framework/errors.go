@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 )
 
 // Error codes of the wire protocol.
@@ -18,8 +19,11 @@ const (
 	CodeConflict         = "conflict"
 	CodeResetRequired    = "reset_required"
 	CodeTooLarge         = "too_large"
+	CodeQuotaExceeded    = "quota_exceeded"
 	CodeUnsupportedMedia = "unsupported_media_type"
+	CodeRateLimited      = "rate_limited"
 	CodeInternal         = "internal"
+	CodeUnavailable      = "unavailable"
 )
 
 var codeStatus = map[string]int{
@@ -33,8 +37,11 @@ var codeStatus = map[string]int{
 	CodeConflict:         http.StatusConflict,
 	CodeResetRequired:    http.StatusGone,
 	CodeTooLarge:         http.StatusRequestEntityTooLarge,
+	CodeQuotaExceeded:    http.StatusRequestEntityTooLarge,
 	CodeUnsupportedMedia: http.StatusUnsupportedMediaType,
+	CodeRateLimited:      http.StatusTooManyRequests,
 	CodeInternal:         http.StatusInternalServerError,
+	CodeUnavailable:      http.StatusServiceUnavailable,
 }
 
 // FieldError is one problem with one place in a request, named by a JSON
@@ -53,6 +60,9 @@ type Error struct {
 	Details []FieldError `json:"details,omitempty"`
 	// Err is the cause, for logs; it is never sent to clients.
 	Err error `json:"-"`
+	// RetryAfter, when positive, is sent as the Retry-After header (whole
+	// seconds, rounded up): with rate_limited and unavailable answers.
+	RetryAfter time.Duration `json:"-"`
 }
 
 // NewError returns an *Error with the given code and message.
@@ -93,6 +103,8 @@ var (
 	ErrNotFound        = &Error{Code: CodeNotFound}
 	ErrConflict        = &Error{Code: CodeConflict}
 	ErrInvalid         = &Error{Code: CodeInvalid}
+	ErrRateLimited     = &Error{Code: CodeRateLimited}
+	ErrQuotaExceeded   = &Error{Code: CodeQuotaExceeded}
 )
 
 // ValidationError carries field errors from a model's Validate method or a

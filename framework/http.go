@@ -3,9 +3,12 @@ package framework
 import (
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 )
@@ -45,30 +48,73 @@ func UseProtocolErrors(e *gin.Engine) {
 // client learns nothing about them.
 func WriteError(c *gin.Context, err error) {
 	pe := asProtocolError(err)
+	if pe.RetryAfter > 0 {
+		secs := (pe.RetryAfter + time.Second - 1) / time.Second
+		c.Header("Retry-After", strconv.FormatInt(int64(secs), 10))
+	}
 	c.AbortWithStatusJSON(pe.Status(), gin.H{"error": pe})
 }
 
-// handle adapts a handler that returns an error, and turns a panic into an
-// internal error instead of a dropped connection.
-func (a *App) handle(fn func(c *gin.Context) error) gin.HandlerFunc {
+// HandlerFunc adapts a handler that returns an error to gin: a returned
+// error is answered in the protocol's error shape (internal ones are
+// logged to log and told to the client as "internal error" only), and a
+// panic becomes a 500 in the same shape instead of a dropped connection.
+// Plugins and applications serve their own routes with it so that every
+// answer of a Ferry server looks alike.
+func HandlerFunc(log *slog.Logger, fn func(c *gin.Context) error) gin.HandlerFunc {
+	if log == nil {
+		log = slog.Default()
+	}
 	return func(c *gin.Context) {
-		defer func() {
-			if rec := recover(); rec != nil {
-				if rec == http.ErrAbortHandler {
-					panic(rec)
-				}
-				a.log.Error("panic in sync handler", "panic", rec, "path", c.Request.URL.Path)
-				WriteError(c, NewError(CodeInternal, "internal error"))
-			}
-		}()
+		defer recoverInto(c, log)
 		if err := fn(c); err != nil {
 			pe := asProtocolError(err)
 			if pe.Code == CodeInternal {
-				a.log.Error("sync request failed", "err", err, "path", c.Request.URL.Path)
+				log.Error("request failed", "err", err, "path", c.Request.URL.Path)
 			}
 			WriteError(c, pe)
 		}
 	}
+}
+
+// Recovery is gin middleware that turns a panic anywhere after it into a
+// 500 answer in the protocol's error shape (gin's own Recovery answers an
+// empty 500). The panic is logged; http.ErrAbortHandler is passed on, as
+// net/http expects.
+func Recovery(log *slog.Logger) gin.HandlerFunc {
+	if log == nil {
+		log = slog.Default()
+	}
+	return func(c *gin.Context) {
+		defer recoverInto(c, log)
+		c.Next()
+	}
+}
+
+func recoverInto(c *gin.Context, log *slog.Logger) {
+	rec := recover()
+	if rec == nil {
+		return
+	}
+	if rec == http.ErrAbortHandler {
+		panic(rec)
+	}
+	log.Error("panic in handler", "panic", rec, "path", c.Request.URL.Path, "stack", string(debug.Stack()))
+	if c.Writer.Written() {
+		// Half an answer is out: all that is left is to cut the connection.
+		panic(http.ErrAbortHandler)
+	}
+	WriteError(c, NewError(CodeInternal, "internal error"))
+}
+
+// handle adapts a sync handler: see [HandlerFunc].
+func (a *App) handle(fn func(c *gin.Context) error) gin.HandlerFunc {
+	return HandlerFunc(a.log, fn)
+}
+
+// Handler is [HandlerFunc] with the App's logger, for plugins' routes.
+func (a *App) Handler(fn func(c *gin.Context) error) gin.HandlerFunc {
+	return HandlerFunc(a.log, fn)
 }
 
 func (a *App) authenticate(c *gin.Context) {

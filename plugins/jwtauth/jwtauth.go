@@ -116,7 +116,7 @@ func (p *Plugin) Verify(token string) (framework.Principal, error) {
 	known, ok := p.verified[token]
 	p.mu.Unlock()
 	if ok && p.cfg.Now().Before(known.expires) {
-		return framework.Principal{UserID: known.userID}, nil
+		return framework.Principal{UserID: known.userID, ExpiresAt: known.expires}, nil
 	}
 	var claims jwt.RegisteredClaims
 	_, err := p.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return p.cfg.Secret, nil })
@@ -138,5 +138,5 @@ func (p *Plugin) Verify(token string) (framework.Principal, error) {
 	}
 	p.verified[token] = verifiedToken{userID: claims.Subject, expires: claims.ExpiresAt.Time}
 	p.mu.Unlock()
-	return framework.Principal{UserID: claims.Subject}, nil
+	return framework.Principal{UserID: claims.Subject, ExpiresAt: claims.ExpiresAt.Time}, nil
 }
