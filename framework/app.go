@@ -41,8 +41,29 @@ type Config struct {
 	Schemas fs.FS
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
-	// MaxBodyBytes caps a request body (default 10 MiB).
+	// MaxBodyBytes caps a request body (default 10 MiB); a larger one is
+	// too_large before it is read whole.
 	MaxBodyBytes int64
+	// MaxDepth caps the nesting of arrays and objects in a request body
+	// (default 64; a push's envelope takes 3 of them, so a record's data
+	// may nest 61 levels). Over it, the body is too_large.
+	MaxDepth int
+	// MaxElements caps the elements of any one array and the members of
+	// any one object in a request body (default 10,000; the changes
+	// array of a push may always hold MaxChanges). Over it, the body is
+	// too_large, with the JSON pointer of the array in the details.
+	MaxElements int
+	// MaxValues caps the JSON values in one request body (default
+	// 500,000). Parsed, a value takes about 50 bytes against its 2 bytes
+	// of text, so this bounds the memory one body can make, whatever its
+	// shape, near 25 MB.
+	MaxValues int
+	// MaxDataBytes caps one change's data as canonical JSON text (default
+	// 1 MiB); a larger change is rejected with the path /data.
+	MaxDataBytes int
+	// MaxPullBytes caps a pull page (default 4 MiB of records' data): the
+	// page ends early with has_more, and always holds at least one record.
+	MaxPullBytes int
 	// MaxChanges caps the changes of one push (default 1000).
 	MaxChanges int
 	// DefaultPullLimit (default 500) and MaxPullLimit (default 5000) bound
@@ -66,6 +87,21 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxChanges <= 0 {
 		c.MaxChanges = 1000
+	}
+	if c.MaxDepth <= 0 {
+		c.MaxDepth = 64
+	}
+	if c.MaxElements <= 0 {
+		c.MaxElements = 10_000
+	}
+	if c.MaxValues <= 0 {
+		c.MaxValues = 500_000
+	}
+	if c.MaxDataBytes <= 0 {
+		c.MaxDataBytes = 1 << 20
+	}
+	if c.MaxPullBytes <= 0 {
+		c.MaxPullBytes = 4 << 20
 	}
 	if c.DefaultPullLimit <= 0 {
 		c.DefaultPullLimit = 500

@@ -28,13 +28,65 @@ func decodeJSON(r io.Reader, v any) error {
 	return nil
 }
 
-// ReadJSONBody checks the request's content type and size and decodes its
-// body (numbers as json.Number) into v. Bodies over limit are refused
-// with too_large before they are read whole. Plugins serving their own
+// BodyLimits bound a request body: its bytes, and what decoding it may
+// build (see [Config.MaxDepth], [Config.MaxElements], [Config.MaxValues]).
+// A zero field takes the default of the same [Config] field;
+// [App.BodyLimits] has the App's.
+type BodyLimits struct {
+	MaxBytes    int64
+	MaxDepth    int
+	MaxElements int
+	MaxValues   int
+}
+
+func (l BodyLimits) withDefaults() BodyLimits {
+	var d Config
+	d.setDefaults()
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = d.MaxBodyBytes
+	}
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = d.MaxDepth
+	}
+	if l.MaxElements <= 0 {
+		l.MaxElements = d.MaxElements
+	}
+	if l.MaxValues <= 0 {
+		l.MaxValues = d.MaxValues
+	}
+	return l
+}
+
+// BodyLimits returns the limits the App's own routes read bodies with.
+// Plugins serving routes of their own read theirs with them too
+// ([ReadJSONBodyWithin]), raising MaxElements when their protocol sends
+// longer arrays.
+func (a *App) BodyLimits() BodyLimits {
+	return BodyLimits{
+		MaxBytes: a.cfg.MaxBodyBytes, MaxDepth: a.cfg.MaxDepth,
+		MaxElements: max(a.cfg.MaxElements, a.cfg.MaxChanges), MaxValues: a.cfg.MaxValues,
+	}
+}
+
+// ReadJSONBody is [ReadJSONBodyWithin] with a byte limit and the default
+// limits on the decoded value.
+func ReadJSONBody(r *http.Request, limit int64, v any) error {
+	return ReadJSONBodyWithin(r, BodyLimits{MaxBytes: limit}, v)
+}
+
+// ReadJSONBodyWithin checks the request's content type and size and
+// decodes its body (numbers as json.Number) into v. Bodies over
+// lim.MaxBytes are refused with too_large before they are read whole.
+// Decoded into an *any, the body must also stay within the depth,
+// elements and values limits, checked while it is parsed, so that a
+// small text cannot build a huge value: over them it is too_large, with
+// the JSON pointer of the place in the details. Plugins serving their own
 // routes use it to answer bad bodies the way the core does.
 // Decoded into an *any, the strings share the body's memory: copy those
 // kept beyond the request (strings.Clone).
-func ReadJSONBody(r *http.Request, limit int64, v any) error {
+func ReadJSONBodyWithin(r *http.Request, lim BodyLimits, v any) error {
+	lim = lim.withDefaults()
+	limit := lim.MaxBytes
 	ct := r.Header.Get("Content-Type")
 	mt, params, err := mime.ParseMediaType(ct)
 	if ct == "" || err != nil || mt != "application/json" {
@@ -59,9 +111,26 @@ func ReadJSONBody(r *http.Request, limit int64, v any) error {
 		return NewError(CodeTooLarge, "the body is larger than %d bytes", limit)
 	}
 	if dst, ok := v.(*any); ok {
-		if parsed, ok := jsonvalue.Parse(body); ok {
+		parsed, err := jsonvalue.ParseWithin(body, jsonvalue.Limits{
+			MaxDepth: lim.MaxDepth, MaxElements: lim.MaxElements, MaxValues: lim.MaxValues,
+		})
+		var le *jsonvalue.LimitError
+		switch {
+		case err == nil:
 			*dst = parsed
 			return nil
+		case errors.As(err, &le):
+			where := le.Path
+			if where == "" {
+				where = "the body"
+			}
+			return &Error{Code: CodeTooLarge, Message: "the body is too large: " + where + " " + le.Error(),
+				Details: []FieldError{{Path: le.Path, Message: le.Error()}}}
+		}
+		// Not valid JSON: encoding/json words the error without building
+		// the value.
+		if err := decodeJSON(bytes.NewReader(body), new(json.RawMessage)); err != nil {
+			return NewError(CodeInvalid, "the body is not valid JSON: %s", jsonSyntaxText(err))
 		}
 	}
 	if err := decodeJSON(bytes.NewReader(body), v); err != nil {

@@ -3,6 +3,7 @@ package framework
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -156,7 +157,7 @@ type singleResponse struct {
 
 func (a *App) handleSingle(c *gin.Context) error {
 	var body any
-	if err := ReadJSONBody(c.Request, a.cfg.MaxBodyBytes, &body); err != nil {
+	if err := ReadJSONBodyWithin(c.Request, a.BodyLimits(), &body); err != nil {
 		return err
 	}
 	ch, errs := a.decodeChange(body)
@@ -199,7 +200,7 @@ type pushResponse struct {
 
 func (a *App) handlePush(c *gin.Context) error {
 	var body any
-	if err := ReadJSONBody(c.Request, a.cfg.MaxBodyBytes, &body); err != nil {
+	if err := ReadJSONBodyWithin(c.Request, a.BodyLimits(), &body); err != nil {
 		return err
 	}
 	if errs := a.protocol.push.errors(body, ""); len(errs) > 0 {
@@ -301,6 +302,12 @@ func (a *App) handlePull(c *gin.Context) error {
 		req.Limit = n
 	}
 	if s := c.Query("models"); s != "" {
+		// Refused before it is split: a filter longer than the registry
+		// is a mistake or an attack (each name was a table in the query).
+		if n := len(a.Models()); strings.Count(s, ",") >= n {
+			return &Error{Code: CodeInvalid, Message: fmt.Sprintf("the models filter names at most %d models", n),
+				Details: []FieldError{{Path: "models", Message: fmt.Sprintf("at most %d names", n)}}}
+		}
 		for _, m := range strings.Split(s, ",") {
 			if m = strings.TrimSpace(m); m != "" {
 				req.Models = append(req.Models, m)

@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/ferrysync/ferry/models"
@@ -48,12 +49,11 @@ func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResp
 	if limit > a.cfg.MaxPullLimit {
 		limit = a.cfg.MaxPullLimit
 	}
-	for _, name := range req.Models {
-		if _, ok := a.model(name); !ok {
-			return nil, &Error{Code: CodeUnknownModel, Message: fmt.Sprintf("unknown model %q", name),
-				Details: []FieldError{{Path: "models", Message: "not registered"}}}
-		}
+	names, err := a.modelFilter(req.Models)
+	if err != nil {
+		return nil, err
 	}
+	req.Models = names
 	cur, err := decodeCursor(req.Cursor, filterKey(req.Models))
 	if err != nil {
 		return nil, err
@@ -106,28 +106,34 @@ func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResp
 		}
 	}
 	sources := a.feedSources(req.Models)
+	budget := a.cfg.MaxPullBytes
 	for _, s := range scopes {
 		pos, up := cur.Pos[s], upper[s]
 		next.Pos[s] = pos
 		if resp.HasMore || pos >= up {
 			continue // the page is full, or nothing new in this scope
 		}
-		need := limit - len(resp.Changes)
-		rows, err := models.ReadFeed(ctx, tx, sources, models.FeedParams{
-			Owner: s, After: pos, UpTo: up, Limit: need + 1,
+		page, err := models.ReadFeedPage(ctx, tx, sources, models.FeedParams{
+			Owner: s, After: pos, UpTo: up, Limit: limit - len(resp.Changes), MaxBytes: budget,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("pull: %w", err)
 		}
-		if len(rows) > need {
-			rows = rows[:need]
-			next.Pos[s] = rows[need-1].Version
+		rows := page.Records
+		if page.More {
+			next.Pos[s] = rows[len(rows)-1].Version
 			resp.HasMore = true
 		} else {
 			next.Pos[s] = up
 		}
 		for i := range rows {
+			budget -= rows[i].Size()
 			resp.Changes = append(resp.Changes, wireRecord(&rows[i]))
+		}
+		if budget <= 0 && !resp.HasMore {
+			// The bytes are spent: later scopes wait for the next page
+			// (this scope is complete, so its position is up).
+			resp.HasMore = len(scopes) > 1
 		}
 	}
 	if resp.HasMore {
@@ -139,6 +145,30 @@ func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResp
 	}
 	resp.Cursor = next.encode()
 	return resp, nil
+}
+
+// modelFilter checks a pull's model filter: at most as many names as
+// there are registered models, each registered; repeated names count once
+// (each name would otherwise add a table to the feed's query).
+func (a *App) modelFilter(names []string) ([]string, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	if n := len(a.Models()); len(names) > n {
+		return nil, &Error{Code: CodeInvalid, Message: fmt.Sprintf("the models filter names at most %d models", n),
+			Details: []FieldError{{Path: "models", Message: fmt.Sprintf("at most %d names", n)}}}
+	}
+	out := make([]string, 0, len(names))
+	for _, name := range names {
+		if _, ok := a.model(name); !ok {
+			return nil, &Error{Code: CodeUnknownModel, Message: fmt.Sprintf("unknown model %q", name),
+				Details: []FieldError{{Path: "models", Message: "not registered"}}}
+		}
+		if !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	return out, nil
 }
 
 // feedSources are the tables holding the named models (all when names is
@@ -179,6 +209,11 @@ type SinceRequest struct {
 	Limit int
 	// SkipDeleted leaves tombstones out (a first sync needs none).
 	SkipDeleted bool
+	// MaxBytes caps the records' size (0: no cap; see
+	// [models.Record.Size]): the answer stops early with HasMore, and
+	// always holds at least one record. Adapters set it to
+	// Config.MaxPullBytes.
+	MaxBytes int
 	// Checkpointed says After is a checkpoint the device holds, so it is
 	// checked against the purge horizon even when it is 0 (the device
 	// synced while the user had nothing, and may have pushed since).
@@ -208,11 +243,11 @@ func (a *App) ReadSince(ctx context.Context, p Principal, req SinceRequest) (*Si
 	if p.UserID == "" {
 		return nil, NewError(CodeUnauthenticated, "no user")
 	}
-	for _, name := range req.Models {
-		if _, ok := a.model(name); !ok {
-			return nil, NewError(CodeUnknownModel, "unknown model %q", name)
-		}
+	names, err := a.modelFilter(req.Models)
+	if err != nil {
+		return nil, err
 	}
+	req.Models = names
 	tx, err := a.db.BeginTx(ctx, models.ReadTxOptions(a.db))
 	if err != nil {
 		return nil, fmt.Errorf("read since: begin: %w", err)
@@ -226,19 +261,15 @@ func (a *App) ReadSince(ctx context.Context, p Principal, req SinceRequest) (*Si
 	if (req.After > 0 || req.Checkpointed) && req.After < state[p.UserID].PurgedVersion {
 		return nil, NewError(CodeResetRequired, "changes after this checkpoint were purged; sync from the start")
 	}
-	limit := 0
-	if req.Limit > 0 {
-		limit = req.Limit + 1
-	}
-	rows, err := models.ReadFeed(ctx, tx, a.feedSources(req.Models), models.FeedParams{
-		Owner: p.UserID, After: req.After, UpTo: resp.Version, SkipDeleted: req.SkipDeleted, Limit: limit,
+	page, err := models.ReadFeedPage(ctx, tx, a.feedSources(req.Models), models.FeedParams{
+		Owner: p.UserID, After: req.After, UpTo: resp.Version, SkipDeleted: req.SkipDeleted,
+		Limit: req.Limit, MaxBytes: req.MaxBytes,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read since: %w", err)
 	}
-	if req.Limit > 0 && len(rows) > req.Limit {
-		rows, resp.HasMore = rows[:req.Limit], true
-	}
+	rows := page.Records
+	resp.HasMore = page.More
 	resp.Records = make([]*Record, len(rows))
 	for i := range rows {
 		resp.Records[i] = wireRecord(&rows[i])

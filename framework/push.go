@@ -198,12 +198,20 @@ func (a *App) validate(m *model, ch *Change) (*prepared, error) {
 		return nil, Invalid("/data", "data is required unless is_deleted is true")
 	}
 	if ch.Data != nil {
+		if len(ch.Data) > a.cfg.MaxDataBytes {
+			return nil, Invalid("/data", fmt.Sprintf("data is larger than %d bytes", a.cfg.MaxDataBytes))
+		}
 		v, err := ch.decodedData()
 		if err != nil {
 			return nil, Invalid("/data", "data is not valid JSON")
 		}
 		if _, isObj := v.(map[string]any); !isObj {
 			return nil, Invalid("/data", "data must be a JSON object")
+		}
+		if hasNULEscape(ch.Data) {
+			if path, ok := nulPath(v, "/data"); ok {
+				return nil, Invalid(path, "must not contain the character U+0000")
+			}
 		}
 		if errs := m.schema.errors(v, "/data"); len(errs) > 0 {
 			return nil, &ValidationError{Details: errs}
@@ -444,6 +452,13 @@ func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepare
 		}
 		if models.IsUniqueViolation(err) {
 			res.reject(CodeConflict, FieldError{Path: "/data", Message: "conflicts with another record on a unique field"})
+			return nil, nil
+		}
+		if models.IsContentError(err) {
+			// The savepoint rolled the write back; the store's words stay
+			// in the log, since they may quote other rows.
+			a.log.Info("store refused a change's content", "model", m.name, "uid", in.UID, "err", err)
+			res.reject(CodeInvalid, FieldError{Path: "/data", Message: "the store cannot keep this content (a value too long for its column, or not allowed there)"})
 			return nil, nil
 		}
 		var ve *ValidationError

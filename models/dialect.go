@@ -25,6 +25,24 @@ func IsUniqueViolation(err error) bool {
 		strings.Contains(err.Error(), "constraint failed: PRIMARY KEY"))
 }
 
+// IsContentError reports whether a write failed because the store refused
+// a value it was given (PostgreSQL's data exceptions, class 22, such as a
+// string too long for its column or an unstorable character, and not-null
+// and check violations; SQLite's equivalents), as opposed to the store
+// failing. Such a failure belongs to the change that carried the value.
+func IsContentError(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return strings.HasPrefix(pgErr.Code, "22") || pgErr.Code == "23502" || pgErr.Code == "23514"
+	}
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "NOT NULL constraint failed") || strings.Contains(msg, "CHECK constraint failed") ||
+		strings.Contains(msg, "string or blob too big") || strings.Contains(msg, "datatype mismatch")
+}
+
 // IsRetryable reports whether a transaction failed only because of
 // concurrency (a deadlock, a serialization failure, SQLite being busy) and
 // may succeed when run again.

@@ -27,6 +27,10 @@ type FeedParams struct {
 	SkipDeleted bool
 	// Limit caps the records (0: no cap).
 	Limit int
+	// MaxBytes caps the records' size ([Record.Size]; 0: no cap): a read
+	// stops before the record that would take it over, never before the
+	// first. Rows are read one at a time, so no more than that is held.
+	MaxBytes int
 	// expect is how many records ReadFeed knows the read will give, to
 	// size its buffer once (0: unknown); it never limits the read.
 	expect int
@@ -48,27 +52,49 @@ type FeedSource struct {
 	Models []string
 }
 
+// FeedPage is what [ReadFeedPage] read.
+type FeedPage struct {
+	// Records are in version order.
+	Records []Record
+	// More is set when Limit or MaxBytes ended the page: records follow
+	// the last one's version (up to UpTo).
+	More bool
+}
+
 // ReadFeed returns the records of sources changed in the stretch p
-// selects, in version order, at most p.Limit of them.
+// selects, in version order, at most p.Limit of them (and within
+// p.MaxBytes); see [ReadFeedPage].
+func ReadFeed(ctx context.Context, idb bun.IDB, sources []FeedSource, p FeedParams) ([]Record, error) {
+	page, err := ReadFeedPage(ctx, idb, sources, p)
+	return page.Records, err
+}
+
+// ReadFeedPage returns the records of sources changed in the stretch p
+// selects, in version order, at most p.Limit of them and within
+// p.MaxBytes, and whether more follow.
 //
 // With several sources it first reads only versions (from the indexes) to
 // find where the page ends, then each table's records up to there, so no
 // table is read past the page.
-func ReadFeed(ctx context.Context, idb bun.IDB, sources []FeedSource, p FeedParams) ([]Record, error) {
+func ReadFeedPage(ctx context.Context, idb bun.IDB, sources []FeedSource, p FeedParams) (FeedPage, error) {
 	switch len(sources) {
 	case 0:
-		return nil, nil
+		return FeedPage{}, nil
 	case 1:
-		return sources[0].Table.Feed(ctx, idb, sources[0].Models, p)
+		recs, more, err := sources[0].Table.Feed(ctx, idb, sources[0].Models, p)
+		return FeedPage{Records: recs, More: more}, err
 	}
 	active := make([]bool, len(sources))
 	counts := make([]int, len(sources)) // each table's records in the page, when known
 	all := p
 	all.Limit = 0
+	var page FeedPage
 	if p.Limit > 0 {
 		var b strings.Builder
 		args := make([]any, 0, len(sources)+1)
 		b.WriteString("SELECT part, version FROM (")
+		keys := p
+		keys.Limit++ // one more tells whether more follow
 		for i, s := range sources {
 			if i > 0 {
 				b.WriteString(" UNION ALL ")
@@ -76,16 +102,20 @@ func ReadFeed(ctx context.Context, idb bun.IDB, sources []FeedSource, p FeedPara
 			// Each part is a subquery in FROM, which SQLite allows with
 			// ORDER BY and LIMIT where it refuses a parenthesised member.
 			fmt.Fprintf(&b, "SELECT part, version FROM (?) AS f%d", i)
-			args = append(args, s.Table.FeedKeys(idb, s.Models, p).ColumnExpr("? AS part", i))
+			args = append(args, s.Table.FeedKeys(idb, s.Models, keys).ColumnExpr("? AS part", i))
 		}
 		b.WriteString(") AS feed ORDER BY version LIMIT ?")
-		args = append(args, p.Limit)
+		args = append(args, keys.Limit)
 		var parts []int
 		var versions []int64
 		if err := idb.NewRaw(b.String(), args...).Scan(ctx, &parts, &versions); err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("read versions of %q: %w", p.Owner, err)
+			return FeedPage{}, fmt.Errorf("read versions of %q: %w", p.Owner, err)
 		}
-		if len(versions) == p.Limit {
+		if len(versions) > p.Limit {
+			parts, versions = parts[:p.Limit], versions[:p.Limit]
+			page.More = true
+		}
+		if page.More {
 			all.UpTo = versions[len(versions)-1]
 		}
 		for _, part := range parts {
@@ -97,6 +127,10 @@ func ReadFeed(ctx context.Context, idb bun.IDB, sources []FeedSource, p FeedPara
 			active[i] = true
 		}
 	}
+	// Each table stops at the byte cap on its own; the page then ends
+	// where the first of them stopped, since a stopped table may hold
+	// records after that point that come before the others' later ones.
+	horizon := int64(-1)
 	var out []Record
 	for i, s := range sources {
 		if !active[i] {
@@ -104,17 +138,87 @@ func ReadFeed(ctx context.Context, idb bun.IDB, sources []FeedSource, p FeedPara
 		}
 		part := all
 		part.expect = counts[i]
-		recs, err := s.Table.Feed(ctx, idb, s.Models, part)
+		recs, more, err := s.Table.Feed(ctx, idb, s.Models, part)
 		if err != nil {
-			return nil, err
+			return FeedPage{}, err
+		}
+		if more && len(recs) > 0 && (horizon < 0 || recs[len(recs)-1].Version < horizon) {
+			horizon = recs[len(recs)-1].Version
 		}
 		out = append(out, recs...)
 	}
 	slices.SortFunc(out, func(a, b Record) int { return int(a.Version - b.Version) })
+	if horizon >= 0 {
+		n, _ := slices.BinarySearchFunc(out, horizon, func(r Record, v int64) int { return int(r.Version - v) })
+		out, page.More = out[:n+1], true
+	}
+	if p.MaxBytes > 0 {
+		size := 0
+		for i := range out {
+			size += out[i].Size()
+			if size > p.MaxBytes && i > 0 {
+				out, page.More = out[:i], true
+				break
+			}
+		}
+	}
 	if p.Limit > 0 && len(out) > p.Limit {
 		out = out[:p.Limit] // not reached: the versions read fixed the page
 	}
-	return out, nil
+	page.Records = out
+	return page, nil
+}
+
+// Size is what a record counts against a page's byte cap: its data and
+// identifiers, and a fixed 128 bytes for the rest of its envelope.
+func (r *Record) Size() int {
+	return len(r.Data) + len(r.Model) + len(r.UID) + len(r.Owner) + 128
+}
+
+// scanFeed reads q's rows one at a time into *row, handing each to add,
+// up to p.Limit records and within p.MaxBytes; it reports whether it
+// stopped with rows left. Reading row by row, not into a slice, is what
+// keeps a page of large records from being held whole before it is cut.
+func scanFeed[T any](ctx context.Context, idb bun.IDB, q *bun.SelectQuery, p FeedParams, row *T, add func(*T) (Record, error)) ([]Record, bool, error) {
+	scanner, ok := idb.NewSelect().Model(row).GetModel().(interface {
+		ScanRow(context.Context, *sql.Rows) error
+	})
+	if !ok {
+		return nil, false, fmt.Errorf("read changes: bun cannot scan %T row by row", row)
+	}
+	if p.Limit > 0 {
+		q = q.Limit(int64(p.Limit) + 1) // one more tells whether more follow
+	}
+	rows, err := q.Rows(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("read changes of %q: %w", p.Owner, err)
+	}
+	defer rows.Close()
+	out := make([]Record, 0, p.rowsHint())
+	size := 0
+	var zero T
+	for rows.Next() {
+		if p.Limit > 0 && len(out) == p.Limit {
+			return out, true, nil
+		}
+		*row = zero
+		if err := scanner.ScanRow(ctx, rows); err != nil {
+			return nil, false, fmt.Errorf("read changes of %q: %w", p.Owner, err)
+		}
+		rec, err := add(row)
+		if err != nil {
+			return nil, false, err
+		}
+		size += rec.Size()
+		if p.MaxBytes > 0 && size > p.MaxBytes && len(out) > 0 {
+			return out, true, nil
+		}
+		out = append(out, rec)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("read changes of %q: %w", p.Owner, err)
+	}
+	return out, false, nil
 }
 
 // feedWhere restricts q to the stretch p selects; models, when given,

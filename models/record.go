@@ -49,8 +49,10 @@ type Table interface {
 	Upsert(ctx context.Context, idb bun.IDB, recs []*Record) error
 	// Feed returns the records of models (a typed table's one model, or
 	// the generic table's wanted ones) in the stretch p selects, in
-	// version order: the table's share of an owner's changes.
-	Feed(ctx context.Context, idb bun.IDB, models []string, p FeedParams) ([]Record, error)
+	// version order: the table's share of an owner's changes. It stops at
+	// p.Limit records and within p.MaxBytes, and reports whether records
+	// were left.
+	Feed(ctx context.Context, idb bun.IDB, models []string, p FeedParams) ([]Record, bool, error)
 	// FeedKeys returns a query selecting the version column of the rows
 	// Feed would return, for [ReadFeed] to find where a page ends.
 	FeedKeys(idb bun.IDB, models []string, p FeedParams) *bun.SelectQuery
@@ -129,12 +131,14 @@ func genericRecords(rows []GenericRecord) []Record {
 }
 
 // Feed implements [Table].
-func (GenericTable) Feed(ctx context.Context, idb bun.IDB, models []string, p FeedParams) ([]Record, error) {
-	rows := make([]GenericRecord, 0, p.rowsHint())
-	if err := feedWhere(idb.NewSelect().Model(&rows), models, p).Scan(ctx); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("read changes of %q: %w", p.Owner, err)
-	}
-	return genericRecords(rows), nil
+func (GenericTable) Feed(ctx context.Context, idb bun.IDB, models []string, p FeedParams) ([]Record, bool, error) {
+	unlimited := p
+	unlimited.Limit = 0 // scanFeed limits
+	q := feedWhere(idb.NewSelect().Model((*GenericRecord)(nil)), models, unlimited)
+	var row GenericRecord
+	return scanFeed(ctx, idb, q, p, &row, func(r *GenericRecord) (Record, error) {
+		return genericRecords([]GenericRecord{*r})[0], nil
+	})
 }
 
 // FeedKeys implements [Table].

@@ -2,9 +2,7 @@ package models
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"reflect"
 	"time"
@@ -88,12 +86,14 @@ func (t *TypedTable[T, P]) records(model string, rows []T) ([]Record, error) {
 }
 
 // Feed implements [Table]; models holds the table's model name.
-func (t *TypedTable[T, P]) Feed(ctx context.Context, idb bun.IDB, models []string, p FeedParams) ([]Record, error) {
-	rows := make([]T, 0, p.rowsHint()) // bun grew it one row at a time
-	if err := feedWhere(idb.NewSelect().Model(&rows), nil, p).Scan(ctx); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("read changes of %q: %w", p.Owner, err)
-	}
-	return t.records(models[0], rows)
+func (t *TypedTable[T, P]) Feed(ctx context.Context, idb bun.IDB, models []string, p FeedParams) ([]Record, bool, error) {
+	unlimited := p
+	unlimited.Limit = 0 // scanFeed limits
+	q := feedWhere(idb.NewSelect().Model((*T)(nil)), nil, unlimited)
+	var row T
+	return scanFeed(ctx, idb, q, p, &row, func(v *T) (Record, error) {
+		return t.ToRecord(models[0], P(v))
+	})
 }
 
 // FeedKeys implements [Table].

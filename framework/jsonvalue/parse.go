@@ -12,6 +12,10 @@ package jsonvalue
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -19,22 +23,111 @@ import (
 // maxDepth is encoding/json's nesting limit.
 const maxDepth = 10000
 
+// Limits bound what [ParseWithin] may build from a text, so that a small
+// hostile text cannot make a large value: parsed, a JSON value takes about
+// 50 bytes of memory per scalar, twenty-five times its two bytes of text.
+// A zero field is no limit (depth: encoding/json's 10,000).
+type Limits struct {
+	// MaxDepth caps the nesting of arrays and objects.
+	MaxDepth int
+	// MaxElements caps the elements of one array and the members of one
+	// object.
+	MaxElements int
+	// MaxValues caps the values of the whole text: scalars, arrays and
+	// objects, object keys not counted.
+	MaxValues int
+}
+
+// LimitError is a text that went over one of its [Limits]. Parsing stops
+// there, having built no more than the limits allow.
+type LimitError struct {
+	// Path is the JSON pointer of the array or object that went over
+	// ("" for the whole text when MaxValues was reached).
+	Path string
+	// Limit names the limit: "depth", "elements" or "values".
+	Limit string
+	// Max is the limit's value.
+	Max int
+}
+
+// Error implements error.
+func (e *LimitError) Error() string {
+	switch e.Limit {
+	case "depth":
+		return fmt.Sprintf("nested more than %d levels deep", e.Max)
+	case "elements":
+		return fmt.Sprintf("has more than %d elements", e.Max)
+	default:
+		return fmt.Sprintf("holds more than %d JSON values", e.Max)
+	}
+}
+
+// ErrSyntax is returned by [ParseWithin] for a text that is not exactly
+// one valid JSON value; encoding/json words the error.
+var ErrSyntax = errors.New("jsonvalue: not a valid JSON text")
+
 // Parse returns the value of a JSON text (surrounding whitespace allowed),
 // or false when the text is not exactly one valid JSON value.
 func Parse(text []byte) (any, bool) {
-	p := parser{s: string(text)}
+	v, err := ParseWithin(text, Limits{})
+	return v, err == nil
+}
+
+// ParseWithin is [Parse] within limits. It returns [ErrSyntax] for a text
+// that is not one JSON value and a *[LimitError] for one that goes over a
+// limit (whichever comes first in the text).
+func ParseWithin(text []byte, lim Limits) (any, error) {
+	p := parser{s: string(text), lim: lim}
+	if p.lim.MaxDepth <= 0 || p.lim.MaxDepth > maxDepth {
+		p.lim.MaxDepth = maxDepth
+	}
+	p.values = p.lim.MaxValues
 	p.skipSpace()
 	v, ok := p.value(0)
 	if !ok {
-		return nil, false
+		if p.over != nil {
+			return nil, p.over
+		}
+		return nil, ErrSyntax
 	}
 	p.skipSpace()
-	return v, p.i == len(p.s)
+	if p.i != len(p.s) {
+		return nil, ErrSyntax
+	}
+	return v, nil
 }
 
 type parser struct {
-	s string
-	i int
+	s   string
+	i   int
+	lim Limits
+	// values counts down what MaxValues still allows (unused when it is 0).
+	values int
+	// over is set when a limit stopped the parse; the frames it unwinds
+	// through prepend their key or index to its path.
+	over *LimitError
+}
+
+// overLimit stops the parse at a limit.
+func (p *parser) overLimit(limit string, max int) (any, bool) {
+	p.over = &LimitError{Limit: limit, Max: max}
+	return nil, false
+}
+
+// inside prepends one step to the path of a limit error unwinding through
+// a container.
+func (p *parser) inside(step string) {
+	if p.over != nil && p.over.Limit != "values" { // the values cap is the whole text's
+		p.over.Path = "/" + escapePointer(step) + p.over.Path
+	}
+}
+
+// escapePointer escapes a JSON pointer step (RFC 6901).
+func escapePointer(s string) string {
+	if !strings.ContainsAny(s, "~/") {
+		return s
+	}
+	return strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
 }
 
 func (p *parser) skipSpace() {
@@ -51,6 +144,12 @@ func (p *parser) skipSpace() {
 func (p *parser) value(depth int) (any, bool) {
 	if p.i >= len(p.s) {
 		return nil, false
+	}
+	if p.lim.MaxValues > 0 {
+		if p.values == 0 {
+			return p.overLimit("values", p.lim.MaxValues)
+		}
+		p.values--
 	}
 	switch c := p.s[p.i]; {
 	case c == '{':
@@ -81,7 +180,10 @@ func (p *parser) literal(word string) bool {
 }
 
 func (p *parser) object(depth int) (any, bool) {
-	if depth > maxDepth {
+	if depth > p.lim.MaxDepth {
+		if p.lim.MaxDepth < maxDepth {
+			return p.overLimit("depth", p.lim.MaxDepth)
+		}
 		return nil, false
 	}
 	p.i++ // {
@@ -105,8 +207,14 @@ func (p *parser) object(depth int) (any, bool) {
 		}
 		p.i++
 		p.skipSpace()
+		if p.lim.MaxElements > 0 && len(obj) >= p.lim.MaxElements {
+			if _, dup := obj[key]; !dup {
+				return p.overLimit("elements", p.lim.MaxElements)
+			}
+		}
 		v, ok := p.value(depth)
 		if !ok {
+			p.inside(key)
 			return nil, false
 		}
 		obj[key] = v
@@ -117,7 +225,10 @@ func (p *parser) object(depth int) (any, bool) {
 }
 
 func (p *parser) array(depth int) (any, bool) {
-	if depth > maxDepth {
+	if depth > p.lim.MaxDepth {
+		if p.lim.MaxDepth < maxDepth {
+			return p.overLimit("depth", p.lim.MaxDepth)
+		}
 		return nil, false
 	}
 	p.i++ // [
@@ -128,8 +239,12 @@ func (p *parser) array(depth int) (any, bool) {
 		return arr, true
 	}
 	for {
+		if p.lim.MaxElements > 0 && len(arr) >= p.lim.MaxElements {
+			return p.overLimit("elements", p.lim.MaxElements)
+		}
 		v, ok := p.value(depth)
 		if !ok {
+			p.inside(strconv.Itoa(len(arr)))
 			return nil, false
 		}
 		arr = append(arr, v)
