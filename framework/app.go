@@ -74,6 +74,12 @@ type Config struct {
 	// future than this (default 5 minutes), so a device with a wrong clock
 	// cannot win forever. Negative disables the guard.
 	MaxFutureSkew time.Duration
+	// RateLimit, when positive, caps each user's requests to the sync
+	// routes (plugins' included) per second, with bursts of RateBurst
+	// (default twice the rate, at least 1); over it, the answer is 429
+	// rate_limited with Retry-After. Zero, the default, is no limit.
+	RateLimit float64
+	RateBurst int
 	// Now is the server clock (default time.Now); tests may fake it.
 	Now func() time.Time
 }
@@ -140,6 +146,9 @@ type App struct {
 	onApply    hook.Hook[*ApplyEvent]
 	onCommit   hook.Hook[*CommitEvent]
 
+	// limits is the per-user request rate (nil: none).
+	limits *userLimits
+
 	// afterNewerWrite, when set (by tests), runs between a store-decided
 	// push's write and its reading of what was not written: where another
 	// writer could slip in.
@@ -178,6 +187,9 @@ func New(cfg Config) (*App, error) {
 	a := &App{
 		cfg: cfg, db: cfg.DB, log: cfg.Logger, appSchemas: appSchemas, protocol: ps,
 		models: map[string]*model{},
+	}
+	if cfg.RateLimit > 0 {
+		a.limits = newUserLimits(cfg.RateLimit, cfg.RateBurst, cfg.Now)
 	}
 	if cfg.MaxFutureSkew > 0 {
 		a.onValidate.Bind(&hook.Handler[*ValidateEvent]{ID: "ferry.future-skew", Priority: -1000, Func: a.futureSkewGuard})

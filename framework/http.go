@@ -140,6 +140,12 @@ func (a *App) authenticate(c *gin.Context) {
 		WriteError(c, NewError(CodeUnauthenticated, "%s", msg))
 		return
 	}
+	if a.limits != nil {
+		if ok, wait := a.limits.allow(p.UserID); !ok {
+			WriteError(c, &Error{Code: CodeRateLimited, Message: "too many requests; retry later", RetryAfter: wait})
+			return
+		}
+	}
 	c.Request = c.Request.WithContext(WithPrincipal(c.Request.Context(), p))
 	c.Next()
 }

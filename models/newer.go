@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -98,7 +99,7 @@ func newerShape(t *schema.Table, conflict string, set, compare []string) (*newer
 		st.fields = append(st.fields, f)
 		st.plain = append(st.plain, plainKindOf(f))
 		unnest = append(unnest, fmt.Sprintf("$%d::text[]", len(st.fields)+4))
-		sel = append(sel, fmt.Sprintf("u.c%d::%s", len(st.fields), f.UserSQLType))
+		sel = append(sel, fmt.Sprintf("u.c%d::%s", len(st.fields), castType(f.UserSQLType)))
 	}
 	names := make([]string, len(st.fields))
 	for i := range names {
@@ -388,4 +389,16 @@ func prefixAll(prefix string, cs []string) string {
 		parts[i] = prefix + quote(c)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// typmod is a type's length or precision, as in varchar(8) or
+// numeric(10, 2).
+var typmod = regexp.MustCompile(`\(\s*\d+\s*(,\s*\d+\s*)?\)`)
+
+// castType is the type a column's text is cast to: the column's type
+// without its length or precision. An explicit cast to varchar(8) would cut
+// a longer value without a word; the column's own assignment cast refuses
+// it, as an ordinary write does.
+func castType(sqlType string) string {
+	return typmod.ReplaceAllString(sqlType, "")
 }

@@ -2,10 +2,13 @@ package server_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/ferrysync/ferry/example-app/server/servertest"
 	"github.com/ferrysync/ferry/framework/synctest"
@@ -56,6 +59,8 @@ func FuzzPushBody(f *testing.F) {
 		`{"changes":[{"model":"data.User","uid":"x","modify_at":"2026-11-25T10:00:00Z","data":{"name":"n","email":"e@example.com"}}]}`,
 		`{"changes":[null, 1, "x", {"model":7}]}`,
 		`{"changes":{}}`, `[]`, `{`, ``,
+		`{"changes":[{"model":"data.Note","uid":"n","modify_at":0,"data":{"title":"a\u0000b"}},{"model":"data.Note","uid":"m","modify_at":0,"data":{"title":"ok","tags":["\\u0000"]}}]}`,
+		`{"changes":[{"model":"data.Setting","uid":"s","modify_at":0,"data":{"key":"k","value":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}}]}`,
 	})
 }
 
@@ -81,5 +86,104 @@ func FuzzPullQuery(f *testing.F) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		checkAnswer(t, rec, query)
+	})
+}
+
+// FuzzStringsRoundTrip puts one fuzzed string everywhere a record holds
+// text (a typed model's text and JSON columns, the generic table's data,
+// an object key) and pushes it to the example app on both stores: each
+// change is either applied and pulled back exactly as sent, or rejected
+// with a JSON pointer (U+0000 is); never a 500, and never a value the
+// store changed without a word (bun's JSON quoting once turned the text
+// `\\u0000` into a NUL on SQLite and failed the push on PostgreSQL).
+func FuzzStringsRoundTrip(f *testing.F) {
+	for _, s := range []string{"plain", `a\u0000b`, "a\x00b", `\\`, `'; DROP TABLE notes; --`, "\u2028", "\xff", `"quoted"`, "日本", `\`, "x\x00", `\\u0000`, "{}", "$1", "?"} {
+		f.Add(s)
+	}
+	type target struct {
+		h     http.Handler
+		token string
+	}
+	var targets []target
+	for _, kind := range []synctest.Store{synctest.SQLite, synctest.Postgres} {
+		st := servertest.Start(f, synctest.Open(f, kind))
+		targets = append(targets, target{st.Server.Handler(), st.SignUp(f, "fuzz").Token})
+	}
+	n := 0
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) {
+			s = strings.ToValidUTF8(s, "\uFFFD") // JSON carries text; invalid bytes arrive as U+FFFD
+		}
+		n++
+		uid := fmt.Sprintf("f%d", n)
+		title := s
+		if strings.TrimSpace(title) == "" || utf8.RuneCountInString(title) > 200 {
+			title = "t" + s[:min(len(s), 100)]
+		}
+		tag := s[:min(len(s), 100)]
+		for !utf8.ValidString(tag) {
+			tag = tag[:len(tag)-1]
+		}
+		changes := []map[string]any{
+			{"model": "data.Note", "uid": uid, "modify_at": "2026-11-25T10:00:00Z", "data": map[string]any{"title": title, "tags": []string{tag}}},
+			{"model": "data.Setting", "uid": uid, "modify_at": "2026-11-25T10:00:00Z", "data": map[string]any{"key": "k", "value": map[string]any{s: s}}},
+		}
+		body, _ := json.Marshal(map[string]any{"device_id": "d", "changes": changes})
+		for _, tg := range targets {
+			req := httptest.NewRequest("POST", "/sync/push", strings.NewReader(string(body)))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+tg.token)
+			rec := httptest.NewRecorder()
+			tg.h.ServeHTTP(rec, req)
+			checkAnswer(t, rec, string(body))
+			if rec.Code != 200 {
+				t.Fatalf("push %q: %d %s", s, rec.Code, rec.Body)
+			}
+			var ans pushAnswer
+			if err := json.Unmarshal(rec.Body.Bytes(), &ans); err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range ans.Results {
+				switch {
+				case r.Status == "rejected" && len(r.Errors) > 0 && strings.HasPrefix(r.Errors[0].Path, "/data"):
+					if !strings.ContainsRune(s, 0) {
+						t.Fatalf("%q rejected without a NUL: %+v", s, r.Errors)
+					}
+				case r.Status == "applied":
+					sent, _ := json.Marshal(changes[i]["data"])
+					got, _ := json.Marshal(r.Record.Data)
+					var a, b any
+					_ = json.Unmarshal(sent, &a)
+					_ = json.Unmarshal(got, &b)
+					if !reflect.DeepEqual(a, b) && changes[i]["model"] == "data.Setting" {
+						t.Fatalf("%q: stored %s, sent %s", s, got, sent)
+					}
+					if changes[i]["model"] == "data.Note" && (r.Record.Data["title"] != title || !reflect.DeepEqual(r.Record.Data["tags"], []any{tag})) {
+						t.Fatalf("%q: stored %s, sent %s", s, got, sent)
+					}
+				default:
+					t.Fatalf("%q: %+v", s, r)
+				}
+			}
+			// What a pull hands out is what was stored.
+			req = httptest.NewRequest("GET", "/sync/pull?limit=5000&models=data.Note,data.Setting", nil)
+			req.Header.Set("Authorization", "Bearer "+tg.token)
+			rec = httptest.NewRecorder()
+			tg.h.ServeHTTP(rec, req)
+			var page pullAnswer
+			if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil || rec.Code != 200 {
+				t.Fatalf("pull: %d %s", rec.Code, rec.Body)
+			}
+			for _, c := range page.Changes {
+				if c.UID != uid {
+					continue
+				}
+				for i, r := range ans.Results {
+					if r.Status == "applied" && r.Model == c.Model && !reflect.DeepEqual(r.Record.Data, c.Data) {
+						t.Fatalf("%q: change %d pushed as %v, pulled as %v", s, i, r.Record.Data, c.Data)
+					}
+				}
+			}
+		}
 	})
 }

@@ -300,6 +300,7 @@ func (p *Plugin) pull(c *gin.Context, who framework.Principal) error {
 	}
 	resp, err := p.app.ReadSince(ctx, who, framework.SinceRequest{
 		Models: p.models, After: since - 1, Limit: limit, SkipDeleted: since == 0, Checkpointed: since > 0,
+		MaxBytes: p.app.Config().MaxPullBytes,
 	})
 	if err != nil {
 		return fmt.Errorf("watermelon: pull: %w", err)
@@ -371,7 +372,11 @@ func (p *Plugin) push(c *gin.Context, who framework.Principal) error {
 		return err
 	}
 	var body any
-	if err := framework.ReadJSONBody(c.Request, p.app.Config().MaxBodyBytes, &body); err != nil {
+	// WatermelonDB pushes everything at once, so its arrays may be as
+	// long as the values cap allows; that cap still bounds the memory.
+	lim := p.app.BodyLimits()
+	lim.MaxElements = max(lim.MaxElements, lim.MaxValues)
+	if err := framework.ReadJSONBodyWithin(c.Request, lim, &body); err != nil {
 		return err
 	}
 	changes, from, rejected, err := p.decodePush(body)
