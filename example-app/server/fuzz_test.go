@@ -75,7 +75,8 @@ func FuzzSingleBody(f *testing.F) {
 }
 
 func FuzzPullQuery(f *testing.F) {
-	for _, s := range []string{"", "cursor=&limit=10", "limit=-1", "models=data.Note,data.User&limit=2", "cursor=eyJ2IjoxfQ", "limit=1e3"} {
+	for _, s := range []string{"", "cursor=&limit=10", "limit=-1", "models=data.Note,data.User&limit=2", "cursor=eyJ2IjoxfQ", "limit=1e3",
+		"models=data.Note,data.Note,data.Note", "models=" + strings.Repeat("data.Note,", 200), "models=,,,", "models=data.Note%00"} {
 		f.Add(s)
 	}
 	h, token := fuzzServer(f)
