@@ -141,6 +141,10 @@ type App struct {
 	models  map[string]*model
 	plugins []Plugin
 	auth    Authenticator
+	// lifecycle is lifecycleNew, Started or Closed; started counts the
+	// plugins Start got through (all of them once it succeeded).
+	lifecycle int
+	started   int
 
 	onValidate hook.Hook[*ValidateEvent]
 	onApply    hook.Hook[*ApplyEvent]
