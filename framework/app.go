@@ -55,6 +55,13 @@ type Config struct {
 	MaxFutureSkew time.Duration
 	// Now is the server clock (default time.Now); tests may fake it.
 	Now func() time.Time
+
+	// Quota bounds what each user stores (see [Quota]); the zero value is
+	// unlimited. QuotaFor, when set, gives each user's quota instead (an
+	// app with plans); it is called once per push, before the push's
+	// transaction, and an error fails the push.
+	Quota    Quota
+	QuotaFor func(ctx context.Context, userID string) (Quota, error)
 }
 
 func (c *Config) setDefaults() {
