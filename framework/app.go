@@ -128,6 +128,9 @@ func New(cfg Config) (*App, error) {
 		return nil, errors.New("framework: Config.DB is nil; open a store with models.OpenSQLite or models.OpenPostgres")
 	}
 	cfg.setDefaults()
+	if cfg.Quota.MaxRecords < 0 || cfg.Quota.MaxBytes < 0 {
+		return nil, fmt.Errorf("framework: Config.Quota: MaxRecords %d and MaxBytes %d must not be negative (0 is no limit)", cfg.Quota.MaxRecords, cfg.Quota.MaxBytes)
+	}
 	appSchemas, err := newSchemaSet(cfg.Schemas)
 	if err != nil {
 		return nil, fmt.Errorf("framework: %w", err)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -470,6 +471,9 @@ func TestQuotaFor(t *testing.T) {
 		if q, _ := app.QuotaOf(context.Background(), "free"); q.MaxRecords != 1 {
 			t.Fatalf("QuotaOf: %+v", q)
 		}
+		if _, err := framework.New(framework.Config{DB: db, Quota: framework.Quota{MaxBytes: -1}}); err == nil || !strings.Contains(err.Error(), "Config.Quota") {
+			t.Fatalf("a negative quota: %v", err)
+		}
 	})
 }
 
@@ -567,4 +571,48 @@ func TestUsageBackfill(t *testing.T) {
 		mustPush(t, again, "ann", item("ann3", t0, 3), tombstone("ann1", t0.Add(time.Minute)))
 		checkUsage(t, again, "ann", "after a push")
 	})
+}
+
+// BenchmarkPushBatch500Quota is BenchmarkPushBatch500 on PostgreSQL with a
+// quota far away: the store-decided statement carries the usage guard.
+func BenchmarkPushBatch500Quota(b *testing.B) {
+	app := newQuotaApp(b, synctest.Open(b, synctest.Postgres), framework.Config{Quota: framework.Quota{MaxRecords: 1 << 40, MaxBytes: 1 << 50}})
+	ctx := context.Background()
+	p := framework.Principal{UserID: "bench"}
+	at := time.Now().Add(-time.Hour)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		batch := make([]*framework.Change, 500)
+		for j := range batch {
+			batch[j] = item(fmt.Sprintf("r%d", (i*250+j)%1_000_000), at.Add(time.Duration(i*500+j)*time.Microsecond), j)
+		}
+		res, err := app.Push(ctx, p, batch)
+		if err != nil || res[0].Status != framework.StatusApplied {
+			b.Fatal(err, res[0])
+		}
+	}
+	b.ReportMetric(float64(b.N*500)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkPushSingleQuota is BenchmarkPushSingle on PostgreSQL with a
+// quota far away.
+func BenchmarkPushSingleQuota(b *testing.B) {
+	app := newQuotaApp(b, synctest.Open(b, synctest.Postgres), framework.Config{Quota: framework.Quota{MaxRecords: 1 << 40, MaxBytes: 1 << 50}})
+	ctx := context.Background()
+	var worker atomic.Int64
+	b.SetParallelism(4)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		w := worker.Add(1)
+		p := framework.Principal{UserID: fmt.Sprintf("bench-%d", w)}
+		for i := 0; pb.Next(); i++ {
+			res, err := app.Push(ctx, p, []*framework.Change{item(fmt.Sprintf("w%d-%d", w, i/2), time.Now(), i)})
+			if err != nil || res[0].Status != framework.StatusApplied {
+				b.Fatal(err, res[0])
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
