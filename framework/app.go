@@ -82,6 +82,13 @@ type Config struct {
 	RateBurst int
 	// Now is the server clock (default time.Now); tests may fake it.
 	Now func() time.Time
+
+	// Quota bounds what each user stores (see [Quota]); the zero value is
+	// unlimited. QuotaFor, when set, gives each user's quota instead (an
+	// app with plans); it is called once per push, before the push's
+	// transaction, and an error fails the push.
+	Quota    Quota
+	QuotaFor func(ctx context.Context, userID string) (Quota, error)
 }
 
 func (c *Config) setDefaults() {
@@ -170,6 +177,9 @@ func New(cfg Config) (*App, error) {
 		return nil, errors.New("framework: Config.DB is nil; open a store with models.OpenSQLite or models.OpenPostgres")
 	}
 	cfg.setDefaults()
+	if cfg.Quota.MaxRecords < 0 || cfg.Quota.MaxBytes < 0 {
+		return nil, fmt.Errorf("framework: Config.Quota: MaxRecords %d and MaxBytes %d must not be negative (0 is no limit)", cfg.Quota.MaxRecords, cfg.Quota.MaxBytes)
+	}
 	appSchemas, err := newSchemaSet(cfg.Schemas)
 	if err != nil {
 		return nil, fmt.Errorf("framework: %w", err)

@@ -30,7 +30,7 @@ func (p *pushResponse) sizeHint() int {
 	n := 64 + len(p.Cursor)
 	for i := range p.Results {
 		r := &p.Results[i]
-		n += 64 + len(r.Model) + len(r.UID)
+		n += 64 + len(r.Model) + len(r.UID) + len(r.Code)
 		if r.Record != nil {
 			n += r.Record.sizeHint()
 		}
@@ -124,6 +124,10 @@ func (r *Result) appendJSON(b []byte) []byte {
 	b = jsonvalue.AppendString(b, r.UID)
 	b = append(b, `,"status":`...)
 	b = jsonvalue.AppendString(b, r.Status)
+	if r.Code != "" {
+		b = append(b, `,"code":`...)
+		b = jsonvalue.AppendString(b, r.Code)
+	}
 	if r.Record != nil {
 		b = append(b, `,"record":`...)
 		b = r.Record.appendJSON(b)

@@ -40,7 +40,7 @@ func TestPushEncodingMatchesEncodingJSON(t *testing.T) {
 			{OpID: &op, Model: "data.Note", UID: "a", Status: StatusApplied, Record: &Record{Model: "data.Note", UID: "a", Owner: "o",
 				ModifyAt: Time{time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)}, Version: 9, Data: json.RawMessage(`{"t":"\u00e9"}`)}},
 			{Model: "m", UID: "b", Status: StatusForbidden},
-			{Model: "m\"", UID: "c", Status: StatusRejected, Errors: []FieldError{{Path: "/data/x", Message: "must be <string>"}, {Path: "", Message: "\n"}}},
+			{Model: "m\"", UID: "c", Status: StatusRejected, Code: CodeQuotaExceeded, Errors: []FieldError{{Path: "/data/x", Message: "must be <string>"}, {Path: "", Message: "\n"}}},
 		}},
 	}
 	for _, a := range answers {

@@ -13,7 +13,9 @@ import (
 // validation and conflict policy but not versioning: the record gets the
 // next version of its owner's scope and reaches every device's pull, and
 // the commit hooks run. A uid or unique field that exists already is
-// [ErrConflict].
+// [ErrConflict]. The record counts toward its owner's [App.Usage], but
+// the owner's [Quota] does not refuse it: the server decides what it
+// writes.
 func Insert[T any, P interface {
 	*T
 	Syncable

@@ -13,7 +13,8 @@ import (
 // olderThan ago, and returns how many it removed. Devices that pulled
 // since those deletions are unaffected; a device whose cursor is older
 // than a purged tombstone gets reset_required (410) on its next pull and
-// starts over, so it cannot keep a record deleted elsewhere.
+// starts over, so it cannot keep a record deleted elsewhere. The purged
+// rows no longer count toward their owners' [App.Usage] and [Quota].
 //
 // Run it from a periodic job; it works in small transactions, one owner at
 // a time, taking the same lock writers take, so it never removes a record

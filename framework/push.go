@@ -23,15 +23,18 @@ const (
 
 // Result is the outcome of one change of a push.
 type Result struct {
-	OpID   *string      `json:"op_id,omitempty"`
-	Model  string       `json:"model"`
-	UID    string       `json:"uid"`
-	Status string       `json:"status"`
+	OpID   *string `json:"op_id,omitempty"`
+	Model  string  `json:"model"`
+	UID    string  `json:"uid"`
+	Status string  `json:"status"`
+	// Code says why a change was rejected, machine-readably: invalid,
+	// unknown_model, conflict (a unique field), quota_exceeded, … (the
+	// protocol's error codes); empty for other statuses.
+	Code   string       `json:"code,omitempty"`
 	Record *Record      `json:"record,omitempty"`
 	Errors []FieldError `json:"errors,omitempty"`
 
-	// code refines a rejection for the single-record endpoint
-	// (unknown_model rather than invalid).
+	// code is Code, for the single-record endpoint.
 	code string
 	// written is set when this push wrote the record (not for a retried
 	// change answered applied from the stored state).
@@ -39,7 +42,7 @@ type Result struct {
 }
 
 func (r *Result) reject(code string, errs ...FieldError) {
-	r.Status, r.code, r.Errors, r.Record = StatusRejected, code, errs, nil
+	r.Status, r.code, r.Code, r.Errors, r.Record = StatusRejected, code, code, errs, nil
 }
 
 // prepared is a change that passed validation, ready for the transaction.
@@ -98,12 +101,19 @@ func (a *App) PushWith(ctx context.Context, p Principal, changes []*Change, opts
 		results[i] = Result{OpID: ch.OpID, Model: ch.Model, UID: ch.UID}
 		preps[i] = a.prepare(ctx, p, ch, &results[i])
 	}
+	quota, err := a.QuotaOf(ctx, p.UserID)
+	if err != nil {
+		return nil, err
+	}
 	var written []*Record
-	var err error
 	slow := preps
 	if a.storeDecides(preps, opts) {
-		written, slow, err = a.pushNewer(ctx, p, preps, results)
+		written, slow, err = a.pushNewer(ctx, p, preps, results, quota)
 		switch {
+		case errors.Is(err, models.ErrOverQuota):
+			// The push might take the user over the quota: nothing was
+			// written, and the ordinary path decides change by change.
+			written, slow = nil, preps
 		case err != nil:
 			// Nothing was written (the statement or its transaction
 			// failed whole); a unique column or a deadlock is best
@@ -122,7 +132,7 @@ func (a *App) PushWith(ctx context.Context, p Principal, changes []*Change, opts
 	careful := false
 	for attempt := 0; slow != nil; attempt++ {
 		var more []*Record
-		more, err = a.applyAll(ctx, p, slow, results, opts, careful)
+		more, err = a.applyAll(ctx, p, slow, results, opts, quota, careful)
 		if err == nil {
 			written = append(written, more...)
 		}
@@ -258,6 +268,10 @@ type pushTx struct {
 	// at the end.
 	careful bool
 	staged  []*stagedModel
+	// quota is the user's, and usage what the user stores as of this
+	// transaction's writes so far.
+	quota Quota
+	usage models.Usage
 }
 
 type stagedModel struct {
@@ -303,7 +317,7 @@ func (st *pushTx) flush(ctx context.Context) error {
 	return nil
 }
 
-func (a *App) applyAll(ctx context.Context, p Principal, preps []*prepared, results []Result, opts PushOptions, careful bool) ([]*Record, error) {
+func (a *App) applyAll(ctx context.Context, p Principal, preps []*prepared, results []Result, opts PushOptions, quota Quota, careful bool) ([]*Record, error) {
 	byModel := map[*model][]string{}
 	for _, pr := range preps {
 		if pr != nil {
@@ -320,8 +334,8 @@ func (a *App) applyAll(ctx context.Context, p Principal, preps []*prepared, resu
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 	// Every record the caller may write lives in the caller's scope, so
 	// locking that scope first makes the reads below stable until commit.
-	st := &pushTx{tx: tx, scope: p.UserID, careful: careful}
-	if st.next, err = models.ReserveVersion(ctx, tx, st.scope); err != nil {
+	st := &pushTx{tx: tx, scope: p.UserID, careful: careful, quota: quota}
+	if st.next, st.usage, err = models.ReserveVersionUsage(ctx, tx, st.scope); err != nil {
 		return nil, err
 	}
 	st.first = st.next
@@ -423,6 +437,12 @@ func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepare
 		}
 		next.Version = st.next
 		if !st.careful && !a.onApply.HasHandlers(m.name) {
+			g := growth(stored, &next)
+			if !st.quota.admits(st.usage, g) {
+				a.failResult(res, st.quota.exceeded())
+				return nil, nil
+			}
+			st.usage.Records, st.usage.Bytes = st.usage.Records+g.Records, st.usage.Bytes+g.Bytes
 			st.stage(m, &next)
 			st.last = next.Version
 			st.next++
@@ -462,7 +482,7 @@ func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepare
 			return nil, nil
 		}
 		var ve *ValidationError
-		if errors.As(err, &ve) || errors.Is(err, ErrForbidden) {
+		if errors.As(err, &ve) || errors.Is(err, ErrForbidden) || errors.Is(err, ErrQuotaExceeded) {
 			a.failResult(res, err)
 			return nil, nil
 		}
@@ -480,9 +500,15 @@ func (a *App) write(ctx context.Context, st *pushTx, p Principal, m *model, stor
 	if stored != nil {
 		ev.Stored = wireRecord(stored)
 	}
+	var g models.Usage
 	err := a.onApply.Trigger(ev, func(e *ApplyEvent) error {
 		if !bytes.Equal(next.Data, e.Record.Data) {
 			next.Data, next.Value = e.Record.Data, nil // a hook changed it
+		}
+		// Checked here, after the hooks before Next changed what is
+		// written; counted once the whole write stands.
+		if g = growth(stored, next); !st.quota.admits(st.usage, g) {
+			return st.quota.exceeded()
 		}
 		var err error
 		if stored == nil {
@@ -504,6 +530,7 @@ func (a *App) write(ctx context.Context, st *pushTx, p Principal, m *model, stor
 	if _, err := st.tx.ExecContext(ctx, "RELEASE SAVEPOINT ferry_change"); err != nil {
 		return nil, fmt.Errorf("release savepoint: %w", err)
 	}
+	st.usage.Records, st.usage.Bytes = st.usage.Records+g.Records, st.usage.Bytes+g.Bytes
 	return wireRecord(next), nil
 }
 

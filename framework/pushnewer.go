@@ -60,7 +60,13 @@ func (a *App) storeDecides(preps []*prepared, opts PushOptions) bool {
 // the written records, and the changes the ordinary path must settle
 // (nil when there are none): those whose stored state changed under the
 // push in a way the store's answer does not explain.
-func (a *App) pushNewer(ctx context.Context, p Principal, preps []*prepared, results []Result) ([]*Record, []*prepared, error) {
+//
+// Under a quota, the statement taking the push's versions writes nothing
+// unless the user's usage leaves room for every change being a new row
+// ([models.ErrOverQuota]); the ordinary path then decides change by
+// change. Far from the quota this costs nothing: the guard is part of the
+// one statement.
+func (a *App) pushNewer(ctx context.Context, p Principal, preps []*prepared, results []Result, quota Quota) ([]*Record, []*prepared, error) {
 	// One statement per model (per newerRows of it), in the order the
 	// models first appear; every change has its place in the push's span
 	// of versions, so versions follow request order across models.
@@ -70,7 +76,7 @@ func (a *App) pushNewer(ctx context.Context, p Principal, preps []*prepared, res
 	}
 	var stmts []*statement
 	open := map[*model]*statement{}
-	span := models.VersionSpan{Take: true}
+	span := models.VersionSpan{Take: true, Guard: newerGuard(quota, preps)}
 	place := make([]int64, len(preps))
 	for i, pr := range preps {
 		if pr == nil {

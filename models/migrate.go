@@ -19,6 +19,9 @@ func Migrations() (*migrate.Migrations, error) {
 	if err := registerFeed(m); err != nil {
 		return nil, fmt.Errorf("register feed migration: %w", err)
 	}
+	if err := registerUsage(m); err != nil {
+		return nil, fmt.Errorf("register usage migration: %w", err)
+	}
 	return m, nil
 }
 

@@ -51,6 +51,10 @@ type NewerWriter interface {
 type VersionSpan struct {
 	Count int64
 	Take  bool
+	// Guard, when set, makes the call that takes the span write nothing
+	// (and return [ErrOverQuota]) unless the scope's usage plus the push's
+	// growth stays within the quota.
+	Guard *UsageGuard
 }
 
 // newerStatement is one table's WriteIfNewer statement. Rows travel as
@@ -62,7 +66,7 @@ type VersionSpan struct {
 type newerStatement struct {
 	fields []*schema.Field // every column but version, in parameter order
 	plain  []plainKind     // per field: written without bun when not 0
-	sql    string          // $1 scope, $2 versions taken, $3 span, $4 places, $5… columns
+	sql    string          // $1 scope, $2 versions taken, $3 span, $4 places, $5… columns, then the guard (on, records, bytes)
 	// rowBytes is the literal text per row of the last statement, to size
 	// the next one's buffer at once (the last, not the largest, so one
 	// push of huge rows does not inflate every later buffer).
@@ -109,11 +113,18 @@ func newerShape(t *schema.Table, conflict string, set, compare []string) (*newer
 	for i, c := range set {
 		sets[i] = quote(c) + " = EXCLUDED." + quote(c)
 	}
+	// The usage guard: when on, the scope's counters must leave room for
+	// the push's growth, or s is empty and nothing is written; the last
+	// SELECT then answers one row with a NULL uid. (A new scope's row is
+	// inserted, with no usage: the caller checks the growth alone.)
+	g := len(st.fields) + 5
+	guard := fmt.Sprintf("WHERE NOT $%d::bool OR (sc.records <= $%d::int8 AND sc.bytes <= $%d::int8)", g, g+1, g+2)
 	// WHERE true ends the SELECT so that ON CONFLICT cannot be read as a
 	// join condition.
 	st.sql = `WITH s AS (
 	INSERT INTO ferry_scopes AS sc (scope, version, purged_version) VALUES ($1, $2, 0)
 	ON CONFLICT (scope) DO UPDATE SET version = sc.version + EXCLUDED.version
+	` + guard + `
 	RETURNING sc.version - $3 AS base),
 w AS (
 	INSERT INTO ` + string(t.SQLName) + ` AS t (` + strings.Join(cols, ", ") + `)
@@ -124,7 +135,8 @@ w AS (
 	WHERE t.owner = EXCLUDED.owner AND (t.modify_at < EXCLUDED.modify_at OR
 		(t.modify_at = EXCLUDED.modify_at AND (` + prefixAll("t.", compare) + `) IS DISTINCT FROM (` + prefixAll("EXCLUDED.", compare) + `)))
 	RETURNING t.uid, t.version)
-SELECT w.uid, w.version FROM w`
+SELECT w.uid, w.version FROM w
+UNION ALL SELECT NULL, 0 WHERE NOT EXISTS (SELECT FROM s)`
 	return st, true
 }
 
@@ -182,13 +194,22 @@ func (st *newerStatement) run(ctx context.Context, idb bun.IDB, scope string, sp
 	all := unsafe.String(unsafe.SliceData(lit), len(lit))
 	// Prepared once per connection (pgx's statement cache): planning the
 	// statement each time cost more than running it for one row.
-	args := make([]any, 0, 5+len(st.fields))
+	args := make([]any, 0, 8+len(st.fields))
 	args = append(args, pgx.QueryExecModeCacheStatement, scope, take, span.Count)
 	from := 0
 	for _, to := range cut {
 		args = append(args, all[from:to])
 		from = to
 	}
+	var guard *UsageGuard
+	if span.Take {
+		guard = span.Guard
+	}
+	on, maxRecords, maxBytes := guard.args()
+	if on && (maxRecords < 0 || maxBytes < 0) {
+		return nil, ErrOverQuota // the growth alone exceeds the quota
+	}
+	args = append(args, on, maxRecords, maxBytes)
 	var q interface {
 		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
 	}
@@ -219,6 +240,9 @@ func (st *newerStatement) run(ctx context.Context, idb bun.IDB, scope string, sp
 		var v int64
 		if err := res.Scan(&uid, &v); err != nil {
 			return nil, fmt.Errorf("read written %s records: %w", model, err)
+		}
+		if uid == nil {
+			return nil, ErrOverQuota // the guard failed; nothing was written
 		}
 		i, ok := index[string(uid)]
 		if !ok {

@@ -20,6 +20,10 @@ type Scope struct {
 	// PurgedVersion is the highest version whose tombstones may have been
 	// purged; a cursor older than it must reset.
 	PurgedVersion int64 `bun:"purged_version,notnull"`
+	// Records and Bytes are the scope's [Usage], kept by triggers on the
+	// record tables.
+	Records int64 `bun:"records,notnull"`
+	Bytes   int64 `bun:"bytes,notnull"`
 }
 
 // ReserveVersion takes the scope's counter row lock (creating the row when
@@ -27,15 +31,24 @@ type Scope struct {
 // transaction ends; later versions within the same transaction are
 // allocated in memory and written back with [SetScopeVersion].
 func ReserveVersion(ctx context.Context, tx bun.Tx, scope string) (int64, error) {
+	v, _, err := ReserveVersionUsage(ctx, tx, scope)
+	return v, err
+}
+
+// ReserveVersionUsage is [ReserveVersion] that also returns the scope's
+// usage as of the lock, in the same statement: stable until the
+// transaction ends, except for its own writes.
+func ReserveVersionUsage(ctx context.Context, tx bun.Tx, scope string) (int64, Usage, error) {
 	var v int64
+	var u Usage
 	err := tx.NewRaw(
 		`INSERT INTO ferry_scopes (scope, version, purged_version) VALUES (?, 1, 0)
 		 ON CONFLICT (scope) DO UPDATE SET version = ferry_scopes.version + 1
-		 RETURNING version`, scope).Scan(ctx, &v)
+		 RETURNING version, records, bytes`, scope).Scan(ctx, &v, &u.Records, &u.Bytes)
 	if err != nil {
-		return 0, fmt.Errorf("reserve version for scope %q: %w", scope, err)
+		return 0, Usage{}, fmt.Errorf("reserve version for scope %q: %w", scope, err)
 	}
-	return v, nil
+	return v, u, nil
 }
 
 // SetScopeVersion records the last version a transaction used in a scope.

@@ -231,11 +231,14 @@ func (t *TypedTable[T, P]) InsertValue(ctx context.Context, idb bun.IDB, v P) er
 	return err
 }
 
-// CreateTable creates T's table and its feed index when they do not exist
-// yet.
+// CreateTable creates T's table, its feed index and its usage triggers
+// (see [EnsureUsageTriggers]) when they do not exist yet.
 func (t *TypedTable[T, P]) CreateTable(ctx context.Context, idb bun.IDB) error {
 	if _, err := idb.NewCreateTable().Model((*T)(nil)).IfNotExists().Exec(ctx); err != nil {
 		return err
 	}
-	return createFeedIndex(ctx, idb, (*T)(nil))
+	if err := createFeedIndex(ctx, idb, (*T)(nil)); err != nil {
+		return err
+	}
+	return EnsureUsageTriggers(ctx, idb, (*T)(nil))
 }

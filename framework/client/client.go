@@ -79,6 +79,11 @@ type Rejection struct {
 	// Errors lists what was wrong, with JSON pointers into the change
 	// ("/data/title"); empty for forbidden.
 	Errors []FieldError
+	// Code is the server's machine-readable reason for a rejection
+	// (invalid, unknown_model, conflict, quota_exceeded, …; too_large for
+	// a change too large to push); empty for forbidden, and from servers
+	// that do not send it.
+	Code string
 }
 
 // Client syncs one account's local store with a Ferry server. It is safe

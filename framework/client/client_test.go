@@ -245,7 +245,7 @@ func TestRejectedAndForbiddenLeaveTheQueue(t *testing.T) {
 		}
 		for _, uid := range []string{"blank", "extra"} {
 			r := byUID[uid]
-			if r.Status != client.StatusRejected || len(r.Errors) == 0 || !strings.HasPrefix(r.Errors[0].Path, "/data") {
+			if r.Status != client.StatusRejected || r.Code != "invalid" || len(r.Errors) == 0 || !strings.HasPrefix(r.Errors[0].Path, "/data") {
 				t.Errorf("%s: %+v", uid, r)
 			}
 		}
@@ -627,7 +627,7 @@ func TestTooLargeSplitsTheBatch(t *testing.T) {
 		return nil, nil
 	})
 	res := d.sync()
-	if res.Applied != 5 || res.Rejected != 1 || len(rejected) != 1 || rejected[0].Change.UID != "huge" {
+	if res.Applied != 5 || res.Rejected != 1 || len(rejected) != 1 || rejected[0].Change.UID != "huge" || rejected[0].Code != client.CodeTooLarge {
 		t.Fatalf("result %+v, rejected %+v", res, rejected)
 	}
 	for _, p := range d.tr.pushBodies() {

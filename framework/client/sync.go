@@ -69,6 +69,7 @@ type (
 		Model  string       `json:"model"`
 		UID    string       `json:"uid"`
 		Status string       `json:"status"`
+		Code   string       `json:"code"`
 		Record *wireRecord  `json:"record"`
 		Errors []FieldError `json:"errors"`
 	}
@@ -141,7 +142,7 @@ func (c *Client) push(ctx context.Context, res *SyncResult) error {
 				return fmt.Errorf("acknowledge: %w", err)
 			}
 			res.Rejected++
-			c.reject(ctx, Rejection{Change: pending[0], Status: StatusRejected,
+			c.reject(ctx, Rejection{Change: pending[0], Status: StatusRejected, Code: CodeTooLarge,
 				Errors: []FieldError{{Path: "", Message: "the change is larger than the server accepts"}}})
 			after = pending[0].Seq
 			continue
@@ -242,7 +243,7 @@ func (c *Client) acknowledge(ctx context.Context, pending []Change, results []wi
 				res.Forbidden++
 			}
 			acks = append(acks, Ack{Key: p.Key, Seq: p.Seq})
-			refused = append(refused, Rejection{Change: p, Status: r.Status, Errors: r.Errors})
+			refused = append(refused, Rejection{Change: p, Status: r.Status, Errors: r.Errors, Code: r.Code})
 		default:
 			// A status this client does not know: keep the change queued.
 		}

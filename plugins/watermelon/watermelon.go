@@ -349,8 +349,11 @@ func (p *Plugin) fill(ans *pullAnswer, recs []*framework.Record) error {
 
 // Rejection is one record a push refused, in the push answer.
 type Rejection struct {
-	Table  string                 `json:"table"`
-	ID     string                 `json:"id"`
+	Table string `json:"table"`
+	ID    string `json:"id"`
+	// Code is the reason, as in Ferry's own push results (invalid,
+	// quota_exceeded, …; forbidden for another user's record).
+	Code   string                 `json:"code,omitempty"`
 	Errors []framework.FieldError `json:"errors"`
 }
 
@@ -402,11 +405,11 @@ func (p *Plugin) push(c *gin.Context, who framework.Principal) error {
 				conflicts = append(conflicts, framework.FieldError{Path: "/" + src.table + "/" + src.id,
 					Message: "changed on the server after last_pulled_at"})
 			case framework.StatusRejected, framework.StatusForbidden:
-				errs := res.Errors
+				errs, code := res.Errors, res.Code
 				if res.Status == framework.StatusForbidden {
-					errs = []framework.FieldError{{Path: "", Message: "this record belongs to another user"}}
+					errs, code = []framework.FieldError{{Path: "", Message: "this record belongs to another user"}}, framework.CodeForbidden
 				}
-				rejected = append(rejected, Rejection{Table: src.table, ID: src.id, Errors: errs})
+				rejected = append(rejected, Rejection{Table: src.table, ID: src.id, Code: code, Errors: errs})
 				refused = append(refused, adapter.Ref{Model: res.Model, UID: res.UID})
 				refusedFrom = append(refusedFrom, src)
 			}
@@ -485,7 +488,7 @@ func (p *Plugin) decodePush(body any) ([]*framework.Change, []pushed, []Rejectio
 				if kind == "deleted" {
 					id, ok := item.(string)
 					if !ok || id == "" {
-						rejected = append(rejected, Rejection{Table: t, Errors: []framework.FieldError{
+						rejected = append(rejected, Rejection{Table: t, Code: framework.CodeInvalid, Errors: []framework.FieldError{
 							{Path: fmt.Sprintf("/%s/deleted/%d", t, i), Message: "must be a record id"}}})
 						continue
 					}
@@ -493,7 +496,7 @@ func (p *Plugin) decodePush(body any) ([]*framework.Change, []pushed, []Rejectio
 				} else {
 					id, data, msg := adapter.Split(item, "_status", "_changed")
 					if msg != "" {
-						rejected = append(rejected, Rejection{Table: t, ID: id, Errors: []framework.FieldError{
+						rejected = append(rejected, Rejection{Table: t, ID: id, Code: framework.CodeInvalid, Errors: []framework.FieldError{
 							{Path: fmt.Sprintf("/%s/%s/%d", t, kind, i), Message: msg}}})
 						continue
 					}

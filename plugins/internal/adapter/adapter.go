@@ -109,7 +109,7 @@ func serverState(ctx context.Context, app *framework.App, p framework.Principal,
 	for i, r := range refs {
 		changes[i] = &framework.Change{Model: r.Model, UID: r.UID, ModifyAt: now, IsDeleted: true}
 	}
-	results, err := app.PushWith(ctx, p, changes, framework.PushOptions{Policy: keepStored})
+	results, err := pushChunked(ctx, app, p, changes, framework.PushOptions{Policy: keepStored})
 	if err != nil {
 		return nil, nil, fmt.Errorf("adapter: read server state: %w", err)
 	}
@@ -150,7 +150,7 @@ func Resend(ctx context.Context, app *framework.App, p framework.Principal, refs
 	if len(again) == 0 {
 		return state, nil
 	}
-	results, err := app.PushWith(ctx, p, again, framework.PushOptions{Policy: takeIncoming})
+	results, err := pushChunked(ctx, app, p, again, framework.PushOptions{Policy: takeIncoming})
 	if err != nil {
 		return nil, fmt.Errorf("adapter: re-send server state: %w", err)
 	}
@@ -160,6 +160,22 @@ func Resend(ctx context.Context, app *framework.App, p framework.Principal, refs
 		}
 	}
 	return state, nil
+}
+
+// pushChunked pushes changes in pushes of at most the App's MaxChanges:
+// a client's push may be refused in larger numbers than one push takes
+// (a flood of deletions over the user's quota).
+func pushChunked(ctx context.Context, app *framework.App, p framework.Principal, changes []*framework.Change, opts framework.PushOptions) ([]framework.Result, error) {
+	step := max(1, app.Config().MaxChanges)
+	out := make([]framework.Result, 0, len(changes))
+	for lo := 0; lo < len(changes); lo += step {
+		res, err := app.PushWith(ctx, p, changes[lo:min(lo+step, len(changes))], opts)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, res...)
+	}
+	return out, nil
 }
 
 // IsConflict reports whether err is the all-or-nothing abort of
