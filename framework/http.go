@@ -186,13 +186,16 @@ func (a *App) handleSingle(c *gin.Context) error {
 	case StatusForbidden:
 		return NewError(CodeForbidden, "this record belongs to another user")
 	default:
-		code := res.code
+		code := res.Code
 		if code == "" {
 			code = CodeInvalid
 		}
 		msg := "invalid record"
-		if code == CodeUnknownModel {
+		switch {
+		case code == CodeUnknownModel:
 			msg = "unknown model " + strconv.Quote(ch.Model)
+		case code != CodeInvalid && len(res.Errors) > 0:
+			msg = res.Errors[0].Message // quota_exceeded, conflict: the reason itself
 		}
 		return &Error{Code: code, Message: msg, Details: res.Errors}
 	}

@@ -34,15 +34,13 @@ type Result struct {
 	Record *Record      `json:"record,omitempty"`
 	Errors []FieldError `json:"errors,omitempty"`
 
-	// code is Code, for the single-record endpoint.
-	code string
 	// written is set when this push wrote the record (not for a retried
 	// change answered applied from the stored state).
 	written bool
 }
 
 func (r *Result) reject(code string, errs ...FieldError) {
-	r.Status, r.code, r.Code, r.Errors, r.Record = StatusRejected, code, code, errs, nil
+	r.Status, r.Code, r.Errors, r.Record = StatusRejected, code, errs, nil
 }
 
 // prepared is a change that passed validation, ready for the transaction.
