@@ -61,7 +61,6 @@ func newAccounts(db *bun.DB, jwt *jwtauth.Plugin, log *slog.Logger, cfg AuthConf
 		limits: &authLimits{
 			perIP:      newKeyedLimiter(cfg.PerIP, cfg.MaxTrackedKeys, time.Now),
 			perAccount: newKeyedLimiter(cfg.PerAccount, cfg.MaxTrackedKeys, time.Now),
-			now:        time.Now,
 		},
 		gate: newHashGate(cfg.MaxConcurrentHashes, cfg.HashWait),
 	}, nil
@@ -220,11 +219,12 @@ func (a *accounts) register(c *gin.Context) error {
 	}
 	// Sign-up must say when an address is taken; the per-IP limit is what
 	// keeps that from being a fast way to test addresses.
-	if _, err := a.limits.admit(c.ClientIP(), req.Email); err != nil {
+	refund, err := a.limits.admit(c.ClientIP(), req.Email)
+	if err != nil {
 		return err
 	}
 	var hash []byte
-	err := a.gate.do(c.Request.Context(), func() (err error) {
+	err = a.gate.do(c.Request.Context(), func() (err error) {
 		hash, err = bcrypt.GenerateFromPassword([]byte(req.Password), a.cost)
 		return err
 	})
@@ -241,6 +241,7 @@ func (a *accounts) register(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	refund() // a sign-up is no wrong password
 	return a.answer(c, http.StatusCreated, rec)
 }
 

@@ -92,9 +92,9 @@ func newKeyedLimiter(l RateLimit, max int, now func() time.Time) *keyedLimiter {
 
 // reserve takes one request from key's bucket. When the bucket is empty it
 // takes nothing and returns how long until it has a request again.
-func (k *keyedLimiter) reserve(key string) (*rate.Reservation, time.Duration) {
+func (k *keyedLimiter) reserve(key string) (ok bool, wait time.Duration) {
 	if k == nil {
-		return nil, 0
+		return true, 0
 	}
 	now := k.now()
 	k.mu.Lock()
@@ -124,10 +124,23 @@ func (k *keyedLimiter) reserve(key string) (*rate.Reservation, time.Duration) {
 	e.seen = now
 	r := e.lim.ReserveN(now, 1)
 	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
-		return nil, d
+		r.CancelAt(now) // not yet acted on, so it gives the token back
+		return false, d
 	}
-	return r, 0
+	return true, 0
+}
+
+// forget drops key's bucket (a fresh one is full).
+func (k *keyedLimiter) forget(key string) {
+	if k == nil {
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if el, ok := k.entries[key]; ok {
+		k.lru.Remove(el)
+		delete(k.entries, key)
+	}
 }
 
 // size is the number of keys remembered.
@@ -143,26 +156,21 @@ func (k *keyedLimiter) size() int {
 // authLimits are the limits of the password-checked /auth routes.
 type authLimits struct {
 	perIP, perAccount *keyedLimiter
-	now               func() time.Time
 }
 
 // admit counts one attempt of the client at ip on account. It returns a
 // rate_limited error when either is over its limit, and otherwise a
-// function that gives the account's attempt back (called after a correct
-// password, so that only wrong passwords count against an account).
-func (l *authLimits) admit(ip, account string) (refund func(), err error) {
+// function to call after a correct password: it forgets the account's
+// failed attempts, so that only wrong passwords count against an account
+// (as usual, a successful login resets the count).
+func (l *authLimits) admit(ip, account string) (success func(), err error) {
 	if _, wait := l.perIP.reserve(ipKey(ip)); wait > 0 {
 		return nil, rateLimited(wait, "too many sign-in attempts from this address")
 	}
-	r, wait := l.perAccount.reserve(account)
-	if wait > 0 {
+	if _, wait := l.perAccount.reserve(account); wait > 0 {
 		return nil, rateLimited(wait, "too many sign-in attempts for this account")
 	}
-	return func() {
-		if r != nil {
-			r.CancelAt(l.now())
-		}
-	}, nil
+	return func() { l.perAccount.forget(account) }, nil
 }
 
 func rateLimited(wait time.Duration, msg string) error {
