@@ -179,6 +179,7 @@ type Server struct {
 	// shutdown.
 	RxDB   *rxdb.Plugin
 	engine *gin.Engine
+	acc    *accounts
 	cfg    Config
 }
 
@@ -312,7 +313,7 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 	})
 	acc.mount(engine.Group("/auth"))
 	app.Mount(engine.Group("/sync"))
-	return &Server{App: app, DB: db, JWT: jwt, RxDB: rx, engine: engine, cfg: cfg}, nil
+	return &Server{App: app, DB: db, JWT: jwt, RxDB: rx, engine: engine, acc: acc, cfg: cfg}, nil
 }
 
 func requestLog(log *slog.Logger) gin.HandlerFunc {
