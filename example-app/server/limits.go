@@ -3,6 +3,7 @@ package server
 import (
 	"container/list"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -167,10 +168,19 @@ func (l *authLimits) admit(ip, account string) (success func(), err error) {
 	if _, wait := l.perIP.reserve(ipKey(ip)); wait > 0 {
 		return nil, rateLimited(wait, "too many sign-in attempts from this address")
 	}
-	if _, wait := l.perAccount.reserve(account); wait > 0 {
+	key := accountKey(account)
+	if _, wait := l.perAccount.reserve(key); wait > 0 {
 		return nil, rateLimited(wait, "too many sign-in attempts for this account")
 	}
-	return func() { l.perAccount.forget(account) }, nil
+	return func() { l.perAccount.forget(key) }, nil
+}
+
+// accountKey is the limiter key of an account: a digest of its email, so
+// that a key costs the same few bytes however long an email a client
+// sends (the body may hold 64 KiB).
+func accountKey(email string) string {
+	sum := sha256.Sum256([]byte(email))
+	return string(sum[:16])
 }
 
 func rateLimited(wait time.Duration, msg string) error {
