@@ -317,12 +317,17 @@ func TestAccountDeletion(t *testing.T) {
 		// account, whatever its clock says.
 		restore := userChange(ann.ID, "Ann", "ann-gone@example.com")
 		restore["modify_at"] = time.Now().Add(4 * time.Minute).UTC().Format(time.RFC3339Nano)
+		// The tombstone's own data, live again.
+		same := userChange(ann.ID, out.User.Data["name"].(string), out.User.Data["email"].(string))
+		same["modify_at"] = restore["modify_at"]
 		var res pushAnswer
-		if st := c.do("POST", "/sync/push", ann.Token, jsonBody(map[string]any{"device_id": "d", "changes": []any{restore}}), &res); st != 200 {
+		if st := c.do("POST", "/sync/push", ann.Token, jsonBody(map[string]any{"device_id": "d", "changes": []any{restore, same}}), &res); st != 200 {
 			t.Fatalf("push through c: %d", st)
 		}
-		if res.Results[0].Status != "rejected" || res.Results[0].Errors[0].Path != "/is_deleted" {
-			t.Fatalf("un-delete: %+v", res.Results[0])
+		for _, r := range res.Results {
+			if r.Status != "rejected" || r.Errors[0].Path != "/is_deleted" {
+				t.Fatalf("un-delete: %+v", r)
+			}
 		}
 		var rec struct {
 			IsDeleted bool `bun:"is_deleted"`

@@ -82,9 +82,10 @@ type AuthConfig struct {
 	// recently seen is forgotten first.
 	MaxTrackedKeys int
 	// MaxConcurrentHashes caps the password hashes computed at once
-	// (FERRY_AUTH_HASHES, default GOMAXPROCS); a request that finds them
+	// (FERRY_AUTH_HASHES, default half of GOMAXPROCS, at least 1, so that
+	// logins never take every core from sync); a request that finds them
 	// all busy for HashWait (default 1 s) is answered 503 with
-	// Retry-After.
+	// Retry-After: 1.
 	MaxConcurrentHashes int
 	HashWait            time.Duration
 	// TokenTTL is how long a token is valid (FERRY_TOKEN_TTL, default 30
@@ -110,7 +111,8 @@ func (c *AuthConfig) setDefaults() error {
 		c.MaxTrackedKeys = 100_000
 	}
 	if c.MaxConcurrentHashes <= 0 {
-		c.MaxConcurrentHashes = runtime.GOMAXPROCS(0)
+		// Half the cores: a flood of logins leaves the other half to sync.
+		c.MaxConcurrentHashes = max(1, runtime.GOMAXPROCS(0)/2)
 	}
 	if c.HashWait <= 0 {
 		c.HashWait = time.Second
