@@ -83,6 +83,9 @@ type Plugin struct {
 	verified map[string]verifiedToken
 	// gens remembers users' token generations for cfg.RevocationCache.
 	gens map[string]knownGeneration
+	// forgets counts Forget calls: a generation read before a Forget is
+	// not remembered after it (it may predate the revocation).
+	forgets uint64
 }
 
 type verifiedToken struct {
@@ -185,12 +188,13 @@ func (p *Plugin) IssueContext(ctx context.Context, userID string) (string, error
 		ExpiresAt: jwt.NewNumericDate(now.Add(p.cfg.TTL)),
 	}}
 	if p.cfg.Revocation != nil {
+		epoch := p.epoch()
 		gen, err := p.cfg.Revocation.Generation(ctx, userID)
 		if err != nil {
 			return "", fmt.Errorf("jwtauth: token generation of %s: %w", userID, err)
 		}
 		c.Generation = gen
-		p.remember(userID, gen)
+		p.rememberSince(epoch, userID, gen)
 	}
 	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(p.cfg.Secret)
 	if err != nil {
@@ -206,6 +210,7 @@ func (p *Plugin) IssueContext(ctx context.Context, userID string) (string, error
 func (p *Plugin) Forget(userID string) {
 	p.mu.Lock()
 	delete(p.gens, userID)
+	p.forgets++
 	p.mu.Unlock()
 }
 
@@ -275,6 +280,7 @@ func (p *Plugin) VerifyContext(ctx context.Context, token string) (framework.Pri
 func (p *Plugin) generation(ctx context.Context, userID string, now time.Time) (int64, error) {
 	p.mu.Lock()
 	g, ok := p.gens[userID]
+	epoch := p.forgets
 	p.mu.Unlock()
 	if ok && now.Before(g.until) {
 		return g.generation, nil
@@ -283,18 +289,28 @@ func (p *Plugin) generation(ctx context.Context, userID string, now time.Time) (
 	if err != nil {
 		return 0, fmt.Errorf("jwtauth: token generation of %s: %w", userID, err)
 	}
-	p.remember(userID, gen)
+	p.rememberSince(epoch, userID, gen)
 	return gen, nil
 }
 
-func (p *Plugin) remember(userID string, gen int64) {
+func (p *Plugin) epoch() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.forgets
+}
+
+// rememberSince caches gen unless a Forget happened since epoch.
+func (p *Plugin) rememberSince(epoch uint64, userID string, gen int64) {
 	if p.cfg.RevocationCache < 0 {
 		return
 	}
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.forgets != epoch {
+		return
+	}
 	if len(p.gens) >= maxVerified {
 		clear(p.gens)
 	}
 	p.gens[userID] = knownGeneration{generation: gen, until: p.cfg.Now().Add(p.cfg.RevocationCache)}
-	p.mu.Unlock()
 }
