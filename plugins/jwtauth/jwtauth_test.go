@@ -231,3 +231,30 @@ func TestRevocation(t *testing.T) {
 		t.Fatal("issued a token without knowing the generation")
 	}
 }
+
+// BenchmarkVerify is a device's next request: a remembered token, with
+// and without a Revocation (answered from its cache).
+func BenchmarkVerify(b *testing.B) {
+	for _, withRevocation := range []bool{false, true} {
+		name := "plain"
+		cfg := jwtauth.Config{Secret: secret}
+		if withRevocation {
+			name = "revocation"
+			cfg.Revocation = &generations{gen: map[string]int64{}}
+		}
+		b.Run(name, func(b *testing.B) {
+			p, err := jwtauth.New(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			tok, _ := p.Issue("user-1")
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := p.VerifyContext(ctx, tok); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
