@@ -180,6 +180,7 @@ func (a *accounts) mount(r gin.IRouter) {
 	r.POST("/email", h(a.changeEmail))
 	r.POST("/password", h(a.changePassword))
 	r.DELETE("/account", h(a.deleteAccount))
+	r.POST("/logout", h(a.logout))
 }
 
 func checkEmail(email string) *framework.FieldError {
@@ -428,6 +429,23 @@ func (a *accounts) changePassword(c *gin.Context) error {
 		return err
 	}
 	return a.answer(c, http.StatusOK, rec)
+}
+
+// logout is POST /auth/logout: it ends every token of the caller, on
+// every device ("log out everywhere"; tokens are not revoked one by one).
+// It needs no password: whoever holds a token may end it.
+func (a *accounts) logout(c *gin.Context) error {
+	p, err := a.jwt.Authenticate(c.Request)
+	if err != nil {
+		c.Header("WWW-Authenticate", `Bearer realm="ferry"`)
+		return err
+	}
+	if err := revokeTokens(c.Request.Context(), a.db, p.UserID); err != nil {
+		return err
+	}
+	a.jwt.Forget(p.UserID)
+	c.Status(http.StatusNoContent)
+	return nil
 }
 
 // deleteAccount is DELETE /auth/account {password}: it tombstones the

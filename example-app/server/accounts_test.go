@@ -380,5 +380,18 @@ func TestPasswordChange(t *testing.T) {
 		if x := e.raw("POST", "/auth/login", "", login("ann-pw@example.com", "a new secret"), nil); x.status != 200 {
 			t.Fatalf("new password: %d %s", x.status, x.body)
 		}
+		// Log out everywhere: every token ends, logging in again works.
+		if x := e.raw("POST", "/auth/logout", out.Token, "", nil); x.status != 204 {
+			t.Fatalf("logout: %d %s", x.status, x.body)
+		}
+		if x := e.raw("GET", "/sync/pull", out.Token, "", nil); x.status != 401 {
+			t.Fatalf("token after logout: %d", x.status)
+		}
+		if x := e.raw("POST", "/auth/logout", out.Token, "", nil); x.status != 401 {
+			t.Fatalf("logout with an ended token: %d", x.status)
+		}
+		if x := e.raw("POST", "/auth/login", "", login("ann-pw@example.com", "a new secret"), nil); x.status != 200 {
+			t.Fatalf("login after logout: %d %s", x.status, x.body)
+		}
 	})
 }

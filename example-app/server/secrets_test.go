@@ -70,8 +70,15 @@ func TestJWTSecretRules(t *testing.T) {
 // TestConfigFromEnvErrors: a limit the environment gets wrong stops the
 // server with the variable's name.
 func TestConfigFromEnvErrors(t *testing.T) {
-	t.Setenv("FERRY_AUTH_RATE_ACCOUNT", "ten a minute")
+	t.Setenv("FERRY_JWT_SECRET", "a passphrase of thirty-two chars")
 	cfg := server.ConfigFromEnv()
+	cfg.DataDir = t.TempDir()
+	if _, err := server.Open(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "FERRY_JWT_SECRET") || !strings.Contains(err.Error(), "openssl rand -hex 32") {
+		t.Fatalf("passphrase in FERRY_JWT_SECRET: %v", err)
+	}
+	t.Setenv("FERRY_JWT_SECRET", servertest.Secret)
+	t.Setenv("FERRY_AUTH_RATE_ACCOUNT", "ten a minute")
+	cfg = server.ConfigFromEnv()
 	cfg.DataDir = t.TempDir()
 	if _, err := server.Open(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "FERRY_AUTH_RATE_ACCOUNT") {
 		t.Fatalf("bad rate: %v", err)
