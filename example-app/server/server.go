@@ -75,11 +75,12 @@ type AuthConfig struct {
 	PerIP RateLimit
 	// PerAccount limits wrong passwords per account, that is per email
 	// (FERRY_AUTH_RATE_ACCOUNT, default 10 per minute). A correct password
-	// gives its attempt back.
+	// resets the account's count.
 	PerAccount RateLimit
 	// MaxTrackedKeys bounds the IPs and the accounts each limit
-	// remembers (default 100,000 each, about 25 MB at most); the least
-	// recently seen is forgotten first.
+	// remembers (default 100,000 each; about 230 bytes a key, so 22 MB
+	// each at most); the least recently seen is forgotten first, and a
+	// key idle long enough to have refilled is forgotten at once.
 	MaxTrackedKeys int
 	// MaxConcurrentHashes caps the password hashes computed at once
 	// (FERRY_AUTH_HASHES, default half of GOMAXPROCS, at least 1, so that
@@ -94,7 +95,8 @@ type AuthConfig struct {
 	// RevocationDelay is how long a replica trusts what it knows of a
 	// user's revoked tokens (default 5 s): a deleted account's or an old
 	// password's tokens stop working within it everywhere, at once on
-	// the replica that served the change.
+	// the replica that served the change. Negative asks the store on
+	// every request.
 	RevocationDelay time.Duration
 }
 
