@@ -127,7 +127,9 @@ func mainErr(o options) (err error) {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	childArgs := []string{"-data-dir", tmp, "-secret", "bench-secret-" + runID + strings.Repeat("x", 32)}
+	var secret [32]byte
+	_, _ = rand.Read(secret[:])
+	childArgs := []string{"-data-dir", tmp, "-secret", hex.EncodeToString(secret[:])}
 
 	b := &bencher{ctx: ctx, opt: o, store: o.store, runID: runID}
 	var schemaURL string

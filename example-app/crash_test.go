@@ -58,7 +58,7 @@ func TestCrashDuringLargePushes(t *testing.T) {
 	for _, kind := range []synctest.Store{synctest.SQLite, synctest.Postgres} {
 		t.Run(string(kind), func(t *testing.T) {
 			dir := t.TempDir()
-			env := []string{"FERRY_DATA_DIR=" + filepath.Join(dir, "data"), "FERRY_JWT_SECRET=crash-test-secret-crash-test-secret-0123", "DATABASE_URL="}
+			env := []string{"FERRY_DATA_DIR=" + filepath.Join(dir, "data"), "FERRY_JWT_SECRET=63726173682d746573742d7365637265742d63726173682d746573742d73656372", "DATABASE_URL=", "FERRY_BCRYPT_COST=4"}
 			openDB := func() (*bun.DB, error) {
 				return models.OpenSQLite(context.Background(), filepath.Join(dir, "data", "ferry.db"))
 			}

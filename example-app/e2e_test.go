@@ -71,7 +71,7 @@ func startE2EApp(ctx context.Context, t *testing.T, bin, databaseURL string) str
 	var logs bytes.Buffer
 	srv := exec.Command(bin)
 	srv.Env = append(os.Environ(), "FERRY_ADDR="+addr, "FERRY_DATA_DIR="+filepath.Join(t.TempDir(), "data"),
-		"DATABASE_URL="+databaseURL, "FERRY_JWT_SECRET=")
+		"DATABASE_URL="+databaseURL, "FERRY_JWT_SECRET=", "FERRY_BCRYPT_COST=4", "FERRY_AUTH_RATE_IP=off")
 	srv.Stdout, srv.Stderr = &logs, &logs
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)

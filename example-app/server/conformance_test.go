@@ -177,7 +177,7 @@ func TestProtocolConformance(t *testing.T) {
 			}
 			res = ann.push(map[string]any{"model": "data.User", "uid": ann.ID, "modify_at": time.Now().UTC().Format(time.RFC3339Nano),
 				"data": map[string]any{"name": "Ann", "email": "bob-proxy@example.com"}})[0]
-			if res.Status != "rejected" || res.Errors[0].Path != "/data/email" {
+			if res.Status != "rejected" || res.Errors[0].Path != "/data/email" || !strings.Contains(res.Errors[0].Message, "POST /auth/email") {
 				t.Fatalf("taking bob's email: %+v", res)
 			}
 			// The password survived the sync update.

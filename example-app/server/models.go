@@ -53,3 +53,15 @@ func (n *Note) Validate() error {
 	}
 	return nil
 }
+
+// tokenGeneration is a user's token generation (see jwtauth.Revocation):
+// revoking every token of a user is raising it by one. Users without a
+// row have generation 0, like every token issued before revocation
+// existed, so the table is created empty on existing stores and their
+// tokens keep working until revoked.
+type tokenGeneration struct {
+	bun.BaseModel `bun:"table:token_generations"`
+
+	UserID     string `bun:"user_id,pk"`
+	Generation int64  `bun:"generation,notnull"`
+}

@@ -8,14 +8,14 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +27,7 @@ import (
 	"github.com/ferrysync/ferry/schemas"
 	"github.com/gin-gonic/gin"
 	"github.com/uptrace/bun"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Config is the example app's configuration; [ConfigFromEnv] reads it from
@@ -35,32 +36,142 @@ type Config struct {
 	// Addr is the listen address (FERRY_ADDR, default 127.0.0.1:8080).
 	Addr string
 	// DataDir holds the SQLite file and a generated JWT secret
-	// (FERRY_DATA_DIR, default ./data).
+	// (FERRY_DATA_DIR, default ./data). It is created 0700, and the files
+	// in it are kept 0600.
 	DataDir string
 	// DatabaseURL selects PostgreSQL when set (DATABASE_URL).
 	DatabaseURL string
-	// JWTSecret signs tokens (FERRY_JWT_SECRET); when empty a secret is
-	// generated once and kept in DataDir.
+	// JWTSecret signs tokens (FERRY_JWT_SECRET): hex, base64 or base64url
+	// text of at least 32 random bytes (`openssl rand -hex 32`); a
+	// passphrase is refused. When empty a secret is generated once and
+	// kept in DataDir.
 	JWTSecret string
+	// TrustedProxies are the addresses or CIDR ranges of reverse proxies
+	// whose X-Forwarded-For / X-Real-IP headers name the client
+	// (FERRY_TRUSTED_PROXIES, comma-separated). Default none: the client
+	// is the connection's remote address, so a client cannot choose the
+	// address its rate limits count against.
+	TrustedProxies []string
+	// Auth holds the limits of the /auth routes.
+	Auth AuthConfig
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+
+	// envErr is what ConfigFromEnv could not read; New reports it.
+	envErr error
 }
 
-// ConfigFromEnv reads the configuration from the environment.
+// AuthConfig holds the limits of the password-checked /auth routes
+// (register, login, email, password, account). Zero fields take the
+// defaults.
+type AuthConfig struct {
+	// PasswordCost is the bcrypt cost of new password hashes
+	// (FERRY_BCRYPT_COST, default 12: about 250 ms of one core). Hashes of
+	// a lower cost still verify and are rehashed at the next login. Test
+	// suites that sign many users up use bcrypt.MinCost (4).
+	PasswordCost int
+	// PerIP limits those requests per client IP (IPv6: per /64)
+	// (FERRY_AUTH_RATE_IP, default 30 per minute, "off" to turn off).
+	PerIP RateLimit
+	// PerAccount limits wrong passwords per account, that is per email
+	// (FERRY_AUTH_RATE_ACCOUNT, default 10 per minute). A correct password
+	// resets the account's count.
+	PerAccount RateLimit
+	// MaxTrackedKeys bounds the IPs and the accounts each limit
+	// remembers (default 100,000 each; about 230 bytes a key, so 22 MB
+	// each at most); the least recently seen is forgotten first, and a
+	// key idle long enough to have refilled is forgotten at once.
+	MaxTrackedKeys int
+	// MaxConcurrentHashes caps the password hashes computed at once
+	// (FERRY_AUTH_HASHES, default half of GOMAXPROCS, at least 1, so that
+	// logins never take every core from sync); a request that finds them
+	// all busy for HashWait (default 1 s) is answered 503 with
+	// Retry-After: 1.
+	MaxConcurrentHashes int
+	HashWait            time.Duration
+	// TokenTTL is how long a token is valid (FERRY_TOKEN_TTL, default 30
+	// days: devices stay offline for weeks).
+	TokenTTL time.Duration
+	// RevocationDelay is how long a replica trusts what it knows of a
+	// user's revoked tokens (default 5 s): a deleted account's or an old
+	// password's tokens stop working within it everywhere, at once on
+	// the replica that served the change. Negative asks the store on
+	// every request.
+	RevocationDelay time.Duration
+}
+
+func (c *AuthConfig) setDefaults() error {
+	if c.PasswordCost == 0 {
+		c.PasswordCost = 12
+	}
+	if c.PasswordCost < bcrypt.MinCost || c.PasswordCost > bcrypt.MaxCost {
+		return fmt.Errorf("Auth.PasswordCost %d is not a bcrypt cost (%d to %d)", c.PasswordCost, bcrypt.MinCost, bcrypt.MaxCost)
+	}
+	c.PerIP = c.PerIP.withDefault(RateLimit{Requests: 30, Per: time.Minute})
+	c.PerAccount = c.PerAccount.withDefault(RateLimit{Requests: 10, Per: time.Minute})
+	if c.MaxTrackedKeys <= 0 {
+		c.MaxTrackedKeys = 100_000
+	}
+	if c.MaxConcurrentHashes <= 0 {
+		// Half the cores: a flood of logins leaves the other half to sync.
+		c.MaxConcurrentHashes = max(1, runtime.GOMAXPROCS(0)/2)
+	}
+	if c.HashWait <= 0 {
+		c.HashWait = time.Second
+	}
+	if c.TokenTTL <= 0 {
+		c.TokenTTL = 30 * 24 * time.Hour
+	}
+	if c.RevocationDelay == 0 {
+		c.RevocationDelay = 5 * time.Second
+	}
+	return nil
+}
+
+// ConfigFromEnv reads the configuration from the environment. A variable
+// it cannot read is reported by [New] and [Open].
 func ConfigFromEnv() Config {
-	return Config{
+	cfg := Config{
 		Addr:        envOr("FERRY_ADDR", "127.0.0.1:8080"),
 		DataDir:     envOr("FERRY_DATA_DIR", "./data"),
 		DatabaseURL: os.Getenv("DATABASE_URL"),
 		JWTSecret:   os.Getenv("FERRY_JWT_SECRET"),
 	}
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
+	var errs []error
+	if v := os.Getenv("FERRY_TRUSTED_PROXIES"); v != "" {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				cfg.TrustedProxies = append(cfg.TrustedProxies, p)
+			}
+		}
 	}
-	return def
+	for key, dst := range map[string]*RateLimit{"FERRY_AUTH_RATE_IP": &cfg.Auth.PerIP, "FERRY_AUTH_RATE_ACCOUNT": &cfg.Auth.PerAccount} {
+		if v := os.Getenv(key); v != "" {
+			l, err := ParseRateLimit(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", key, err))
+			}
+			*dst = l
+		}
+	}
+	for key, dst := range map[string]*int{"FERRY_BCRYPT_COST": &cfg.Auth.PasswordCost, "FERRY_AUTH_HASHES": &cfg.Auth.MaxConcurrentHashes} {
+		if v := os.Getenv(key); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				errs = append(errs, fmt.Errorf("%s=%q must be a positive integer", key, v))
+			}
+			*dst = n
+		}
+	}
+	if v := os.Getenv("FERRY_TOKEN_TTL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("FERRY_TOKEN_TTL=%q must be a positive duration such as 720h", v))
+		}
+		cfg.Auth.TokenTTL = d
+	}
+	cfg.envErr = errors.Join(errs...)
+	return cfg
 }
 
 // Server is a built example app.
@@ -72,6 +183,7 @@ type Server struct {
 	// shutdown.
 	RxDB   *rxdb.Plugin
 	engine *gin.Engine
+	acc    *accounts
 	cfg    Config
 }
 
@@ -97,13 +209,31 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 }
 
 func openDB(ctx context.Context, cfg Config) (*bun.DB, error) {
+	if cfg.envErr != nil {
+		return nil, cfg.envErr
+	}
 	if cfg.DatabaseURL != "" {
 		return models.OpenPostgres(ctx, cfg.DatabaseURL)
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
+	if err := ensureDataDir(cfg.DataDir, cfg.Logger); err != nil {
+		return nil, err
 	}
-	return models.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "ferry.db"))
+	path := filepath.Join(cfg.DataDir, "ferry.db")
+	if err := prepareSQLiteFiles(path, cfg.Logger); err != nil {
+		return nil, err
+	}
+	db, err := models.OpenSQLite(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	// Opening may have made the -wal and -shm files.
+	for _, p := range []string{path + "-wal", path + "-shm"} {
+		if err := tightenFile(p, cfg.Logger); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	return db, nil
 }
 
 // New builds the app on an open store (tests pass their own). Close
@@ -114,6 +244,12 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = "./data"
+	}
+	if cfg.envErr != nil {
+		return nil, cfg.envErr
+	}
+	if err := cfg.Auth.setDefaults(); err != nil {
+		return nil, err
 	}
 	secret, err := jwtSecret(cfg)
 	if err != nil {
@@ -135,11 +271,15 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 	if err := app.RegisterSchema("data.Task", framework.ModelOptions{Schema: "data/task.json"}); err != nil {
 		return nil, err
 	}
-	jwt, err := jwtauth.New(jwtauth.Config{Secret: secret})
+	jwt, err := jwtauth.New(jwtauth.Config{Secret: secret, TTL: cfg.Auth.TokenTTL,
+		Revocation: tokenGenerationOf(db), RevocationCache: cfg.Auth.RevocationDelay})
 	if err != nil {
 		return nil, err
 	}
-	acc := &accounts{jwt: jwt}
+	acc, err := newAccounts(db, jwt, cfg.Logger, cfg.Auth)
+	if err != nil {
+		return nil, err
+	}
 	// WatermelonDB apps sync at /sync/watermelon, RxDB apps at /sync/rxdb/tasks/….
 	wmelon, err := watermelon.New(watermelon.Config{Tables: map[string]string{"tasks": "data.Task"}})
 	if err != nil {
@@ -155,8 +295,18 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 	if err := app.Migrate(ctx); err != nil {
 		return nil, err
 	}
+	// The table of token generations, on a new store and on one made by
+	// an earlier release alike.
+	if _, err := db.NewCreateTable().Model((*tokenGeneration)(nil)).IfNotExists().Exec(ctx); err != nil {
+		return nil, fmt.Errorf("create table token_generations: %w", err)
+	}
 	engine := gin.New()
-	engine.Use(requestLog(cfg.Logger))
+	// gin trusts every proxy unless told otherwise; the rate limits need
+	// the real client.
+	if err := engine.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("TrustedProxies: %w", err)
+	}
+	engine.Use(requestLog(cfg.Logger), framework.Recovery(cfg.Logger))
 	framework.UseProtocolErrors(engine)
 	engine.GET("/healthz", func(c *gin.Context) {
 		if err := db.PingContext(c.Request.Context()); err != nil {
@@ -167,31 +317,7 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 	})
 	acc.mount(engine.Group("/auth"))
 	app.Mount(engine.Group("/sync"))
-	return &Server{App: app, DB: db, JWT: jwt, RxDB: rx, engine: engine, cfg: cfg}, nil
-}
-
-// jwtSecret returns the configured secret, or one generated once and kept
-// beside the database file so tokens survive restarts.
-func jwtSecret(cfg Config) ([]byte, error) {
-	if cfg.JWTSecret != "" {
-		return []byte(cfg.JWTSecret), nil
-	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
-	}
-	path := filepath.Join(cfg.DataDir, "jwt-secret")
-	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
-		return []byte(strings.TrimSpace(string(b))), nil
-	}
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		return nil, err
-	}
-	secret := hex.EncodeToString(raw)
-	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
-		return nil, fmt.Errorf("write %s: %w", path, err)
-	}
-	return []byte(secret), nil
+	return &Server{App: app, DB: db, JWT: jwt, RxDB: rx, engine: engine, acc: acc, cfg: cfg}, nil
 }
 
 func requestLog(log *slog.Logger) gin.HandlerFunc {
@@ -230,4 +356,11 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ferrysync/ferry/example-app/server"
+	"github.com/ferrysync/ferry/example-app/server/servertest"
 	"github.com/ferrysync/ferry/framework/synctest"
 )
 
@@ -25,7 +26,7 @@ func TestShutdownEndsStreams(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 	srv, err := server.New(context.Background(), server.Config{
-		Addr: addr, DataDir: t.TempDir(), JWTSecret: "test-secret-test-secret-test-secret-123",
+		Addr: addr, DataDir: t.TempDir(), JWTSecret: servertest.Secret, Auth: servertest.Auth(),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}, synctest.OpenSQLite(t))
 	if err != nil {

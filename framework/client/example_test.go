@@ -32,7 +32,7 @@ func Example() {
 	defer db.Close()
 	srv, err := server.New(ctx, server.Config{
 		DataDir:   dir,
-		JWTSecret: "example-secret-example-secret-example",
+		JWTSecret: "5f2b8e0c9d1a47e3b6c4f8a2d0e9b7c15a3e6d8f2c4b1a09e7d5c3b2a1f0e9d8", // openssl rand -hex 32,
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}, db)
 	if err != nil {

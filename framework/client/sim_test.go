@@ -213,6 +213,7 @@ func (s *simServer) start() {
 	srv, err := server.New(ctx, server.Config{
 		DataDir:   s.dataDir,
 		JWTSecret: testSecret,
+		Auth:      servertest.Auth(),
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}, db)
 	if err != nil {

@@ -20,10 +20,32 @@ import (
 	"github.com/ferrysync/ferry/example-app/server"
 	"github.com/ferrysync/ferry/framework"
 	"github.com/uptrace/bun"
+	"golang.org/x/crypto/bcrypt"
 )
 
-// Secret is the JWT secret the test servers use.
-const Secret = "test-secret-test-secret-test-secret-123"
+// Secret is the JWT secret the test servers use (hex of 32 bytes, as
+// FERRY_JWT_SECRET must be).
+const Secret = "7465737420736563726574206f6620746865206578616d706c652061707021a5"
+
+// Auth is the accounts configuration of the test servers: password hashes
+// of bcrypt's lowest cost and no rate limits on /auth, since test suites
+// sign many users up from one address. Tests of those limits set their
+// own (see [StartWith]).
+func Auth() server.AuthConfig {
+	off := server.RateLimit{Requests: -1}
+	return server.AuthConfig{PasswordCost: bcrypt.MinCost, PerIP: off, PerAccount: off}
+}
+
+// Config is the configuration [Start] uses: a temporary data dir,
+// [Secret], [Auth] and discarded logs.
+func Config(t testing.TB) server.Config {
+	return server.Config{
+		DataDir:   t.TempDir(),
+		JWTSecret: Secret,
+		Auth:      Auth(),
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+}
 
 // Env is a running example server.
 type Env struct {
@@ -37,11 +59,14 @@ type Env struct {
 // Its logs are discarded.
 func Start(t testing.TB, db *bun.DB) *Env {
 	t.Helper()
-	srv, err := server.New(context.Background(), server.Config{
-		DataDir:   t.TempDir(),
-		JWTSecret: Secret,
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}, db)
+	return StartWith(t, db, Config(t))
+}
+
+// StartWith is [Start] with a configuration of the test's own, usually
+// [Config] with some fields changed.
+func StartWith(t testing.TB, db *bun.DB, cfg server.Config) *Env {
+	t.Helper()
+	srv, err := server.New(context.Background(), cfg, db)
 	if err != nil {
 		t.Fatalf("build example server: %v", err)
 	}
