@@ -10,9 +10,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -44,16 +44,29 @@ type Config struct {
 	JWTSecret string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// HTTP bounds connections: timeouts, header size, connection cap (see
+	// [HTTPConfig] for the FERRY_… variables and defaults).
+	HTTP HTTPConfig
+	// RxDB configures the RxDB plugin's live streams (its Collections are
+	// the app's): FERRY_STREAMS_PER_USER, FERRY_MAX_STREAMS (default half
+	// of HTTP.MaxConns), FERRY_STREAM_WRITE_TIMEOUT, FERRY_STREAM_KEEPALIVE,
+	// FERRY_STREAM_EVENT_DOCUMENTS and FERRY_STREAM_EVENT_BYTES; zero
+	// fields take rxdb's defaults.
+	RxDB rxdb.Config
+	// envErr is a variable ConfigFromEnv could not parse; New returns it.
+	envErr error
 }
 
 // ConfigFromEnv reads the configuration from the environment.
 func ConfigFromEnv() Config {
-	return Config{
+	cfg := Config{
 		Addr:        envOr("FERRY_ADDR", "127.0.0.1:8080"),
 		DataDir:     envOr("FERRY_DATA_DIR", "./data"),
 		DatabaseURL: os.Getenv("DATABASE_URL"),
 		JWTSecret:   os.Getenv("FERRY_JWT_SECRET"),
 	}
+	cfg.envErr = connEnv(&cfg)
+	return cfg
 }
 
 func envOr(key, def string) string {
@@ -115,6 +128,12 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 	if cfg.DataDir == "" {
 		cfg.DataDir = "./data"
 	}
+	if cfg.envErr != nil {
+		return nil, cfg.envErr
+	}
+	if err := connDefaults(&cfg); err != nil {
+		return nil, err
+	}
 	secret, err := jwtSecret(cfg)
 	if err != nil {
 		return nil, err
@@ -145,7 +164,9 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	rx, err := rxdb.New(rxdb.Config{Collections: map[string]string{"tasks": "data.Task"}})
+	rxCfg := cfg.RxDB
+	rxCfg.Collections = map[string]string{"tasks": "data.Task"}
+	rx, err := rxdb.New(rxCfg)
 	if err != nil {
 		return nil, err
 	}
@@ -209,25 +230,11 @@ func (s *Server) Handler() http.Handler { return s.engine }
 // Close closes the store.
 func (s *Server) Close() error { return s.DB.Close() }
 
-// Run serves until ctx is cancelled, then shuts down gracefully.
+// Run listens on Config.Addr and serves there: see [Server.Serve].
 func (s *Server) Run(ctx context.Context) error {
-	srv := &http.Server{Addr: s.cfg.Addr, Handler: s.engine, ReadHeaderTimeout: 10 * time.Second}
-	srv.RegisterOnShutdown(s.RxDB.Close) // live streams never end by themselves
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	s.cfg.Logger.Info("ferry example app listening", "addr", s.cfg.Addr, "store", s.DB.Dialect().Name().String())
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+	l, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
 		return err
 	}
-	return nil
+	return s.Serve(ctx, l)
 }
