@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -22,13 +21,14 @@ type HTTPConfig struct {
 	// ReadHeaderTimeout is the time a client has to send a request's
 	// headers (FERRY_READ_HEADER_TIMEOUT, default 10s).
 	ReadHeaderTimeout time.Duration
-	// BodyTimeout is the time a client has to send a request's whole body,
-	// counted from the end of its headers (FERRY_BODY_TIMEOUT, default
-	// 30s). A client that is slower is cut off: the read fails, the
-	// request is answered 400 "could not read the body" and the connection
-	// is closed. Requests without a body (pulls, streams) have no read
-	// deadline, so a live stream is not cut by it.
-	BodyTimeout time.Duration
+	// ReadTimeout is the time a client has to send a whole request,
+	// headers and body, counted from its first byte (FERRY_READ_TIMEOUT,
+	// default 30s). A client that is slower is cut off: the body's read
+	// fails, the request is answered 400 "could not read the body" and
+	// the connection is closed. net/http lifts the deadline once the body
+	// has been read to its end (and at once for requests without a body),
+	// so a handler that runs long, or a live stream, is not cut by it.
+	ReadTimeout time.Duration
 	// WriteTimeout bounds a request from the end of its headers to the end
 	// of its answer (FERRY_WRITE_TIMEOUT, default 60s); the answer of a
 	// slower request is cut. Live streams set their own deadline for each
@@ -56,7 +56,7 @@ type HTTPConfig struct {
 // Defaults of [HTTPConfig].
 const (
 	DefaultReadHeaderTimeout = 10 * time.Second
-	DefaultBodyTimeout       = 30 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
 	DefaultWriteTimeout      = 60 * time.Second
 	DefaultIdleTimeout       = 60 * time.Second
 	DefaultMaxHeaderBytes    = 64 << 10
@@ -71,7 +71,7 @@ func (c HTTPConfig) withDefaults() (HTTPConfig, error) {
 		def  time.Duration
 	}{
 		{"ReadHeaderTimeout", &c.ReadHeaderTimeout, DefaultReadHeaderTimeout},
-		{"BodyTimeout", &c.BodyTimeout, DefaultBodyTimeout},
+		{"ReadTimeout", &c.ReadTimeout, DefaultReadTimeout},
 		{"WriteTimeout", &c.WriteTimeout, DefaultWriteTimeout},
 		{"IdleTimeout", &c.IdleTimeout, DefaultIdleTimeout},
 	} {
@@ -122,7 +122,7 @@ func connEnv(cfg *Config) error {
 		}
 	}
 	dur("FERRY_READ_HEADER_TIMEOUT", &cfg.HTTP.ReadHeaderTimeout)
-	dur("FERRY_BODY_TIMEOUT", &cfg.HTTP.BodyTimeout)
+	dur("FERRY_READ_TIMEOUT", &cfg.HTTP.ReadTimeout)
 	dur("FERRY_WRITE_TIMEOUT", &cfg.HTTP.WriteTimeout)
 	dur("FERRY_IDLE_TIMEOUT", &cfg.HTTP.IdleTimeout)
 	num("FERRY_MAX_HEADER_BYTES", &cfg.HTTP.MaxHeaderBytes)
@@ -161,13 +161,12 @@ func connDefaults(cfg *Config) error {
 func (s *Server) httpServer() *http.Server {
 	c := s.cfg.HTTP
 	srv := &http.Server{
-		Handler:           bodyDeadline(s.engine, c.BodyTimeout),
+		Handler:           s.engine,
 		ReadHeaderTimeout: c.ReadHeaderTimeout,
-		// No ReadTimeout: it would also bound requests that have no body
-		// and last, such as live streams (see bodyDeadline).
-		WriteTimeout:   c.WriteTimeout,
-		IdleTimeout:    c.IdleTimeout,
-		MaxHeaderBytes: c.MaxHeaderBytes,
+		ReadTimeout:       c.ReadTimeout,
+		WriteTimeout:      c.WriteTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		MaxHeaderBytes:    c.MaxHeaderBytes,
 	}
 	srv.RegisterOnShutdown(s.RxDB.Close) // live streams never end by themselves
 	return srv
@@ -196,41 +195,4 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		return err
 	}
 	return nil
-}
-
-// bodyDeadline gives a request that has a body d, from the end of its
-// headers, to send all of it. A server-wide http.Server.ReadTimeout does
-// not fit a sync server: it is a deadline for the whole request that stays
-// on the connection after the body is read, and net/http's background read
-// (which notices a client that goes away) then cancels any request that
-// lasts longer, live streams first. Here the deadline is set per request
-// when there is a body and lifted as soon as the body has been read to its
-// end. A body that is not read to its end keeps the deadline, which then
-// also bounds net/http's drain of the rest.
-func bodyDeadline(next http.Handler, d time.Duration) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Body != nil && r.Body != http.NoBody {
-			rc := http.NewResponseController(w)
-			if err := rc.SetReadDeadline(time.Now().Add(d)); err == nil {
-				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// deadlineBody lifts the connection's read deadline at the body's end.
-type deadlineBody struct {
-	io.ReadCloser
-	rc   *http.ResponseController
-	done bool
-}
-
-func (b *deadlineBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if errors.Is(err, io.EOF) && !b.done {
-		b.done = true
-		_ = b.rc.SetReadDeadline(time.Time{})
-	}
-	return n, err
 }

@@ -668,10 +668,12 @@ func newStreamWriter(c *gin.Context, timeout time.Duration) *streamWriter {
 		under = u.Unwrap()
 	}
 	rc := http.NewResponseController(under)
-	// A server-wide ReadTimeout would cut the stream: net/http reads the
-	// connection in the background to notice a client that goes away, and
-	// that read ending in a timeout cancels the request. A stream has no
-	// body to wait for, so it needs no read deadline at all.
+	// A stream has no body to wait for, so it needs no read deadline. A
+	// read deadline left on the connection would cut the stream: net/http
+	// reads in the background to notice a client that goes away, and that
+	// read timing out cancels the request. net/http clears the deadline
+	// when it starts that read, but middleware may set one afterwards
+	// through http.ResponseController (golang/go#70834).
 	_ = rc.SetReadDeadline(time.Time{})
 	return &streamWriter{w: c.Writer, rc: rc, timeout: timeout}
 }
