@@ -61,6 +61,30 @@
 // replicas a client hears only of pushes its own replica served (until
 // the realtime plugin brings fan-out through PostgreSQL), and catches up
 // on its next pull. Call [Plugin.Close] when the HTTP server shuts down.
+//
+// A stream holds a connection and some memory for as long as it lives, so
+// streams are bounded:
+//
+//   - One event carries at most [Config.MaxEventDocuments] documents and
+//     [Config.MaxEventBytes] bytes. When more changed since the last event
+//     (a large push), the event is "RESYNC" instead and the client pulls
+//     the changes page by page, as RxDB does after every reconnection. The
+//     commit tells the stream how much it wrote, so a stream reads nothing
+//     from the store for a push that is too large, and otherwise no more
+//     documents than were announced.
+//   - Each write (event or comment) has [Config.WriteTimeout]: a client
+//     that stops reading is dropped, and what its stream held is freed.
+//   - A user holds at most [Config.MaxStreamsPerUser] streams (more are
+//     answered 429 rate_limited), the plugin at most [Config.MaxStreams]
+//     (503 unavailable); both answers carry Retry-After.
+//   - A stream ends when the credentials that opened it expire
+//     ([framework.Principal.ExpiresAt], on the App's clock), after the
+//     comment ": the token expired; reconnect with a fresh one"; the
+//     client reconnects with a fresh token.
+//
+// Streams set their own write deadlines and clear the connection's read
+// deadline (with http.ResponseController), so the HTTP server's
+// ReadTimeout and WriteTimeout do not cut them.
 package rxdb
 
 import (
