@@ -71,7 +71,7 @@
 //     the changes page by page, as RxDB does after every reconnection. The
 //     commit tells the stream how much it wrote, so a stream reads nothing
 //     from the store for a push that is too large, and otherwise no more
-//     documents than were announced.
+//     documents than were announced (and one, to learn if there are more).
 //   - Each write (event or comment) has [Config.WriteTimeout]: a client
 //     that stops reading is dropped, and what its stream held is freed.
 //   - A user holds at most [Config.MaxStreamsPerUser] streams (more are
