@@ -32,7 +32,7 @@ func TestMeasureStreamRSS(t *testing.T) {
 	if os.Getenv("FERRY_MEASURE_RSS") != "1" {
 		t.Skip("set FERRY_MEASURE_RSS=1 to measure the server's peak RSS with 40 non-reading streams and a 9 MB push")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	bin := os.Getenv("FERRY_RSS_BIN")
 	if bin == "" {
@@ -41,6 +41,61 @@ func TestMeasureStreamRSS(t *testing.T) {
 			t.Fatalf("build: %v\n%s", err, out)
 		}
 	}
+	t.Run("issue 10: 40 non-reading streams, one 9 MB push", func(t *testing.T) {
+		m := startMeasured(ctx, t, bin)
+		u := servertest.SignUpAt(t, m.url, "rss")
+		base := m.rss("VmRSS")
+		for range 40 {
+			m.stuckStream(ctx, u.Token)
+		}
+		// 90 documents of 100 KB (the schema's longest body): 9 MB.
+		body := m.push(ctx, u.Token, 90, 100_000)
+		peak := m.watch(10 * time.Second)
+		t.Logf("push body %d bytes; RSS before the streams %d MiB, peak sampled RSS %d MiB, VmHWM %d MiB; /healthz %s",
+			body, base>>10, peak>>10, m.rss("VmHWM")>>10, m.health())
+	})
+	t.Run("1000 idle streams of 10 users", func(t *testing.T) {
+		m := startMeasured(ctx, t, bin)
+		var tokens []string
+		for i := range 10 {
+			tokens = append(tokens, servertest.SignUpAt(t, m.url, fmt.Sprintf("idle%d", i)).Token)
+		}
+		base := m.rss("VmRSS")
+		for i := range 1000 {
+			m.stuckStream(ctx, tokens[i%10])
+		}
+		time.Sleep(time.Second)
+		now := m.rss("VmRSS")
+		t.Logf("RSS %d MiB before, %d MiB with 1000 streams: %d KiB per stream", base>>10, now>>10, (now-base)/1000)
+	})
+	t.Run("100 non-reading streams, repeated pushes just under the event caps", func(t *testing.T) {
+		m := startMeasured(ctx, t, bin)
+		u := servertest.SignUpAt(t, m.url, "caps")
+		base := m.rss("VmRSS")
+		for range 100 {
+			m.stuckStream(ctx, u.Token)
+		}
+		// 100 documents of 1,200 bytes: about 127 KiB of events each time,
+		// 40 times: more than the sockets' buffers hold.
+		for range 40 {
+			m.push(ctx, u.Token, 100, 1200)
+		}
+		peak := m.watch(5 * time.Second)
+		t.Logf("RSS before the streams %d MiB, peak sampled RSS %d MiB, VmHWM %d MiB; /healthz %s",
+			base>>10, peak>>10, m.rss("VmHWM")>>10, m.health())
+	})
+}
+
+// measured is a running example app whose memory is measured.
+type measured struct {
+	t    *testing.T
+	pid  int
+	addr string
+	url  string
+}
+
+func startMeasured(ctx context.Context, t *testing.T, bin string) *measured {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -54,23 +109,25 @@ func TestMeasureStreamRSS(t *testing.T) {
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
-	url := "http://" + addr
+	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
+	m := &measured{t: t, pid: srv.Process.Pid, addr: addr, url: "http://" + addr}
 	for {
-		if resp, err := http.Get(url + "/healthz"); err == nil {
+		if resp, err := http.Get(m.url + "/healthz"); err == nil {
 			resp.Body.Close()
-			break
+			return m
 		}
 		if ctx.Err() != nil {
 			t.Fatalf("never healthy:\n%s", logs.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	u := servertest.SignUpAt(t, url, "rss")
-	base := rss(t, srv.Process.Pid, "VmRSS")
+}
 
-	// 40 streams that read their first event and then nothing, with a small
-	// receive window, as a hostile client would hold them.
+// stuckStream opens a stream with a small receive window, reads its first
+// event and then nothing, as a hostile client would hold it.
+func (m *measured) stuckStream(ctx context.Context, token string) {
+	t := m.t
+	t.Helper()
 	dialer := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
@@ -79,34 +136,38 @@ func TestMeasureStreamRSS(t *testing.T) {
 		}
 		return serr
 	}}
-	for i := range 40 {
-		conn, err := dialer.DialContext(ctx, "tcp", addr)
+	conn, err := dialer.DialContext(ctx, "tcp", m.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "GET /sync/rxdb/tasks/pull/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", token)
+	br := bufio.NewReader(conn)
+	for {
+		line, err := br.ReadString('\n')
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("stream: %v", err)
 		}
-		defer conn.Close()
-		fmt.Fprintf(conn, "GET /sync/rxdb/tasks/pull/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", u.Token)
-		br := bufio.NewReader(conn)
-		for {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				t.Fatalf("stream %d: %v", i, err)
-			}
-			if strings.Contains(line, "RESYNC") {
-				break
-			}
+		if strings.Contains(line, "RESYNC") {
+			return
 		}
 	}
-	// One push of 90 documents of 100 KB (the schema's longest body): 9 MB.
-	rows := make([]map[string]any, 90)
+}
+
+// push pushes n RxDB documents with bodies of size bytes; it returns the
+// body's size.
+func (m *measured) push(ctx context.Context, token string, n, size int) int {
+	t := m.t
+	t.Helper()
+	rows := make([]map[string]any, n)
 	for i := range rows {
 		rows[i] = map[string]any{"newDocumentState": map[string]any{
-			"id": fmt.Sprintf("big%d", i), "title": "t", "body": strings.Repeat("x", 100_000), "_deleted": false,
+			"id": fmt.Sprintf("doc%d", i), "title": "t", "body": strings.Repeat("x", size), "_deleted": false,
 		}}
 	}
 	body, _ := json.Marshal(rows)
-	req, _ := http.NewRequestWithContext(ctx, "POST", url+"/sync/rxdb/tasks/push", bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+u.Token)
+	req, _ := http.NewRequestWithContext(ctx, "POST", m.url+"/sync/rxdb/tasks/push", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -116,21 +177,29 @@ func TestMeasureStreamRSS(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("push: %d", resp.StatusCode)
 	}
-	peak := base
-	for range 100 { // 10 s
-		peak = max(peak, rss(t, srv.Process.Pid, "VmRSS"))
-		time.Sleep(100 * time.Millisecond)
-	}
-	hwm := rss(t, srv.Process.Pid, "VmHWM")
-	start := time.Now()
-	hr, err := http.Get(url + "/healthz")
-	if err != nil {
-		t.Fatalf("healthz after the push: %v", err)
-	}
-	hr.Body.Close()
-	t.Logf("push body %d bytes; RSS before streams %d MiB, peak sampled RSS %d MiB, VmHWM %d MiB, RSS now %d MiB; /healthz answered %d in %s",
-		len(body), base>>10, peak>>10, hwm>>10, rss(t, srv.Process.Pid, "VmRSS")>>10, hr.StatusCode, time.Since(start))
+	return len(body)
 }
+
+// watch samples RSS for d and returns the largest.
+func (m *measured) watch(d time.Duration) int64 {
+	var peak int64
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		peak = max(peak, m.rss("VmRSS"))
+	}
+	return peak
+}
+
+func (m *measured) health() string {
+	start := time.Now()
+	resp, err := http.Get(m.url + "/healthz")
+	if err != nil {
+		return err.Error()
+	}
+	resp.Body.Close()
+	return fmt.Sprintf("%d in %s", resp.StatusCode, time.Since(start).Round(time.Microsecond))
+}
+
+func (m *measured) rss(field string) int64 { return rss(m.t, m.pid, field) }
 
 // rss reads a kB field of /proc/<pid>/status.
 func rss(t *testing.T, pid int, field string) int64 {
