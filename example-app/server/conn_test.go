@@ -3,6 +3,7 @@ package server_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/ferrysync/ferry/example-app/server"
 	"github.com/ferrysync/ferry/example-app/server/servertest"
+	"github.com/ferrysync/ferry/framework"
 	"github.com/ferrysync/ferry/framework/synctest"
 	"github.com/uptrace/bun"
 )
@@ -241,20 +243,32 @@ func TestConnectionCap(t *testing.T) {
 }
 
 // TestStreamLivesPastTimeouts: a live stream outlives ReadTimeout and
-// WriteTimeout many times over and still carries events.
+// WriteTimeout several times over and still carries events. (The token is
+// issued and the event pushed without HTTP: with such short timeouts a
+// sign-up on a loaded machine could be cut.)
 func TestStreamLivesPastTimeouts(t *testing.T) {
 	t.Parallel()
+	const timeout = 500 * time.Millisecond
 	e, _ := serveEnv(t, synctest.OpenSQLite(t), server.Config{
-		HTTP: server.HTTPConfig{ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond},
+		HTTP: server.HTTPConfig{ReadTimeout: timeout, WriteTimeout: timeout},
 	})
-	ann := e.signUp("long-stream")
-	s := openStream(t, e, ann.Token)
+	token, err := e.srv.JWT.Issue("long-stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openStream(t, e, token)
 	defer s.close()
 	if ev := s.next(); ev != `"RESYNC"` {
 		t.Fatalf("first event %s", ev)
 	}
-	time.Sleep(1500 * time.Millisecond)
-	ann.rxPush(row(rxDoc("late1", "late"), nil))
+	time.Sleep(5 * timeout)
+	data, _ := json.Marshal(map[string]any{"title": "late"})
+	res, err := e.srv.App.Push(context.Background(), framework.Principal{UserID: "long-stream"}, []*framework.Change{
+		{Model: "data.Task", UID: "late1", ModifyAt: framework.Time{Time: time.Now().UTC()}, Data: data},
+	})
+	if err != nil || res[0].Status != framework.StatusApplied {
+		t.Fatalf("push: %v %+v", err, res)
+	}
 	if ev := s.next(); !strings.Contains(ev, `"late1"`) {
 		t.Fatalf("event after the timeouts: %s", ev)
 	}

@@ -214,14 +214,14 @@ func TestStreamLivesPastServerTimeouts(t *testing.T) {
 	t.Parallel()
 	e := newStreamEnv(t, synctest.OpenSQLite(t), streamOptions{
 		rx:     rxdb.Config{KeepAlive: 50 * time.Millisecond},
-		server: func(s *http.Server) { s.ReadTimeout, s.WriteTimeout = 200*time.Millisecond, 200*time.Millisecond },
+		server: func(s *http.Server) { s.ReadTimeout, s.WriteTimeout = 500*time.Millisecond, 500*time.Millisecond },
 	})
 	s, resp := e.open(e.token("ann"))
 	if s == nil {
 		t.Fatalf("stream: %d", resp.StatusCode)
 	}
 	// Heartbeats arrive past the server's timeouts.
-	deadline := time.Now().Add(1 * time.Second)
+	deadline := time.Now().Add(2500 * time.Millisecond)
 	beats := 0
 	for time.Now().Before(deadline) || beats < 3 {
 		line, err := s.r.ReadString('\n')
