@@ -54,6 +54,31 @@ func TestMeasureStreamRSS(t *testing.T) {
 		t.Logf("push body %d bytes; RSS before the streams %d MiB, peak sampled RSS %d MiB, VmHWM %d MiB; /healthz %s",
 			body, base>>10, peak>>10, m.rss("VmHWM")>>10, m.health())
 	})
+	t.Run("one 9 MB push, no streams", func(t *testing.T) {
+		m := startMeasured(ctx, t, bin)
+		u := servertest.SignUpAt(t, m.url, "rss")
+		base := m.rss("VmRSS")
+		m.push(ctx, u.Token, 90, 100_000)
+		peak := m.watch(3 * time.Second)
+		t.Logf("RSS before %d MiB, peak sampled RSS %d MiB, VmHWM %d MiB", base>>10, peak>>10, m.rss("VmHWM")>>10)
+	})
+	t.Run("2000 connections sending a body slowly", func(t *testing.T) {
+		m := startMeasured(ctx, t, bin)
+		u := servertest.SignUpAt(t, m.url, "slow")
+		base := m.rss("VmRSS")
+		for range 2000 {
+			conn, err := net.Dial("tcp", m.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { conn.Close() })
+			fmt.Fprintf(conn, "POST /sync/push HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{", u.Token)
+		}
+		time.Sleep(time.Second)
+		now := m.rss("VmRSS")
+		t.Logf("RSS %d MiB before, %d MiB with 2000 slow bodies: %d KiB per connection; /healthz %s",
+			base>>10, now>>10, (now-base)/2000, m.health())
+	})
 	t.Run("1000 idle streams of 10 users", func(t *testing.T) {
 		m := startMeasured(ctx, t, bin)
 		var tokens []string

@@ -22,8 +22,9 @@ type HTTPConfig struct {
 	// headers (FERRY_READ_HEADER_TIMEOUT, default 10s).
 	ReadHeaderTimeout time.Duration
 	// ReadTimeout is the time a client has to send a whole request,
-	// headers and body, counted from its first byte (FERRY_READ_TIMEOUT,
-	// default 30s). A client that is slower is cut off: the body's read
+	// headers and body, counted from the connection's accept or, on a
+	// kept-alive connection, from the request's first byte
+	// (FERRY_READ_TIMEOUT, default 30s). A client that is slower is cut off: the body's read
 	// fails, the request is answered 400 "could not read the body" and
 	// the connection is closed. net/http lifts the deadline once the body
 	// has been read to its end (and at once for requests without a body),
