@@ -99,9 +99,11 @@ func ReadJSONBodyWithin(r *http.Request, lim BodyLimits, v any) error {
 		return NewError(CodeTooLarge, "the body is larger than %d bytes", limit)
 	}
 	// Sized from Content-Length, the body is read into one allocation
-	// instead of a doubling series; at most 1 MiB is trusted up front, so
-	// that headers alone cannot make the server allocate the whole limit.
-	buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 0), limit, 1<<20)+bytes.MinRead))
+	// instead of a doubling series; at most 256 KiB (a 500-change push)
+	// is trusted up front, so that headers alone cannot make the server
+	// allocate the whole limit (thousands of slow clients each declaring
+	// 10 MiB would otherwise reserve gigabytes).
+	buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 0), limit, 256<<10)+bytes.MinRead))
 	_, err = buf.ReadFrom(io.LimitReader(r.Body, limit+1))
 	body := buf.Bytes()
 	if err != nil {

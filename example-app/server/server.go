@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -56,6 +57,22 @@ type Config struct {
 	Auth AuthConfig
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// HTTP bounds connections: timeouts, header size, connection cap (see
+	// [HTTPConfig] for the FERRY_… variables and defaults).
+	HTTP HTTPConfig
+	// RxDB configures the RxDB plugin's live streams (its Collections are
+	// the app's): FERRY_STREAMS_PER_USER, FERRY_MAX_STREAMS (default half
+	// of HTTP.MaxConns), FERRY_STREAM_WRITE_TIMEOUT, FERRY_STREAM_KEEPALIVE,
+	// FERRY_STREAM_EVENT_DOCUMENTS and FERRY_STREAM_EVENT_BYTES; zero
+	// fields take rxdb's defaults.
+	RxDB rxdb.Config
+	// Quota bounds what each user stores (FERRY_QUOTA_RECORDS, default
+	// 100,000; FERRY_QUOTA_BYTES, default 1 GiB): a zero field takes the
+	// default, a negative one (the variable set to 0) is no limit.
+	Quota framework.Quota
+	// SyncRate caps each user's requests to the sync routes per second
+	// (FERRY_SYNC_RATE; default 0, no limit); bursts of twice as many.
+	SyncRate float64
 
 	// envErr is what ConfigFromEnv could not read; New reports it.
 	envErr error
@@ -170,8 +187,53 @@ func ConfigFromEnv() Config {
 		}
 		cfg.Auth.TokenTTL = d
 	}
+	errs = append(errs, syncEnv(&cfg), connEnv(&cfg))
 	cfg.envErr = errors.Join(errs...)
 	return cfg
+}
+
+// exampleQuota fills the example's default quota: 100,000 records and
+// 1 GiB per user; a negative field is no limit.
+func exampleQuota(q framework.Quota) framework.Quota {
+	for _, f := range []struct {
+		v   *int64
+		def int64
+	}{{&q.MaxRecords, 100_000}, {&q.MaxBytes, 1 << 30}} {
+		switch {
+		case *f.v == 0:
+			*f.v = f.def
+		case *f.v < 0:
+			*f.v = 0
+		}
+	}
+	return q
+}
+
+// syncEnv reads the sync limits: FERRY_QUOTA_RECORDS, FERRY_QUOTA_BYTES
+// (0 turns the quota off) and FERRY_SYNC_RATE.
+func syncEnv(cfg *Config) error {
+	var errs []error
+	for key, dst := range map[string]*int64{"FERRY_QUOTA_RECORDS": &cfg.Quota.MaxRecords, "FERRY_QUOTA_BYTES": &cfg.Quota.MaxBytes} {
+		if v := os.Getenv(key); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 {
+				errs = append(errs, fmt.Errorf("%s=%q must be a whole number (0: no quota)", key, v))
+				continue
+			}
+			*dst = n
+			if n == 0 {
+				*dst = -1 // no limit
+			}
+		}
+	}
+	if v := os.Getenv("FERRY_SYNC_RATE"); v != "" && v != "off" {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil || r < 0 {
+			errs = append(errs, fmt.Errorf("FERRY_SYNC_RATE=%q must be requests per second, or off", v))
+		}
+		cfg.SyncRate = r
+	}
+	return errors.Join(errs...)
 }
 
 // Server is a built example app.
@@ -251,11 +313,15 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 	if err := cfg.Auth.setDefaults(); err != nil {
 		return nil, err
 	}
+	if err := connDefaults(&cfg); err != nil {
+		return nil, err
+	}
 	secret, err := jwtSecret(cfg)
 	if err != nil {
 		return nil, err
 	}
-	app, err := framework.New(framework.Config{DB: db, Schemas: schemas.Examples, Logger: cfg.Logger})
+	app, err := framework.New(framework.Config{DB: db, Schemas: schemas.Examples, Logger: cfg.Logger,
+		Quota: exampleQuota(cfg.Quota), RateLimit: cfg.SyncRate})
 	if err != nil {
 		return nil, err
 	}
@@ -285,7 +351,9 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	rx, err := rxdb.New(rxdb.Config{Collections: map[string]string{"tasks": "data.Task"}})
+	rxCfg := cfg.RxDB
+	rxCfg.Collections = map[string]string{"tasks": "data.Task"}
+	rx, err := rxdb.New(rxCfg)
 	if err != nil {
 		return nil, err
 	}
@@ -335,27 +403,13 @@ func (s *Server) Handler() http.Handler { return s.engine }
 // Close closes the store.
 func (s *Server) Close() error { return s.DB.Close() }
 
-// Run serves until ctx is cancelled, then shuts down gracefully.
+// Run listens on Config.Addr and serves there: see [Server.Serve].
 func (s *Server) Run(ctx context.Context) error {
-	srv := &http.Server{Addr: s.cfg.Addr, Handler: s.engine, ReadHeaderTimeout: 10 * time.Second}
-	srv.RegisterOnShutdown(s.RxDB.Close) // live streams never end by themselves
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	s.cfg.Logger.Info("ferry example app listening", "addr", s.cfg.Addr, "store", s.DB.Dialect().Name().String())
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+	l, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
 		return err
 	}
-	return nil
+	return s.Serve(ctx, l)
 }
 
 func envOr(key, def string) string {

@@ -61,6 +61,30 @@
 // replicas a client hears only of pushes its own replica served (until
 // the realtime plugin brings fan-out through PostgreSQL), and catches up
 // on its next pull. Call [Plugin.Close] when the HTTP server shuts down.
+//
+// A stream holds a connection and some memory for as long as it lives, so
+// streams are bounded:
+//
+//   - One event carries at most [Config.MaxEventDocuments] documents and
+//     [Config.MaxEventBytes] bytes. When more changed since the last event
+//     (a large push), the event is "RESYNC" instead and the client pulls
+//     the changes page by page, as RxDB does after every reconnection. The
+//     commit tells the stream how much it wrote, so a stream reads nothing
+//     from the store for a push that is too large, and otherwise no more
+//     documents than were announced (and one, to learn if there are more).
+//   - Each write (event or comment) has [Config.WriteTimeout]: a client
+//     that stops reading is dropped, and what its stream held is freed.
+//   - A user holds at most [Config.MaxStreamsPerUser] streams (more are
+//     answered 429 rate_limited), the plugin at most [Config.MaxStreams]
+//     (503 unavailable); both answers carry Retry-After.
+//   - A stream ends when the credentials that opened it expire
+//     ([framework.Principal.ExpiresAt], on the App's clock), after the
+//     comment ": the token expired; reconnect with a fresh one"; the
+//     client reconnects with a fresh token.
+//
+// Streams set their own write deadlines and clear the connection's read
+// deadline (with http.ResponseController), so the HTTP server's
+// ReadTimeout and WriteTimeout do not cut them.
 package rxdb
 
 import (
@@ -93,9 +117,49 @@ type Config struct {
 	// Path is where the routes are mounted, relative to the sync mount
 	// point (default "/rxdb").
 	Path string
-	// KeepAlive is the interval of comment lines on a stream (default 25s).
+	// KeepAlive is the interval of comment lines on a stream (default
+	// 25s): they keep proxies from closing an idle stream and find
+	// connections that are gone.
 	KeepAlive time.Duration
+	// WriteTimeout bounds each write of a stream, an event or a comment
+	// line (default 30s). A client that does not take one in that time
+	// is dropped, so a reader that stopped reading cannot hold the
+	// server's memory; it reconnects and gets "RESYNC". The deadline is
+	// set with http.ResponseController, so the stream is not bound by
+	// the server's own WriteTimeout.
+	WriteTimeout time.Duration
+	// MaxStreamsPerUser caps the open streams of one user, over all
+	// collections (default 100). One more is answered 429 rate_limited
+	// with Retry-After.
+	MaxStreamsPerUser int
+	// MaxStreams caps the open streams of the plugin (default 10,000).
+	// One more is answered 503 unavailable with Retry-After. Keep it
+	// below the HTTP server's connection cap, so that streams cannot take
+	// every connection.
+	MaxStreams int
+	// MaxEventDocuments (default 100) and MaxEventBytes (default 128 KiB)
+	// bound one stream event: when the changes since the stream's last
+	// event are more documents, or more bytes of document data (each
+	// document counts its stored data, its id and 32 bytes), the stream
+	// sends "RESYNC" instead, and the client pulls them page by page. A
+	// stream reads at most that many documents from the store per event.
+	MaxEventDocuments int
+	MaxEventBytes     int64
 }
+
+// Defaults of [Config].
+const (
+	DefaultKeepAlive         = 25 * time.Second
+	DefaultWriteTimeout      = 30 * time.Second
+	DefaultMaxStreamsPerUser = 100
+	DefaultMaxStreams        = 10_000
+	DefaultMaxEventDocuments = 100
+	DefaultMaxEventBytes     = 128 << 10
+)
+
+// streamRetryAfter is the Retry-After of a refused stream: streams are
+// long-lived, so a slot frees up slowly.
+const streamRetryAfter = 30 * time.Second
 
 // Plugin serves RxDB's replication protocol; attach it with app.Use.
 type Plugin struct {
@@ -119,13 +183,42 @@ func New(cfg Config) (*Plugin, error) {
 	if cfg.Path[0] != '/' {
 		return nil, fmt.Errorf("rxdb: Config.Path %q must start with /", cfg.Path)
 	}
-	if cfg.KeepAlive < 0 {
-		return nil, fmt.Errorf("rxdb: Config.KeepAlive %s must not be negative", cfg.KeepAlive)
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{{"KeepAlive", &cfg.KeepAlive, DefaultKeepAlive}, {"WriteTimeout", &cfg.WriteTimeout, DefaultWriteTimeout}} {
+		if *d.v < 0 {
+			return nil, fmt.Errorf("rxdb: Config.%s %s must not be negative", d.name, *d.v)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
 	}
-	if cfg.KeepAlive == 0 {
-		cfg.KeepAlive = 25 * time.Second
+	for _, n := range []struct {
+		name string
+		v    *int
+		def  int
+	}{
+		{"MaxStreamsPerUser", &cfg.MaxStreamsPerUser, DefaultMaxStreamsPerUser},
+		{"MaxStreams", &cfg.MaxStreams, DefaultMaxStreams},
+		{"MaxEventDocuments", &cfg.MaxEventDocuments, DefaultMaxEventDocuments},
+	} {
+		if *n.v < 0 {
+			return nil, fmt.Errorf("rxdb: Config.%s %d must not be negative", n.name, *n.v)
+		}
+		if *n.v == 0 {
+			*n.v = n.def
+		}
 	}
-	p := &Plugin{cfg: cfg, collections: map[string]string{}, byModel: map[string]string{}, hub: newHub()}
+	if cfg.MaxEventBytes < 0 {
+		return nil, fmt.Errorf("rxdb: Config.MaxEventBytes %d must not be negative", cfg.MaxEventBytes)
+	}
+	if cfg.MaxEventBytes == 0 {
+		cfg.MaxEventBytes = DefaultMaxEventBytes
+	}
+	p := &Plugin{cfg: cfg, collections: map[string]string{}, byModel: map[string]string{},
+		hub: newHub(cfg.MaxStreamsPerUser, cfg.MaxStreams)}
 	names := make([]string, 0, len(cfg.Collections))
 	for n := range cfg.Collections {
 		names = append(names, n)
@@ -181,6 +274,12 @@ func (p *Plugin) Setup(app *framework.App) error {
 // http.Server.RegisterOnShutdown, since a graceful shutdown otherwise waits
 // for streams that never end. It is safe to call more than once.
 func (p *Plugin) Close() { p.hub.close() }
+
+// Streams returns the number of open streams, for metrics and tests.
+func (p *Plugin) Streams() int { return p.hub.open() }
+
+// Config returns the plugin's configuration with its defaults filled in.
+func (p *Plugin) Config() Config { return p.cfg }
 
 // MountRoutes implements [framework.RouteMounter].
 func (p *Plugin) MountRoutes(r gin.IRouter) {
@@ -410,90 +509,206 @@ func (p *Plugin) push(c *gin.Context, who framework.Principal, _, model string) 
 }
 
 // onCommit wakes the streams of the owners and collections a push
-// touched.
+// touched, telling them how much it wrote.
 func (p *Plugin) onCommit(e *framework.CommitEvent) error {
-	woken := map[string]bool{}
+	var sizes map[string]*pending
 	for _, rec := range e.Records {
 		if coll, ok := p.byModel[rec.Model]; ok {
 			key := rec.Owner + "\x00" + coll
-			if !woken[key] {
-				woken[key] = true
-				p.hub.wake(key)
+			if sizes == nil {
+				sizes = map[string]*pending{}
 			}
+			if sizes[key] == nil {
+				sizes[key] = &pending{}
+			}
+			sizes[key].add(1, docBytes(rec))
 		}
+	}
+	for key, size := range sizes {
+		p.hub.wake(key, size.docs, size.bytes)
 	}
 	return e.Next()
 }
 
+// docBytes is what a record counts against [Config.MaxEventBytes]: about
+// the size of its document in an event.
+func docBytes(rec *framework.Record) int64 {
+	return int64(len(rec.Data) + len(rec.UID) + 32)
+}
+
+var (
+	resyncEvent    = []byte("data: \"RESYNC\"\n\n")
+	keepAliveEvent = []byte(": keep-alive\n\n")
+	expiredEvent   = []byte(": the token expired; reconnect with a fresh one\n\n")
+)
+
 func (p *Plugin) stream(c *gin.Context, who framework.Principal, collection, model string) error {
-	flusher, ok := c.Writer.(http.Flusher)
-	if !ok {
-		return framework.NewError(framework.CodeInternal, "streaming is not supported")
+	var expired <-chan time.Time
+	if !who.ExpiresAt.IsZero() {
+		left := who.ExpiresAt.Sub(p.app.Config().Now())
+		if left <= 0 {
+			return framework.NewError(framework.CodeUnauthenticated, "the token has expired")
+		}
+		t := time.NewTimer(left)
+		defer t.Stop()
+		expired = t.C
 	}
-	ctx := c.Request.Context()
-	sub := p.hub.subscribe(who.UserID + "\x00" + collection)
+	sub, err := p.hub.subscribe(who.UserID, who.UserID+"\x00"+collection)
+	switch {
+	case errors.Is(err, errUserStreams):
+		return &framework.Error{Code: framework.CodeRateLimited, RetryAfter: streamRetryAfter,
+			Message: fmt.Sprintf("a user may hold at most %d open streams; close one", p.cfg.MaxStreamsPerUser)}
+	case errors.Is(err, errTotalStreams):
+		p.app.Logger().Warn("rxdb stream refused: the server holds its maximum of streams", "max", p.cfg.MaxStreams)
+		return &framework.Error{Code: framework.CodeUnavailable, RetryAfter: streamRetryAfter,
+			Message: "this server holds its maximum of open streams; retry later"}
+	case err != nil:
+		return err
+	}
 	defer p.hub.unsubscribe(sub)
+	ctx := c.Request.Context()
 	// The stream's position: what is committed now is the business of the
 	// client's pull after "RESYNC"; the stream sends what comes later.
-	now, err := p.app.ReadSince(ctx, who, framework.SinceRequest{Models: []string{model}, After: math.MaxInt64})
+	seq, err := p.position(ctx, who, model)
 	if err != nil {
 		return fmt.Errorf("rxdb: stream: %w", err)
 	}
-	seq := now.Version
+	w := newStreamWriter(c, p.cfg.WriteTimeout)
 	h := c.Writer.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	c.Status(http.StatusOK)
-	if _, err := c.Writer.Write([]byte("data: \"RESYNC\"\n\n")); err != nil {
+	if w.send(resyncEvent) != nil {
 		return nil
 	}
-	flusher.Flush()
 	tick := time.NewTicker(p.cfg.KeepAlive)
 	defer tick.Stop()
-	limit := p.app.Config().MaxPullLimit
 	for {
+		var ev []byte
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-sub.done:
 			return nil
+		case <-expired:
+			_ = w.send(expiredEvent)
+			return nil
 		case <-tick.C:
-			if _, err := c.Writer.Write([]byte(": keep-alive\n\n")); err != nil {
+			ev = keepAliveEvent
+		case <-sub.notify:
+			ev, seq, err = p.event(ctx, who, model, seq, p.hub.take(sub))
+			if err != nil {
+				// The client reconnects and gets "RESYNC".
+				if ctx.Err() == nil {
+					p.app.Logger().Error("rxdb stream read failed", "err", err, "user", who.UserID)
+				}
 				return nil
 			}
-		case <-sub.notify:
-			for more := true; more; {
-				resp, err := p.app.ReadSince(ctx, who, framework.SinceRequest{Models: []string{model}, After: seq, Limit: limit})
-				if err != nil {
-					// The client reconnects and gets "RESYNC".
-					p.app.Logger().Error("rxdb stream read failed", "err", err, "user", who.UserID)
-					return nil
-				}
-				more = resp.HasMore
-				if len(resp.Records) == 0 {
-					seq = max(seq, resp.Version)
-					break
-				}
-				b, err := batch(resp.Records, seq)
-				if err != nil {
-					p.app.Logger().Error("rxdb stream event", "err", err)
-					return nil
-				}
-				raw, err := json.Marshal(b)
-				if err != nil {
-					p.app.Logger().Error("rxdb stream event", "err", err)
-					return nil
-				}
-				if _, err := fmt.Fprintf(c.Writer, "data: %s\n\n", raw); err != nil {
-					return nil
-				}
-				seq = b.Checkpoint.Seq
-				if !more {
-					seq = max(seq, resp.Version)
-				}
-			}
 		}
-		flusher.Flush()
+		if ev == nil {
+			continue
+		}
+		if err := w.send(ev); err != nil {
+			p.app.Logger().Debug("rxdb stream dropped", "err", err, "user", who.UserID)
+			return nil
+		}
 	}
+}
+
+// position is the caller's scope version: the stream sends what commits
+// after it.
+func (p *Plugin) position(ctx context.Context, who framework.Principal, model string) (int64, error) {
+	now, err := p.app.ReadSince(ctx, who, framework.SinceRequest{Models: []string{model}, After: math.MaxInt64})
+	if err != nil {
+		return 0, err
+	}
+	return now.Version, nil
+}
+
+// event reads what changed after seq, given what the commits since the
+// last event wrote (pend), and returns the event to send (nil: nothing)
+// and the stream's next position. Changes that one event may not carry —
+// more documents or bytes than the caps, as the commits told or as the
+// store holds them — are announced as "RESYNC" (the client pulls them page
+// by page, from its own checkpoint) and the stream moves to the scope's
+// current version. It reads at most as many documents as the commits
+// announced (plus the one that tells whether there are more), never more
+// than [Config.MaxEventDocuments], and nothing at all when the commits
+// were already too large.
+func (p *Plugin) event(ctx context.Context, who framework.Principal, model string, seq int64, pend pending) ([]byte, int64, error) {
+	if pend.docs > p.cfg.MaxEventDocuments || pend.bytes > p.cfg.MaxEventBytes {
+		now, err := p.position(ctx, who, model)
+		if err != nil {
+			return nil, seq, err
+		}
+		return resyncEvent, max(seq, now), nil
+	}
+	limit := min(max(pend.docs, 1), p.cfg.MaxEventDocuments)
+	resp, err := p.app.ReadSince(ctx, who, framework.SinceRequest{Models: []string{model}, After: seq, Limit: limit})
+	if err != nil {
+		return nil, seq, err
+	}
+	next := max(seq, resp.Version)
+	if len(resp.Records) == 0 {
+		return nil, next, nil
+	}
+	var size int64
+	for _, rec := range resp.Records {
+		size += docBytes(rec)
+	}
+	// More than the commits announced: a commit whose after-commit hook has
+	// not run yet (it will wake the stream again), or a tombstone that
+	// kept more data than its commit carried.
+	if resp.HasMore || size > p.cfg.MaxEventBytes {
+		return resyncEvent, next, nil
+	}
+	b, err := batch(resp.Records, seq)
+	if err != nil {
+		return nil, seq, err
+	}
+	raw, err := json.Marshal(b)
+	if err != nil {
+		return nil, seq, err
+	}
+	ev := make([]byte, 0, len(raw)+8)
+	ev = append(append(append(ev, "data: "...), raw...), "\n\n"...)
+	return ev, next, nil
+}
+
+// streamWriter writes a stream's events, each under its own write
+// deadline, and flushes them.
+type streamWriter struct {
+	w       gin.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+func newStreamWriter(c *gin.Context, timeout time.Duration) *streamWriter {
+	// Flush through the connection's own writer: gin's Flush drops the
+	// error, which is how a dead connection shows.
+	var under http.ResponseWriter = c.Writer
+	if u, ok := under.(interface{ Unwrap() http.ResponseWriter }); ok {
+		under = u.Unwrap()
+	}
+	rc := http.NewResponseController(under)
+	// A stream has no body to wait for, so it needs no read deadline. A
+	// read deadline left on the connection would cut the stream: net/http
+	// reads in the background to notice a client that goes away, and that
+	// read timing out cancels the request. net/http clears the deadline
+	// when it starts that read, but middleware may set one afterwards
+	// through http.ResponseController (golang/go#70834).
+	_ = rc.SetReadDeadline(time.Time{})
+	return &streamWriter{w: c.Writer, rc: rc, timeout: timeout}
+}
+
+// send writes b and flushes it before the write deadline.
+func (s *streamWriter) send(b []byte) error {
+	if err := s.rc.SetWriteDeadline(time.Now().Add(s.timeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	if _, err := s.w.Write(b); err != nil {
+		return err
+	}
+	return s.rc.Flush()
 }

@@ -24,6 +24,11 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"model twice", rxdb.Config{Collections: map[string]string{"a": "data.Task", "b": "data.Task"}}, "already backs"},
 		{"relative path", rxdb.Config{Path: "rx"}, "Config.Path"},
 		{"negative keep-alive", rxdb.Config{KeepAlive: -1}, "Config.KeepAlive"},
+		{"negative write timeout", rxdb.Config{WriteTimeout: -1}, "Config.WriteTimeout"},
+		{"negative streams per user", rxdb.Config{MaxStreamsPerUser: -1}, "Config.MaxStreamsPerUser"},
+		{"negative streams", rxdb.Config{MaxStreams: -1}, "Config.MaxStreams"},
+		{"negative event documents", rxdb.Config{MaxEventDocuments: -1}, "Config.MaxEventDocuments"},
+		{"negative event bytes", rxdb.Config{MaxEventBytes: -1}, "Config.MaxEventBytes"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := rxdb.New(c.cfg)
@@ -31,6 +36,21 @@ func TestNewValidatesConfig(t *testing.T) {
 				t.Fatalf("New: %v, want %q", err, c.want)
 			}
 		})
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	t.Parallel()
+	p, err := rxdb.New(rxdb.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := rxdb.Config{Path: "/rxdb", KeepAlive: rxdb.DefaultKeepAlive, WriteTimeout: rxdb.DefaultWriteTimeout,
+		MaxStreamsPerUser: 100, MaxStreams: 10_000, MaxEventDocuments: 100, MaxEventBytes: 128 << 10}
+	if got := p.Config(); got.Path != want.Path || got.KeepAlive != want.KeepAlive || got.WriteTimeout != want.WriteTimeout ||
+		got.MaxStreamsPerUser != want.MaxStreamsPerUser || got.MaxStreams != want.MaxStreams ||
+		got.MaxEventDocuments != want.MaxEventDocuments || got.MaxEventBytes != want.MaxEventBytes {
+		t.Fatalf("defaults %+v, want %+v", got, want)
 	}
 }
 
