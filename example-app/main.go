@@ -1,6 +1,7 @@
 // Command example-app runs Ferry's example sync server. Configuration comes
 // from the environment (FERRY_ADDR, FERRY_DATA_DIR, DATABASE_URL,
-// FERRY_JWT_SECRET); flags mirror it.
+// FERRY_JWT_SECRET, and the limits' FERRY_… variables listed in the
+// README's configuration table); flags mirror the first three.
 package main
 
 import (
