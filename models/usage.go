@@ -160,7 +160,14 @@ func postgresUsageTriggers(idb bun.IDB, name, table string, cols []string) []str
 		return `INSERT INTO ferry_scopes (scope, version, purged_version, records, bytes) ` + sel + `
 		ON CONFLICT (scope) DO UPDATE SET records = ferry_scopes.records + excluded.records, bytes = ferry_scopes.bytes + excluded.bytes;`
 	}
+	// An upsert fires both the INSERT and the UPDATE statement trigger,
+	// and one of them always has no rows: it returns at once.
 	body := `BEGIN
+	IF TG_OP <> 'DELETE' THEN
+		IF NOT EXISTS (SELECT FROM ferry_new) THEN -- no ferry_new on DELETE
+			RETURN NULL;
+		END IF;
+	END IF;
 	IF TG_OP = 'INSERT' THEN
 		` + add(`SELECT n.owner, 0, 0, count(*), sum(`+sizeExpr(idb, "n", cols)+`) FROM ferry_new AS n GROUP BY n.owner`) + `
 	ELSIF TG_OP = 'UPDATE' THEN
