@@ -118,6 +118,18 @@ func (a *App) Handler(fn func(c *gin.Context) error) gin.HandlerFunc {
 	return HandlerFunc(a.log, fn)
 }
 
+// Authenticate runs the App's authenticator on r: the principal the sync
+// routes would see. Long-lived answers (live streams) call it again from
+// time to time, so that a revoked token ends them too. Without an
+// authenticator it fails with [ErrUnauthenticated].
+func (a *App) Authenticate(r *http.Request) (Principal, error) {
+	auth := a.authenticator()
+	if auth == nil {
+		return Principal{}, NewError(CodeUnauthenticated, "this server has no authenticator configured")
+	}
+	return auth.Authenticate(r)
+}
+
 func (a *App) authenticate(c *gin.Context) {
 	auth := a.authenticator()
 	if auth == nil {

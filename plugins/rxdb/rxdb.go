@@ -77,7 +77,10 @@
 //   - A user holds at most [Config.MaxStreamsPerUser] streams (more are
 //     answered 429 rate_limited), the plugin at most [Config.MaxStreams]
 //     (503 unavailable); both answers carry Retry-After.
-//   - A stream ends when the credentials that opened it expire
+//   - A stream ends when the credentials that opened it are revoked
+//     (checked again with [framework.App.Authenticate] at every
+//     keep-alive, after the comment ": the token is no longer valid;
+//     reconnect with a fresh one") or expire
 //     ([framework.Principal.ExpiresAt], on the App's clock), after the
 //     comment ": the token expired; reconnect with a fresh one"; the
 //     client reconnects with a fresh token.
@@ -540,6 +543,7 @@ var (
 	resyncEvent    = []byte("data: \"RESYNC\"\n\n")
 	keepAliveEvent = []byte(": keep-alive\n\n")
 	expiredEvent   = []byte(": the token expired; reconnect with a fresh one\n\n")
+	revokedEvent   = []byte(": the token is no longer valid; reconnect with a fresh one\n\n")
 )
 
 func (p *Plugin) stream(c *gin.Context, who framework.Principal, collection, model string) error {
@@ -595,6 +599,10 @@ func (p *Plugin) stream(c *gin.Context, who framework.Principal, collection, mod
 			_ = w.send(expiredEvent)
 			return nil
 		case <-tick.C:
+			if !p.stillValid(c.Request, who) {
+				_ = w.send(revokedEvent)
+				return nil
+			}
 			ev = keepAliveEvent
 		case <-sub.notify:
 			ev, seq, err = p.event(ctx, who, model, seq, p.hub.take(sub))
@@ -614,6 +622,25 @@ func (p *Plugin) stream(c *gin.Context, who framework.Principal, collection, mod
 			return nil
 		}
 	}
+}
+
+// stillValid asks the App's authenticator again, at each keep-alive,
+// whether the credentials that opened the stream still hold: a revoked
+// token (a password change, a deleted account, a logout) ends the stream
+// within one keep-alive interval plus the authenticator's own cache. A
+// failure of the authenticator itself (its store is down) keeps the
+// stream, as it does not log anyone out either.
+func (p *Plugin) stillValid(r *http.Request, who framework.Principal) bool {
+	now, err := p.app.Authenticate(r)
+	if err == nil {
+		return now.UserID == who.UserID
+	}
+	var pe *framework.Error
+	if errors.As(err, &pe) && pe.Code == framework.CodeUnauthenticated {
+		return false
+	}
+	p.app.Logger().Warn("rxdb stream: could not check its credentials again; the stream goes on", "err", err, "user", who.UserID)
+	return true
 }
 
 // position is the caller's scope version: the stream sends what commits

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"testing/fstest"
@@ -39,6 +40,8 @@ type streamEnv struct {
 type streamOptions struct {
 	rx       rxdb.Config
 	tokenTTL time.Duration
+	// revocation, when set, is jwtauth's (asked on every request).
+	revocation jwtauth.Revocation
 	// server changes the test server before it starts.
 	server func(*http.Server)
 }
@@ -51,7 +54,8 @@ func newStreamEnv(t *testing.T, db *bun.DB, o streamOptions) *streamEnv {
 		t.Fatal(err)
 	}
 	app.MustRegisterSchema("data.Task", framework.ModelOptions{Schema: "task.json"})
-	jwt, err := jwtauth.New(jwtauth.Config{Secret: []byte("stream-test-secret-stream-test-secret"), TTL: o.tokenTTL})
+	jwt, err := jwtauth.New(jwtauth.Config{Secret: []byte("stream-test-secret-stream-test-secret"), TTL: o.tokenTTL,
+		Revocation: o.revocation, RevocationCache: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,6 +274,40 @@ func TestStreamEndsAtTokenExpiry(t *testing.T) {
 	if s, resp := e.open(e.token("ann")); s == nil {
 		t.Fatalf("reconnecting with a fresh token: %d", resp.StatusCode)
 	}
+}
+
+// TestStreamEndsWhenItsTokenIsRevoked: a stream does not outlive a
+// revocation (a password change, a deleted account, a logout): at the
+// next keep-alive it asks the authenticator again and ends.
+func TestStreamEndsWhenItsTokenIsRevoked(t *testing.T) {
+	t.Parallel()
+	var generation atomic.Int64
+	revocation := jwtauth.RevocationFunc(func(context.Context, string) (int64, error) { return generation.Load(), nil })
+	e := newStreamEnv(t, synctest.OpenSQLite(t), streamOptions{revocation: revocation, rx: rxdb.Config{KeepAlive: 100 * time.Millisecond}})
+	s, resp := e.open(e.token("ann"))
+	if s == nil {
+		t.Fatalf("stream: %d", resp.StatusCode)
+	}
+	ended := make(chan string, 1)
+	go func() {
+		rest, _ := io.ReadAll(s.r)
+		ended <- string(rest)
+	}()
+	select {
+	case rest := <-ended:
+		t.Fatalf("the stream ended before any revocation: %q", rest)
+	case <-time.After(500 * time.Millisecond): // several keep-alives
+	}
+	generation.Store(1) // every token issued before is revoked
+	select {
+	case rest := <-ended:
+		if !strings.Contains(rest, "no longer valid") {
+			t.Fatalf("the stream ended with %q", rest)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the stream outlived its revoked token")
+	}
+	e.waitStreams(0)
 }
 
 // TestStreamEventBounds: changes larger than one event may carry (more
