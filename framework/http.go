@@ -31,6 +31,18 @@ func (a *App) Mount(r gin.IRouter) {
 	}
 }
 
+// MountRoot seals the registry and registers, on r (usually the engine),
+// the routes of the plugins that serve outside the sync mount point
+// ([RootRouteMounter]), in Use order. Call it beside [App.Mount].
+func (a *App) MountRoot(r gin.IRouter) {
+	a.seal()
+	for _, p := range a.Plugins() {
+		if rm, ok := p.(RootRouteMounter); ok {
+			rm.MountRootRoutes(r)
+		}
+	}
+}
+
 // UseProtocolErrors makes the engine's own 404 and 405 answers use the
 // protocol's error shape. It is the only thing Ferry changes on an engine,
 // and only when asked.

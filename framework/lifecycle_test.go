@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -17,6 +19,7 @@ import (
 	"github.com/ferrysync/ferry/framework"
 	"github.com/ferrysync/ferry/framework/synctest"
 	"github.com/ferrysync/ferry/models"
+	"github.com/gin-gonic/gin"
 	"github.com/uptrace/bun"
 )
 
@@ -205,4 +208,62 @@ func TestReadOnlyWhatThePrincipalMayRead(t *testing.T) {
 			t.Errorf("unknown model: %v", err)
 		}
 	})
+}
+
+// hello is a plugin with a route outside the sync mount point.
+type hello struct{ app *framework.App }
+
+func (*hello) Name() string                     { return "hello" }
+func (h *hello) Setup(app *framework.App) error { h.app = app; return nil }
+
+// MountRootRoutes implements framework.RootRouteMounter.
+func (h *hello) MountRootRoutes(r gin.IRouter) {
+	r.GET("/hello", h.app.Handler(func(c *gin.Context) error {
+		who, err := h.app.Authenticate(c.Request)
+		if err != nil {
+			return err
+		}
+		c.String(http.StatusOK, "hello "+who.UserID)
+		return nil
+	}))
+}
+
+// TestMountRoot: a plugin's routes outside /sync are mounted by
+// MountRoot, are not authenticated by the App, and answer errors in the
+// protocol's shape; App.Authenticate gives them the caller.
+func TestMountRoot(t *testing.T) {
+	app, err := framework.New(framework.Config{DB: synctest.OpenSQLite(t), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app.MustUse(&hello{})
+	app.SetAuthenticator(bearerUser)
+	gin.SetMode(gin.TestMode)
+	engine := gin.New()
+	app.MountRoot(engine)
+	app.Mount(engine.Group("/sync"))
+	srv := httptest.NewServer(engine)
+	defer srv.Close()
+	get := func(auth string) (int, string) {
+		req, _ := http.NewRequest("GET", srv.URL+"/hello", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if status, body := get("Bearer user:ann"); status != 200 || body != "hello ann" {
+		t.Errorf("with a token: %d %q", status, body)
+	}
+	if status, body := get(""); status != 401 || !strings.Contains(body, `"code":"unauthenticated"`) {
+		t.Errorf("without a token: %d %q", status, body)
+	}
+	if err := app.Use(&step{name: "late", log: new([]string)}); err == nil {
+		t.Error("Use after MountRoot succeeded")
+	}
 }

@@ -20,3 +20,13 @@ type Plugin interface {
 type RouteMounter interface {
 	MountRoutes(r gin.IRouter)
 }
+
+// RootRouteMounter is an optional interface for plugins that serve routes
+// outside the sync mount point: sign-in, webhooks, an admin page.
+// [App.MountRoot] calls it with the router the application gives
+// (usually the engine). The App does not authenticate these routes; a
+// handler that needs the caller asks [App.Authenticate]. Handlers
+// answer in the protocol's error shape through [HandlerFunc].
+type RootRouteMounter interface {
+	MountRootRoutes(r gin.IRouter)
+}

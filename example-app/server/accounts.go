@@ -173,6 +173,12 @@ type userResponse struct {
 
 const maxAuthBody = 64 << 10
 
+var _ framework.RootRouteMounter = (*accounts)(nil)
+
+// MountRootRoutes implements framework.RootRouteMounter: the accounts'
+// routes live under /auth, beside the sync mount point.
+func (a *accounts) MountRootRoutes(r gin.IRouter) { a.mount(r.Group("/auth")) }
+
 func (a *accounts) mount(r gin.IRouter) {
 	h := func(fn func(c *gin.Context) error) gin.HandlerFunc { return framework.HandlerFunc(a.log, fn) }
 	r.POST("/register", h(a.register))

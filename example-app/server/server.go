@@ -383,8 +383,8 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 		}
 		c.JSON(http.StatusOK, gin.H{"status": "ok"})
 	})
-	acc.mount(engine.Group("/auth"))
-	app.Mount(engine.Group("/sync"))
+	app.MountRoot(engine)            // the accounts plugin's /auth routes
+	app.Mount(engine.Group("/sync")) // the protocol, and plugins' routes under it
 	return &Server{App: app, DB: db, JWT: jwt, RxDB: rx, engine: engine, acc: acc, cfg: cfg}, nil
 }
 
