@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/ferrysync/ferry/framework/hook"
+	"github.com/ferrysync/ferry/internal/keyrate"
 	"github.com/ferrysync/ferry/models"
 	"github.com/ferrysync/ferry/schemas"
 	"github.com/santhosh-tekuri/jsonschema/v5"
@@ -158,7 +159,7 @@ type App struct {
 	onCommit   hook.Hook[*CommitEvent]
 
 	// limits is the per-user request rate (nil: none).
-	limits *userLimits
+	limits *keyrate.Limiter
 
 	// afterNewerWrite, when set (by tests), runs between a store-decided
 	// push's write and its reading of what was not written: where another
@@ -170,6 +171,10 @@ type protocolSchemas struct {
 	push   checkedSchema
 	change *jsonschema.Schema // behind envelopeOK
 }
+
+// maxRateTracked bounds the users the request rate remembers (idle ones
+// are forgotten first; see keyrate).
+const maxRateTracked = 100_000
 
 // New validates cfg and returns an App with no models.
 func New(cfg Config) (*App, error) {
@@ -203,7 +208,11 @@ func New(cfg Config) (*App, error) {
 		models: map[string]*model{},
 	}
 	if cfg.RateLimit > 0 {
-		a.limits = newUserLimits(cfg.RateLimit, cfg.RateBurst, cfg.Now)
+		burst := cfg.RateBurst
+		if burst <= 0 {
+			burst = max(1, int(2*cfg.RateLimit))
+		}
+		a.limits = keyrate.New(cfg.RateLimit, burst, maxRateTracked, cfg.Now)
 	}
 	if cfg.MaxFutureSkew > 0 {
 		a.onValidate.Bind(&hook.Handler[*ValidateEvent]{ID: "ferry.future-skew", Priority: -1000, Func: a.futureSkewGuard})

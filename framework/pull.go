@@ -110,8 +110,12 @@ func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResp
 	for _, s := range scopes {
 		pos, up := cur.Pos[s], upper[s]
 		next.Pos[s] = pos
-		if resp.HasMore || pos >= up {
-			continue // the page is full, or nothing new in this scope
+		if pos >= up {
+			continue // nothing new in this scope
+		}
+		if resp.HasMore || len(resp.Changes) >= limit || budget <= 0 {
+			resp.HasMore = true // the page is full: this scope waits for the next
+			continue
 		}
 		page, err := models.ReadFeedPage(ctx, tx, sources, models.FeedParams{
 			Owner: s, After: pos, UpTo: up, Limit: limit - len(resp.Changes), MaxBytes: budget,
@@ -129,11 +133,6 @@ func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResp
 		for i := range rows {
 			budget -= rows[i].Size()
 			resp.Changes = append(resp.Changes, wireRecord(&rows[i]))
-		}
-		if budget <= 0 && !resp.HasMore {
-			// The bytes are spent: later scopes wait for the next page
-			// (this scope is complete, so its position is up).
-			resp.HasMore = len(scopes) > 1
 		}
 	}
 	if resp.HasMore {

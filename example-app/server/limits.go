@@ -1,18 +1,16 @@
 package server
 
 import (
-	"container/list"
 	"context"
 	"crypto/sha256"
 	"fmt"
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ferrysync/ferry/framework"
-	"golang.org/x/time/rate"
+	"github.com/ferrysync/ferry/internal/keyrate"
 )
 
 // RateLimit allows Requests requests per Per, in bursts of up to Requests.
@@ -58,105 +56,18 @@ func (l RateLimit) withDefault(def RateLimit) RateLimit {
 	return l
 }
 
-// keyedLimiter is a token bucket per key (a client IP, an account) with
-// bounded memory: a key unused for long enough to have refilled its
-// bucket is forgotten (a fresh bucket is the same), and beyond max keys
-// the least recently used one is forgotten (which can only forgive, never
-// refuse, so a flood of new keys cannot lock anyone out).
-type keyedLimiter struct {
-	limit rate.Limit
-	burst int
-	idle  time.Duration
-	max   int
-	now   func() time.Time
-
-	mu      sync.Mutex
-	entries map[string]*list.Element
-	lru     list.List // of *limiterEntry, most recent first
-}
-
-type limiterEntry struct {
-	key  string
-	lim  *rate.Limiter
-	seen time.Time
-}
-
-func newKeyedLimiter(l RateLimit, max int, now func() time.Time) *keyedLimiter {
+// newKeyedLimiter is a bucket per key (a client IP, an account) for l,
+// remembering at most max keys; nil when l is off.
+func newKeyedLimiter(l RateLimit, max int, now func() time.Time) *keyrate.Limiter {
 	if l.Off() {
 		return nil
 	}
-	return &keyedLimiter{
-		limit: rate.Limit(float64(l.Requests) / l.Per.Seconds()), burst: l.Requests,
-		idle: l.Per, max: max, now: now, entries: map[string]*list.Element{},
-	}
-}
-
-// reserve takes one request from key's bucket. When the bucket is empty it
-// takes nothing and returns how long until it has a request again.
-func (k *keyedLimiter) reserve(key string) (ok bool, wait time.Duration) {
-	if k == nil {
-		return true, 0
-	}
-	now := k.now()
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	// Forget idle keys from the cold end.
-	for back := k.lru.Back(); back != nil; back = k.lru.Back() {
-		e := back.Value.(*limiterEntry)
-		if now.Sub(e.seen) < k.idle {
-			break
-		}
-		k.lru.Remove(back)
-		delete(k.entries, e.key)
-	}
-	var e *limiterEntry
-	if el, ok := k.entries[key]; ok {
-		e = el.Value.(*limiterEntry)
-		k.lru.MoveToFront(el)
-	} else {
-		for len(k.entries) >= k.max {
-			back := k.lru.Back()
-			k.lru.Remove(back)
-			delete(k.entries, back.Value.(*limiterEntry).key)
-		}
-		e = &limiterEntry{key: key, lim: rate.NewLimiter(k.limit, k.burst)}
-		k.entries[key] = k.lru.PushFront(e)
-	}
-	e.seen = now
-	r := e.lim.ReserveN(now, 1)
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now) // not yet acted on, so it gives the token back
-		return false, d
-	}
-	return true, 0
-}
-
-// forget drops key's bucket (a fresh one is full).
-func (k *keyedLimiter) forget(key string) {
-	if k == nil {
-		return
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if el, ok := k.entries[key]; ok {
-		k.lru.Remove(el)
-		delete(k.entries, key)
-	}
-}
-
-// size is the number of keys remembered.
-func (k *keyedLimiter) size() int {
-	if k == nil {
-		return 0
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return len(k.entries)
+	return keyrate.New(float64(l.Requests)/l.Per.Seconds(), l.Requests, max, now)
 }
 
 // authLimits are the limits of the password-checked /auth routes.
 type authLimits struct {
-	perIP, perAccount *keyedLimiter
+	perIP, perAccount *keyrate.Limiter
 }
 
 // admit counts one attempt of the client at ip on account. It returns a
@@ -165,14 +76,14 @@ type authLimits struct {
 // failed attempts, so that only wrong passwords count against an account
 // (as usual, a successful login resets the count).
 func (l *authLimits) admit(ip, account string) (success func(), err error) {
-	if _, wait := l.perIP.reserve(ipKey(ip)); wait > 0 {
+	if _, wait := l.perIP.Reserve(ipKey(ip)); wait > 0 {
 		return nil, rateLimited(wait, "too many sign-in attempts from this address")
 	}
 	key := accountKey(account)
-	if _, wait := l.perAccount.reserve(key); wait > 0 {
+	if _, wait := l.perAccount.Reserve(key); wait > 0 {
 		return nil, rateLimited(wait, "too many sign-in attempts for this account")
 	}
-	return func() { l.perAccount.forget(key) }, nil
+	return func() { l.perAccount.Forget(key) }, nil
 }
 
 // accountKey is the limiter key of an account: a digest of its email, so

@@ -163,7 +163,7 @@ func TestAuthLimiterMemoryBounded(t *testing.T) {
 				t.Fatalf("attempt %d: %d %s", i, resp.StatusCode, b)
 			}
 		}
-		if ip, acc := s.acc.limits.perIP.size(), s.acc.limits.perAccount.size(); ip > 200 || acc > 200 {
+		if ip, acc := s.acc.limits.perIP.Len(), s.acc.limits.perAccount.Len(); ip > 200 || acc > 200 {
 			t.Fatalf("limiters remember %d addresses and %d accounts, cap 200", ip, acc)
 		}
 		// The most recent account is still limited.
@@ -181,23 +181,23 @@ func TestKeyedLimiter(t *testing.T) {
 	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	k := newKeyedLimiter(RateLimit{Requests: 2, Per: time.Minute}, 1000, func() time.Time { return now })
 	for range 2 {
-		if ok, _ := k.reserve("a"); !ok {
+		if ok, _ := k.Reserve("a"); !ok {
 			t.Fatal("within the burst: refused")
 		}
 	}
-	ok, wait := k.reserve("a")
+	ok, wait := k.Reserve("a")
 	if ok || wait < 29*time.Second || wait > 31*time.Second {
 		t.Fatalf("third: ok=%v wait=%v, want refused for 30s", ok, wait)
 	}
 	for i := range 1500 {
-		k.reserve(fmt.Sprint("k", i))
+		k.Reserve(fmt.Sprint("k", i))
 	}
-	if n := k.size(); n != 1000 {
+	if n := k.Len(); n != 1000 {
 		t.Fatalf("size %d, want the cap 1000", n)
 	}
 	now = now.Add(time.Minute)
-	k.reserve("fresh")
-	if n := k.size(); n != 1 {
+	k.Reserve("fresh")
+	if n := k.Len(); n != 1 {
 		t.Fatalf("after a minute idle: %d keys, want 1", n)
 	}
 	if testing.Short() {
@@ -210,7 +210,7 @@ func TestKeyedLimiter(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	long := strings.Repeat("x", 1000) // emails as long as a client likes
 	for i := range 100_000 {
-		big.reserve(accountKey(fmt.Sprintf("victim-%d-%s@example.com", i, long)))
+		big.Reserve(accountKey(fmt.Sprintf("victim-%d-%s@example.com", i, long)))
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
