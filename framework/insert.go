@@ -62,15 +62,16 @@ func Insert[T any, P interface {
 	return out, nil
 }
 
-// Get returns a record by model and uid, whoever owns it; it is for server
-// code (the sync routes check ownership themselves). A missing record is
-// [ErrNotFound].
-func (a *App) Get(ctx context.Context, model, uid string) (*Record, error) {
+// Get returns owner's record of model with uid, for server code (the
+// sync routes check the caller's rights themselves; [App.Read] is the
+// checked read). A self-owned model's record is its own owner: Get(ctx,
+// uid, model, uid). A missing record is [ErrNotFound].
+func (a *App) Get(ctx context.Context, owner, model, uid string) (*Record, error) {
 	m, ok := a.model(model)
 	if !ok {
 		return nil, NewError(CodeUnknownModel, "unknown model %q", model)
 	}
-	rows, err := m.table.Load(ctx, a.db, model, []string{uid})
+	rows, err := m.table.Load(ctx, a.db, owner, model, []string{uid})
 	if err != nil {
 		return nil, fmt.Errorf("framework: get %s/%s: %w", model, uid, err)
 	}

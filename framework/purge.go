@@ -66,7 +66,7 @@ func (a *App) purgeScope(ctx context.Context, m *model, owner string, uids []str
 	if err := models.LockForPurge(ctx, tx, owner, 0); err != nil {
 		return 0, err
 	}
-	rows, err := m.table.Load(ctx, tx, m.name, uids)
+	rows, err := m.table.Load(ctx, tx, owner, m.name, uids)
 	if err != nil {
 		return 0, err
 	}
@@ -81,7 +81,7 @@ func (a *App) purgeScope(ctx context.Context, m *model, owner string, uids []str
 	if len(gone) == 0 {
 		return 0, nil
 	}
-	if err := m.table.Delete(ctx, tx, m.name, gone); err != nil {
+	if err := m.table.Delete(ctx, tx, owner, m.name, gone); err != nil {
 		return 0, err
 	}
 	if err := models.LockForPurge(ctx, tx, owner, horizon); err != nil {

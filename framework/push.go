@@ -339,7 +339,7 @@ func (a *App) applyAll(ctx context.Context, p Principal, preps []*prepared, resu
 	st.first = st.next
 	loaded := map[string]*models.Record{}
 	for m, uids := range byModel {
-		rows, err := m.table.Load(ctx, tx, m.name, uids)
+		rows, err := m.table.Load(ctx, tx, p.UserID, m.name, uids)
 		if err != nil {
 			return nil, fmt.Errorf("load %s: %w", m.name, err)
 		}
@@ -395,7 +395,10 @@ func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepare
 	key := m.name + "\x00" + in.UID
 	for try := 0; ; try++ {
 		stored := loaded[key]
-		if stored != nil && stored.Owner != p.UserID || stored == nil && m.selfOwned && in.UID != p.UserID {
+		// Records are the caller's own (loaded by owner, model and uid);
+		// only a self-owned model's record, whose uid is its owner, can
+		// belong to someone else.
+		if m.selfOwned && in.UID != p.UserID {
 			res.Status, res.Record = StatusForbidden, nil
 			return nil, nil
 		}
@@ -458,8 +461,8 @@ func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepare
 			return rec, nil
 		}
 		if models.IsUniqueViolation(err) && stored == nil && try == 0 {
-			// Someone else created this uid since we looked: look again.
-			rows, lerr := m.table.Load(ctx, st.tx, m.name, []string{in.UID})
+			// The record was created since we looked: look again.
+			rows, lerr := m.table.Load(ctx, st.tx, p.UserID, m.name, []string{in.UID})
 			if lerr != nil {
 				return nil, lerr
 			}

@@ -141,7 +141,7 @@ func (a *App) pushNewer(ctx context.Context, p Principal, preps []*prepared, res
 		for j, i := range idx {
 			uids[j] = preps[i].rec.UID
 		}
-		rows, err := m.table.Load(ctx, idb, m.name, uids)
+		rows, err := m.table.Load(ctx, idb, p.UserID, m.name, uids)
 		if err != nil {
 			return nil, nil, fmt.Errorf("load %s: %w", m.name, err)
 		}
@@ -154,8 +154,6 @@ func (a *App) pushNewer(ctx context.Context, p Principal, preps []*prepared, res
 			switch {
 			case s == nil:
 				rest = settleLater(rest, preps, i) // purged meanwhile
-			case s.Owner != p.UserID:
-				res.Status, res.Record = StatusForbidden, nil
 			case sameChange(s, next[i]):
 				res.Status, res.Record = StatusApplied, wireRecord(s)
 			case s.ModifyAt.After(next[i].ModifyAt):

@@ -72,7 +72,7 @@ func TestStoreDecidedPushRaces(t *testing.T) {
 			if after := advanceCursor(before, "me", res); after != before {
 				t.Errorf("the push cursor moved from %v to %v across two transactions", before.Pos, after.Pos)
 			}
-			got, err := app.Get(ctx, "test.Item", "x")
+			got, err := app.Get(ctx, "me", "test.Item", "x")
 			if err != nil || string(got.Data) != `{"v":"mine"}` {
 				t.Fatalf("stored x: %+v %v", got, err)
 			}

@@ -83,10 +83,10 @@ func TestStoreDecidedPush(t *testing.T) {
 			item("a", t0.Add(-time.Second), 10), // older: stale
 			item("b", t0, 2),                    // a retry: applied again, same version
 			item("c", t0.Add(time.Second), 30),  // newer
-			item("theirs", t0.Add(time.Hour), 40),
-			item("d", t0, 4), // new
+			item("theirs", t0.Add(-time.Hour), 40), // another owner has this uid: mine is mine
+			item("d", t0, 4),                       // new
 		)
-		if got := statuses(res); got != "stale applied applied forbidden applied " {
+		if got := statuses(res); got != "stale applied applied applied applied " {
 			t.Fatalf("mixed push: %s", got)
 		}
 		if string(res[0].Record.Data) != `{"n":1}` {
@@ -98,8 +98,8 @@ func TestStoreDecidedPush(t *testing.T) {
 		if string(res[2].Record.Data) != `{"n":30}` || res[4].Record.Version <= res[2].Record.Version {
 			t.Errorf("newer change: %+v, new: %+v", res[2].Record, res[4].Record)
 		}
-		if res[3].Record != nil {
-			t.Errorf("a forbidden answer reveals %+v", res[3].Record)
+		if res[3].Record.Owner != "me" || string(res[3].Record.Data) != `{"n":40}` {
+			t.Errorf("my record with another owner's uid: %+v", res[3].Record)
 		}
 
 		// Models interleaved, and more changes than one statement takes.
@@ -124,8 +124,8 @@ func TestStoreDecidedPush(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(page.Changes) != 4+1000 {
-			t.Fatalf("pulled %d records, want %d", len(page.Changes), 4+1000)
+		if len(page.Changes) != 5+1000 { // a to d, theirs, bulk
+			t.Fatalf("pulled %d records, want %d", len(page.Changes), 5+1000)
 		}
 		for _, r := range page.Changes {
 			if r.Owner != "me" {

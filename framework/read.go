@@ -22,15 +22,13 @@ func (a *App) Read(ctx context.Context, p Principal, model string, uids []string
 	if len(uids) == 0 {
 		return nil, nil
 	}
-	rows, err := m.table.Load(ctx, a.db, model, uids)
+	rows, err := m.table.Load(ctx, a.db, p.UserID, model, uids)
 	if err != nil {
 		return nil, fmt.Errorf("framework: read %s: %w", model, err)
 	}
 	byUID := make(map[string]*Record, len(rows))
 	for i := range rows {
-		if rows[i].Owner == p.UserID {
-			byUID[rows[i].UID] = wireRecord(&rows[i])
-		}
+		byUID[rows[i].UID] = wireRecord(&rows[i])
 	}
 	out := make([]*Record, 0, len(byUID))
 	for _, uid := range uids {

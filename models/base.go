@@ -22,15 +22,16 @@ import "time"
 //
 // Its fields are tagged `json:"-"` so that encoding the model yields only the
 // model's own data; the envelope (uid, owner, modify_at…) travels beside it.
-// The column names are fixed: uid, owner, modify_at, is_deleted, version,
+// The column names are fixed: owner, uid, modify_at, is_deleted, version,
 // created_at and updated_at. Give a model's own columns no bun `default:`
 // tag: in a multi-row insert bun replaces a zero value in the first row by
 // the default for every row.
 type Base struct {
+	// OwnerID is the user id that owns the record (its scope). A record is
+	// identified by owner and uid: two users may hold the same uid.
+	OwnerID string `bun:"owner,pk,type:varchar(255)" json:"-"`
 	// ID is the record's client-chosen uid.
 	ID string `bun:"uid,pk,type:varchar(64)" json:"-"`
-	// OwnerID is the user id that owns the record (its scope).
-	OwnerID string `bun:"owner,notnull,type:varchar(255)" json:"-"`
 	// ModifiedAt is the client's modification time, used only by conflict
 	// policies.
 	ModifiedAt time.Time `bun:"modify_at,notnull" json:"-"`
@@ -63,7 +64,7 @@ type BaseHolder interface {
 }
 
 // BaseColumns are the column names Base contributes, in table order.
-var baseColumns = []string{"uid", "owner", "modify_at", "is_deleted", "version", "created_at", "updated_at"}
+var baseColumns = []string{"owner", "uid", "modify_at", "is_deleted", "version", "created_at", "updated_at"}
 
 // IsBaseColumn reports whether name is one of Base's columns.
 func IsBaseColumn(name string) bool {

@@ -22,6 +22,9 @@ func Migrations() (*migrate.Migrations, error) {
 	if err := registerUsage(m); err != nil {
 		return nil, fmt.Errorf("register usage migration: %w", err)
 	}
+	if err := registerKeys(m); err != nil {
+		return nil, fmt.Errorf("register keys migration: %w", err)
+	}
 	return m, nil
 }
 

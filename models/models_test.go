@@ -61,15 +61,20 @@ func TestStorePrimitives(t *testing.T) {
 		if !models.IsUniqueViolation(err) {
 			t.Fatalf("duplicate insert: %v is not a unique violation", err)
 		}
-		// An owner-guarded upsert never takes another owner's row.
+		// Records are keyed by owner, model and uid: another owner's
+		// record with the same uid is a record of its own.
 		other := *rec
-		other.Owner, other.Data = "intruder", []byte(`{"x":1}`)
-		if err := tbl.Upsert(ctx, db, []*models.Record{&other}); err == nil {
-			t.Fatal("upsert over another owner's row succeeded")
+		other.Owner, other.Data = "someone-else", []byte(`{"x":1}`)
+		if err := tbl.Upsert(ctx, db, []*models.Record{&other}); err != nil {
+			t.Fatalf("another owner's record with the same uid: %v", err)
 		}
-		rows, err := tbl.Load(ctx, db, "m", []string{"u1", "missing"})
+		rows, err := tbl.Load(ctx, db, "o", "m", []string{"u1", "missing"})
 		if err != nil || len(rows) != 1 || rows[0].Owner != "o" || !rows[0].ModifyAt.Equal(now) || string(rows[0].Data) != "{}" {
 			t.Fatalf("load: %+v %v", rows, err)
+		}
+		rows, err = tbl.Load(ctx, db, "someone-else", "m", []string{"u1"})
+		if err != nil || len(rows) != 1 || string(rows[0].Data) != `{"x":1}` {
+			t.Fatalf("load the other owner's: %+v %v", rows, err)
 		}
 		// Versions: reserve takes the lock and counts up per scope.
 		for want := int64(1); want <= 3; want++ {

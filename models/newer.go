@@ -26,12 +26,12 @@ import (
 type NewerWriter interface {
 	// WriteIfNewer writes recs of one model, all owned by scope, with
 	// distinct uids, in one statement on PostgreSQL. A record is written
-	// when no row has its uid, or when the stored row has the same owner
-	// and either an older modify_at or the same modify_at and different
+	// when scope holds no row with its uid, or when the stored row has
+	// either an older modify_at or the same modify_at and different
 	// content (is_deleted or data). Written rows get their version from
-	// span (each record's Version is its place in the span). It returns, per record, the version
-	// written, or 0 when the record was not written (the stored row is
-	// newer, repeats it, or belongs to someone else).
+	// span (each record's Version is its place in the span). It returns,
+	// per record, the version written, or 0 when the record was not
+	// written (the stored row is newer or repeats it).
 	//
 	// The statement runs on idb: on a *bun.DB it is a transaction of its
 	// own; in a bun.Tx the scope stays locked until the transaction ends,
@@ -132,7 +132,7 @@ w AS (
 	FROM unnest($4::int8[], ` + strings.Join(unnest, ", ") + `) AS u(place, ` + strings.Join(names, ", ") + `), s
 	WHERE true
 	ON CONFLICT (` + conflict + `) DO UPDATE SET ` + strings.Join(sets, ", ") + `
-	WHERE t.owner = EXCLUDED.owner AND (t.modify_at < EXCLUDED.modify_at OR
+	WHERE (t.modify_at < EXCLUDED.modify_at OR
 		(t.modify_at = EXCLUDED.modify_at AND (` + prefixAll("t.", compare) + `) IS DISTINCT FROM (` + prefixAll("EXCLUDED.", compare) + `)))
 	RETURNING t.uid, t.version)
 SELECT w.uid, w.version FROM w

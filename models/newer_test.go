@@ -94,10 +94,10 @@ func TestWriteIfNewer(t *testing.T) {
 					rec("1", t0.Add(-time.Second), "older", false), // loses
 					rec("2", t0, "two", false),                     // an exact repeat
 					rec("3", t0, "three", false),                   // new
-					mine,                                           // another owner's uid
+					mine,                                           // another owner's uid: a record of mine
 				)
-				if fmt.Sprint(got) != "[0 0 5 0]" {
-					t.Fatalf("second writes got versions %v, want [0 0 5 0]", got)
+				if fmt.Sprint(got) != "[0 0 5 6]" {
+					t.Fatalf("second writes got versions %v, want [0 0 5 6]", got)
 				}
 				// Same modify_at but other content wins (a tie goes to the
 				// incoming change); so does a delete at the same time.
@@ -132,7 +132,7 @@ func TestWriteIfNewer(t *testing.T) {
 				}); err != nil {
 					t.Fatal(err)
 				}
-				rows, err := tbl.Load(ctx, db, model, []string{name + "1", name + "2", name + "3", name + "-foreign"})
+				rows, err := tbl.Load(ctx, db, scope, model, []string{name + "1", name + "2", name + "3", name + "-foreign"})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -146,8 +146,12 @@ func TestWriteIfNewer(t *testing.T) {
 				if r := byUID[name+"2"]; r.Version != 8 || !r.IsDeleted {
 					t.Fatalf("record 2: %+v", r)
 				}
-				if r := byUID[name+"-foreign"]; r.Owner != "someone-else" || !strings.Contains(string(r.Data), "theirs") {
-					t.Fatalf("another owner's record changed: %+v %s", r, r.Data)
+				if r := byUID[name+"-foreign"]; r.Owner != scope || !strings.Contains(string(r.Data), "mine") {
+					t.Fatalf("my record with another owner's uid: %+v %s", r, r.Data)
+				}
+				theirs, err := tbl.Load(ctx, db, "someone-else", model, []string{name + "-foreign"})
+				if err != nil || len(theirs) != 1 || !strings.Contains(string(theirs[0].Data), "theirs") {
+					t.Fatalf("another owner's record changed: %+v %v", theirs, err)
 				}
 				page, err := models.ReadFeed(ctx, db, []models.FeedSource{{Table: tbl, Models: []string{model}}},
 					models.FeedParams{Owner: scope, UpTo: 100, Limit: 100})
@@ -158,7 +162,7 @@ func TestWriteIfNewer(t *testing.T) {
 				for _, c := range page {
 					feed = append(feed, fmt.Sprintf("%s@%d", c.UID[len(name):], c.Version))
 				}
-				if fmt.Sprint(feed) != "[3@5 1@7 2@8 4@9 5@11]" {
+				if fmt.Sprint(feed) != "[3@5 -foreign@6 1@7 2@8 4@9 5@11]" {
 					t.Fatalf("feed %v", feed)
 				}
 				state, err := models.ScopeState(ctx, db, []string{scope})
@@ -171,7 +175,7 @@ func TestWriteIfNewer(t *testing.T) {
 				if got := write(db, scope, bare); got[0] != 12 {
 					t.Fatalf("bare record got version %v, want 12", got)
 				}
-				rows, err = tbl.Load(ctx, db, model, []string{name + "7"})
+				rows, err = tbl.Load(ctx, db, scope, model, []string{name + "7"})
 				if err != nil || len(rows) != 1 || !strings.Contains(string(rows[0].Data), `"title":"bare"`) || strings.Contains(string(rows[0].Data), `"a"`) {
 					t.Fatalf("bare record: %+v %v", rows, err)
 				}
@@ -230,7 +234,7 @@ func TestWriteIfNewerAwkwardText(t *testing.T) {
 		for i, r := range recs {
 			uids[i] = r.UID
 		}
-		rows, err := tbl.Load(ctx, db, model, uids)
+		rows, err := tbl.Load(ctx, db, scope, model, uids)
 		if err != nil {
 			t.Fatal(err)
 		}

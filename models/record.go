@@ -34,18 +34,19 @@ type Record struct {
 // inside a transaction (idb is a bun.Tx) after it has locked the owner's
 // scope, so implementations need no locking of their own.
 type Table interface {
-	// Load returns the stored records among uids, in any order; missing
-	// uids are simply absent.
-	Load(ctx context.Context, idb bun.IDB, model string, uids []string) ([]Record, error)
+	// Load returns owner's stored records of model among uids, in any
+	// order; missing uids are simply absent. Records are identified by
+	// owner, model and uid: another owner's record with the same uid is
+	// never returned.
+	Load(ctx context.Context, idb bun.IDB, owner, model string, uids []string) ([]Record, error)
 	// Insert stores a record that does not exist yet.
 	Insert(ctx context.Context, idb bun.IDB, rec *Record) error
 	// Update replaces the envelope and data of an existing record.
 	Update(ctx context.Context, idb bun.IDB, rec *Record) error
 	// Upsert writes records of one model in bulk: new ones are inserted,
 	// and existing ones get their envelope and data replaced (server-only
-	// columns and created_at are kept). A row owned by someone else is not
-	// touched and fails the call with [ErrNotWritten]. uids must be
-	// distinct.
+	// columns and created_at are kept). The records' (owner, uid) keys
+	// must be distinct.
 	Upsert(ctx context.Context, idb bun.IDB, recs []*Record) error
 	// Feed returns the records of models (a typed table's one model, or
 	// the generic table's wanted ones) in the stretch p selects, in
@@ -59,18 +60,19 @@ type Table interface {
 	// Tombstones returns up to limit tombstones last written before
 	// before, for purging.
 	Tombstones(ctx context.Context, idb bun.IDB, model string, before time.Time, limit int) ([]Record, error)
-	// Delete removes records for good (purged tombstones).
-	Delete(ctx context.Context, idb bun.IDB, model string, uids []string) error
+	// Delete removes owner's records of model for good (purged
+	// tombstones).
+	Delete(ctx context.Context, idb bun.IDB, owner, model string, uids []string) error
 }
 
 // GenericRecord is a row of the generic record table (plan B): models
-// registered by JSON Schema alone share it, keyed by model and uid.
+// registered by JSON Schema alone share it, keyed by owner, model and uid.
 type GenericRecord struct {
 	bun.BaseModel `bun:"table:ferry_records,alias:fr"`
 
+	Owner     string          `bun:"owner,pk,type:varchar(255)"`
 	Model     string          `bun:"model,pk,type:varchar(128)"`
 	UID       string          `bun:"uid,pk,type:varchar(64)"`
-	Owner     string          `bun:"owner,notnull,type:varchar(255)"`
 	ModifyAt  time.Time       `bun:"modify_at,notnull"`
 	IsDeleted bool            `bun:"is_deleted,notnull"`
 	Version   int64           `bun:"version,notnull"`
@@ -97,18 +99,19 @@ func NewGenericTable(db *bun.DB) GenericTable {
 
 func genericNewerShape(idb bun.IDB) (*newerStatement, bool) {
 	return newerShape(idb.Dialect().Tables().Get(reflect.TypeFor[GenericRecord]()),
-		`"model", "uid"`, genericUpdateColumns, []string{"is_deleted", "data"})
+		`"owner", "model", "uid"`, genericUpdateColumns, []string{"is_deleted", "data"})
 }
 
 var _ Table = GenericTable{}
 
 // Load implements [Table].
-func (GenericTable) Load(ctx context.Context, idb bun.IDB, model string, uids []string) ([]Record, error) {
+func (GenericTable) Load(ctx context.Context, idb bun.IDB, owner, model string, uids []string) ([]Record, error) {
 	if len(uids) == 0 {
 		return nil, nil
 	}
 	var rows []GenericRecord
 	err := idb.NewSelect().Model(&rows).
+		Where("owner = ?", owner).
 		Where("model = ?", model).
 		Where("uid IN (?)", bun.List(uids)).
 		Scan(ctx)
@@ -151,7 +154,7 @@ func (t GenericTable) Tombstones(ctx context.Context, idb bun.IDB, model string,
 	var rows []GenericRecord
 	err := idb.NewSelect().Model(&rows).Column("model", "uid", "owner", "version").
 		Where("model = ?", model).Where("is_deleted = ?", true).Where("updated_at < ?", before).
-		OrderExpr("uid").Limit(int64(limit)).Scan(ctx)
+		OrderExpr("owner, uid").Limit(int64(limit)).Scan(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -163,11 +166,12 @@ func (t GenericTable) Tombstones(ctx context.Context, idb bun.IDB, model string,
 }
 
 // Delete implements [Table].
-func (GenericTable) Delete(ctx context.Context, idb bun.IDB, model string, uids []string) error {
+func (GenericTable) Delete(ctx context.Context, idb bun.IDB, owner, model string, uids []string) error {
 	if len(uids) == 0 {
 		return nil
 	}
-	_, err := idb.NewDelete().Model((*GenericRecord)(nil)).Where("model = ?", model).Where("uid IN (?)", bun.List(uids)).Exec(ctx)
+	_, err := idb.NewDelete().Model((*GenericRecord)(nil)).
+		Where("owner = ?", owner).Where("model = ?", model).Where("uid IN (?)", bun.List(uids)).Exec(ctx)
 	return err
 }
 
@@ -199,22 +203,18 @@ func (GenericTable) Upsert(ctx context.Context, idb bun.IDB, recs []*Record) err
 	}
 	return upsertChunks(ctx, idb, len(recs), func(lo, hi int) *bun.InsertQuery {
 		part := rows[lo:hi]
-		return idb.NewInsert().Model(&part).On("CONFLICT (model, uid) DO UPDATE")
-	}, genericUpdateColumns, true)
+		return idb.NewInsert().Model(&part).On("CONFLICT (owner, model, uid) DO UPDATE")
+	}, genericUpdateColumns)
 }
 
 // upsertChunks runs multi-row upserts of at most upsertChunk rows, setting
 // cols from the incoming row on conflict. Chunks keep each statement well
-// under SQLite's bound-parameter limit.
-//
-// With sameOwner, a conflicting row is updated only when it has the
-// incoming row's owner; a row that was neither inserted nor updated (a uid
-// another owner took meanwhile) makes the whole call fail with
-// [ErrNotWritten], so the caller can redo the batch one change at a time.
-func upsertChunks(ctx context.Context, idb bun.IDB, n int, query func(lo, hi int) *bun.InsertQuery, cols []string, sameOwner bool) error {
+// under SQLite's bound-parameter limit. A statement that wrote fewer rows
+// than it carried fails the call with [ErrNotWritten].
+func upsertChunks(ctx context.Context, idb bun.IDB, n int, query func(lo, hi int) *bun.InsertQuery, cols []string) error {
 	for lo := 0; lo < n; lo += upsertChunk {
 		hi := min(lo+upsertChunk, n)
-		if err := checkWritten(upsertQuery(query(lo, hi), cols, sameOwner).Exec(ctx))(hi - lo); err != nil {
+		if err := checkWritten(upsertQuery(query(lo, hi), cols).Exec(ctx))(hi - lo); err != nil {
 			return err
 		}
 	}
@@ -223,12 +223,9 @@ func upsertChunks(ctx context.Context, idb bun.IDB, n int, query func(lo, hi int
 
 const upsertChunk = 500
 
-func upsertQuery(q *bun.InsertQuery, cols []string, sameOwner bool) *bun.InsertQuery {
+func upsertQuery(q *bun.InsertQuery, cols []string) *bun.InsertQuery {
 	for _, c := range cols {
 		q = q.Set("? = EXCLUDED.?", bun.Ident(c), bun.Ident(c))
-	}
-	if sameOwner {
-		q = q.Where("?TableAlias.owner = EXCLUDED.owner")
 	}
 	return q
 }
@@ -246,8 +243,7 @@ func checkWritten(res sql.Result, err error) func(want int) error {
 	}
 }
 
-// ErrNotWritten reports a bulk upsert that skipped rows (owned by someone
-// else).
+// ErrNotWritten reports a bulk upsert that skipped rows.
 var ErrNotWritten = errors.New("models: some rows were not written")
 
 func toGeneric(rec *Record) *GenericRecord {

@@ -57,17 +57,19 @@ func NewTypedTable[T any, P interface {
 		}
 	}
 	t := &TypedTable[T, P]{dataColumns: data, json: jsonstruct.For(typ)}
-	t.newer, t.newerOK = newerShape(table, `"uid"`, t.updateColumns(), append([]string{"is_deleted"}, data...))
+	t.newer, t.newerOK = newerShape(table, `"owner", "uid"`, t.updateColumns(), append([]string{"is_deleted"}, data...))
 	return t, nil
 }
 
 // Load implements [Table].
-func (t *TypedTable[T, P]) Load(ctx context.Context, idb bun.IDB, model string, uids []string) ([]Record, error) {
+func (t *TypedTable[T, P]) Load(ctx context.Context, idb bun.IDB, owner, model string, uids []string) ([]Record, error) {
 	if len(uids) == 0 {
 		return nil, nil
 	}
 	var rows []T
-	if err := idb.NewSelect().Model(&rows).Where("?TableAlias.uid IN (?)", bun.List(uids)).Scan(ctx); err != nil {
+	err := idb.NewSelect().Model(&rows).
+		Where("?TableAlias.owner = ?", owner).Where("?TableAlias.uid IN (?)", bun.List(uids)).Scan(ctx)
+	if err != nil {
 		return nil, err
 	}
 	return t.records(model, rows)
@@ -173,8 +175,8 @@ func (t *TypedTable[T, P]) Upsert(ctx context.Context, idb bun.IDB, recs []*Reco
 	}
 	return upsertChunks(ctx, idb, len(recs), func(lo, hi int) *bun.InsertQuery {
 		part := rows[lo:hi]
-		return idb.NewInsert().Model(&part).On("CONFLICT (uid) DO UPDATE")
-	}, t.updateColumns(), true)
+		return idb.NewInsert().Model(&part).On("CONFLICT (owner, uid) DO UPDATE")
+	}, t.updateColumns())
 }
 
 // updateColumns are the columns a sync replaces: the envelope and the data.
@@ -203,7 +205,7 @@ func (t *TypedTable[T, P]) Tombstones(ctx context.Context, idb bun.IDB, model st
 	var rows []T
 	err := idb.NewSelect().Model(&rows).
 		Where("?TableAlias.is_deleted = ?", true).Where("?TableAlias.updated_at < ?", before).
-		OrderExpr("?TableAlias.uid").Limit(int64(limit)).Scan(ctx)
+		OrderExpr("?TableAlias.owner, ?TableAlias.uid").Limit(int64(limit)).Scan(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -216,11 +218,11 @@ func (t *TypedTable[T, P]) Tombstones(ctx context.Context, idb bun.IDB, model st
 }
 
 // Delete implements [Table].
-func (t *TypedTable[T, P]) Delete(ctx context.Context, idb bun.IDB, model string, uids []string) error {
+func (t *TypedTable[T, P]) Delete(ctx context.Context, idb bun.IDB, owner, _ string, uids []string) error {
 	if len(uids) == 0 {
 		return nil
 	}
-	_, err := idb.NewDelete().Model((*T)(nil)).Where("uid IN (?)", bun.List(uids)).Exec(ctx)
+	_, err := idb.NewDelete().Model((*T)(nil)).Where("owner = ?", owner).Where("uid IN (?)", bun.List(uids)).Exec(ctx)
 	return err
 }
 
@@ -232,9 +234,13 @@ func (t *TypedTable[T, P]) InsertValue(ctx context.Context, idb bun.IDB, v P) er
 }
 
 // CreateTable creates T's table, its feed index and its usage triggers
-// (see [EnsureUsageTriggers]) when they do not exist yet.
+// (see [EnsureUsageTriggers]) when they do not exist yet, and gives a table
+// an earlier release created the key T declares ([UpgradeKeys]).
 func (t *TypedTable[T, P]) CreateTable(ctx context.Context, idb bun.IDB) error {
 	if _, err := idb.NewCreateTable().Model((*T)(nil)).IfNotExists().Exec(ctx); err != nil {
+		return err
+	}
+	if err := UpgradeKeys(ctx, idb, (*T)(nil)); err != nil {
 		return err
 	}
 	if err := createFeedIndex(ctx, idb, (*T)(nil)); err != nil {

@@ -84,7 +84,7 @@ func TestUsageTriggers(t *testing.T) {
 					return c.table.Upsert(ctx, tx, []*models.Record{rec("a", "x"), rec("b", "bee"), rec("c", "sea")})
 				})
 				check("upsert", 3)
-				tx(func(tx bun.Tx) error { return c.table.Delete(ctx, tx, model, []string{c.name + "b"}) })
+				tx(func(tx bun.Tx) error { return c.table.Delete(ctx, tx, scope, model, []string{c.name + "b"}) })
 				check("delete", 2)
 				if !models.IsPostgres(db) {
 					return
@@ -112,7 +112,7 @@ func TestUsageTriggers(t *testing.T) {
 				if after, _ := models.ReadUsage(ctx, db, scope); after != before {
 					t.Fatalf("the refused write changed usage from %+v to %+v", before, after)
 				}
-				if rows, _ := c.table.Load(ctx, db, model, []string{c.name + "e"}); len(rows) != 0 {
+				if rows, _ := c.table.Load(ctx, db, scope, model, []string{c.name + "e"}); len(rows) != 0 {
 					t.Fatal("the refused write wrote")
 				}
 				// The same push with room (and a byte limit) is written.

@@ -40,9 +40,12 @@ export function newDevice() {
   return new Database({ adapter, modelClasses: [Task] })
 }
 
-export async function create(db, fields) {
+// create makes a task; fields.id, when given, is its fixed id (a seed
+// row, say) instead of WatermelonDB's random one.
+export async function create(db, { id, ...fields }) {
   return db.write(() =>
     db.get('tasks').create(task => {
+      if (id) task._raw.id = id
       for (const [k, v] of Object.entries(fields)) task._setRaw(k, v)
     }),
   )

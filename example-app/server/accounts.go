@@ -290,7 +290,7 @@ func (a *accounts) login(c *gin.Context) error {
 		return framework.NewError(framework.CodeUnauthenticated, "wrong email or password")
 	}
 	refund()
-	rec, err := a.app.Get(ctx, "data.User", u.ID)
+	rec, err := a.app.Get(ctx, u.ID, "data.User", u.ID)
 	if err != nil {
 		return err
 	}
@@ -384,7 +384,7 @@ func (a *accounts) changeEmail(c *gin.Context) error {
 				Details: []framework.FieldError{{Path: "/email", Message: "is already registered"}}}
 		}
 	}
-	rec, err := a.app.Get(ctx, "data.User", u.ID)
+	rec, err := a.app.Get(ctx, u.ID, "data.User", u.ID)
 	if err != nil {
 		return err
 	}
@@ -430,7 +430,7 @@ func (a *accounts) changePassword(c *gin.Context) error {
 		return err
 	}
 	a.jwt.Forget(u.ID)
-	rec, err := a.app.Get(ctx, "data.User", u.ID)
+	rec, err := a.app.Get(ctx, u.ID, "data.User", u.ID)
 	if err != nil {
 		return err
 	}

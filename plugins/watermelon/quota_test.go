@@ -86,7 +86,7 @@ func TestDeletionFloodStopsAtTheQuota(t *testing.T) {
 		if u.Records != quota {
 			t.Fatalf("ann stores %d records, want the quota, %d", u.Records, quota)
 		}
-		rec, err := app.Get(context.Background(), "data.Task", "keep")
+		rec, err := app.Get(context.Background(), "ann", "data.Task", "keep")
 		if err != nil || rec.IsDeleted || !json.Valid(rec.Data) || !strings.Contains(string(rec.Data), "mine") {
 			t.Fatalf("ann's record: %+v %v", rec, err)
 		}
