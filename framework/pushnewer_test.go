@@ -80,9 +80,9 @@ func TestStoreDecidedPush(t *testing.T) {
 		bVersion := res[1].Record.Version
 
 		res = push(me,
-			item("a", t0.Add(-time.Second), 10), // older: stale
-			item("b", t0, 2),                    // a retry: applied again, same version
-			item("c", t0.Add(time.Second), 30),  // newer
+			item("a", t0.Add(-time.Second), 10),    // older: stale
+			item("b", t0, 2),                       // a retry: applied again, same version
+			item("c", t0.Add(time.Second), 30),     // newer
 			item("theirs", t0.Add(-time.Hour), 40), // another owner has this uid: mine is mine
 			item("d", t0, 4),                       // new
 		)
