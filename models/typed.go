@@ -233,6 +233,18 @@ func (t *TypedTable[T, P]) InsertValue(ctx context.Context, idb bun.IDB, v P) er
 	return err
 }
 
+// insertValue implements the store's InsertValue for T: v is a P.
+func (t *TypedTable[T, P]) insertValue(ctx context.Context, idb bun.IDB, model string, v any) (Record, error) {
+	pv, ok := v.(P)
+	if !ok {
+		return Record{}, fmt.Errorf("models: insert %s: %T is not a %T", model, v, P(nil))
+	}
+	if err := t.InsertValue(ctx, idb, pv); err != nil {
+		return Record{}, err
+	}
+	return t.ToRecord(model, pv)
+}
+
 // CreateTable creates T's table, its feed index and its usage triggers
 // (see [EnsureUsageTriggers]) when they do not exist yet, and gives a table
 // an earlier release created the key T declares ([UpgradeKeys]).
