@@ -32,11 +32,18 @@ import (
 	"github.com/uptrace/bun"
 )
 
-// Config configures an [App]. The zero value of every field but DB is
-// useful.
+// Config configures an [App]. The zero value of every field but DB (or
+// Store) is useful.
 type Config struct {
-	// DB is the store: PostgreSQL (pgdialect) or SQLite (sqlitedialect).
+	// DB is the database: PostgreSQL (pgdialect) or SQLite
+	// (sqlitedialect). The App keeps records in [models.NewStore] on it
+	// unless Store is set.
 	DB *bun.DB
+	// Store, when set, is where the App keeps records instead: a store of
+	// your own, or one wrapping models.NewStore (adding metrics, say),
+	// that passes models/storetest. DB may then be nil; it defaults to
+	// Store.DB().
+	Store models.Store
 	// Schemas holds the models' JSON Schema files; registrations name a
 	// path in it.
 	Schemas fs.FS
@@ -140,6 +147,7 @@ func (c *Config) setDefaults() {
 type App struct {
 	cfg        Config
 	db         *bun.DB
+	store      models.Store
 	log        *slog.Logger
 	appSchemas *schemaSet
 	protocol   protocolSchemas
@@ -178,8 +186,14 @@ const maxRateTracked = 100_000
 
 // New validates cfg and returns an App with no models.
 func New(cfg Config) (*App, error) {
-	if cfg.DB == nil {
+	if cfg.Store == nil && cfg.DB == nil {
 		return nil, errors.New("framework: Config.DB is nil; open a store with models.OpenSQLite or models.OpenPostgres")
+	}
+	if cfg.Store == nil {
+		cfg.Store = models.NewStore(cfg.DB)
+	}
+	if cfg.DB == nil {
+		cfg.DB = cfg.Store.DB()
 	}
 	cfg.setDefaults()
 	if cfg.Quota.MaxRecords < 0 || cfg.Quota.MaxBytes < 0 {
@@ -204,7 +218,7 @@ func New(cfg Config) (*App, error) {
 	}
 	ps.push = newCheckedSchema(push)
 	a := &App{
-		cfg: cfg, db: cfg.DB, log: cfg.Logger, appSchemas: appSchemas, protocol: ps,
+		cfg: cfg, db: cfg.DB, store: cfg.Store, log: cfg.Logger, appSchemas: appSchemas, protocol: ps,
 		models: map[string]*model{},
 	}
 	if cfg.RateLimit > 0 {
@@ -223,8 +237,11 @@ func New(cfg Config) (*App, error) {
 // Config returns the App's configuration with defaults filled in.
 func (a *App) Config() Config { return a.cfg }
 
-// DB returns the store.
+// DB returns the database under the store (nil for a store without one).
 func (a *App) DB() *bun.DB { return a.db }
+
+// Store returns where the App keeps records.
+func (a *App) Store() models.Store { return a.store }
 
 // Logger returns the App's logger.
 func (a *App) Logger() *slog.Logger { return a.log }
@@ -334,19 +351,7 @@ func (a *App) model(name string) (*model, bool) {
 // typed models that do not exist yet. Later changes to a typed model's
 // table are the application's own migrations.
 func (a *App) Migrate(ctx context.Context) error {
-	createTables := func(ctx context.Context, idb bun.IDB) error {
-		for _, name := range a.Models() {
-			m, _ := a.model(name)
-			if m.createTable == nil {
-				continue
-			}
-			if err := m.createTable(ctx, idb); err != nil {
-				return fmt.Errorf("create table of %s: %w", name, err)
-			}
-		}
-		return nil
-	}
-	if err := models.Migrate(ctx, a.db, createTables); err != nil {
+	if err := a.store.Migrate(ctx); err != nil {
 		return fmt.Errorf("framework: %w", err)
 	}
 	return nil

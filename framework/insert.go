@@ -23,7 +23,7 @@ func Insert[T any, P interface {
 }](ctx context.Context, a *App, v P) (*Record, error) {
 	name := v.ResourceType()
 	m, ok := a.model(name)
-	if !ok || m.insertValue == nil {
+	if !ok || !m.typed {
 		return nil, fmt.Errorf("framework: insert: %s is not a registered typed model", name)
 	}
 	b := v.SyncBase()
@@ -36,15 +36,17 @@ func Insert[T any, P interface {
 	}
 	b.ModifiedAt = b.ModifiedAt.UTC().Truncate(time.Microsecond)
 	b.CreatedAt, b.UpdatedAt = now, now
-	tx, err := a.db.BeginTx(ctx, nil)
+	tx, err := a.store.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("framework: insert %s: %w", name, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	if b.Version, err = models.ReserveVersion(ctx, tx, b.OwnerID); err != nil {
+	res, err := tx.ReserveVersion(ctx, models.ReserveVersionParams{Scope: b.OwnerID})
+	if err != nil {
 		return nil, err
 	}
-	rec, err := m.insertValue(ctx, tx, v)
+	b.Version = res.Next
+	rec, err := tx.InsertValue(ctx, models.InsertValueParams{Model: name, Value: v})
 	if models.IsUniqueViolation(err) {
 		return nil, &Error{Code: CodeConflict, Message: fmt.Sprintf("%s conflicts with an existing record", name), Err: err}
 	}
@@ -54,7 +56,7 @@ func Insert[T any, P interface {
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("framework: insert %s: commit: %w", name, err)
 	}
-	out := wireRecord(rec)
+	out := wireRecord(&rec)
 	p := Principal{UserID: b.OwnerID}
 	if err := a.onCommit.Trigger(&CommitEvent{Context: ctx, Principal: p, Records: []*Record{out}}, nil); err != nil {
 		a.log.Error("after-commit hook failed", "err", err)
@@ -71,7 +73,7 @@ func (a *App) Get(ctx context.Context, owner, model, uid string) (*Record, error
 	if !ok {
 		return nil, NewError(CodeUnknownModel, "unknown model %q", model)
 	}
-	rows, err := m.table.Load(ctx, a.db, owner, model, []string{uid})
+	rows, err := a.store.Load(ctx, models.LoadParams{Scope: owner, Model: m.name, UIDs: []string{uid}})
 	if err != nil {
 		return nil, fmt.Errorf("framework: get %s/%s: %w", model, uid, err)
 	}

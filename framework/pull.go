@@ -62,14 +62,14 @@ func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResp
 	sort.Strings(scopes)
 
 	resp := &PullResponse{Changes: []*Record{}}
-	tx, err := a.db.BeginTx(ctx, models.ReadTxOptions(a.db))
+	tx, err := a.store.BeginRead(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("pull: begin: %w", err)
+		return nil, fmt.Errorf("pull: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only
 
 	next := &cursor{Pos: map[string]int64{}, Filter: cur.Filter}
-	state, err := models.ScopeState(ctx, tx, scopes)
+	state, err := tx.ScopeState(ctx, models.ScopeStateParams{Scopes: scopes})
 	if err != nil {
 		return nil, err
 	}
@@ -105,35 +105,21 @@ func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResp
 			upper[s] = state[s].Version
 		}
 	}
-	sources := a.feedSources(req.Models)
-	budget := a.cfg.MaxPullBytes
-	for _, s := range scopes {
-		pos, up := cur.Pos[s], upper[s]
-		next.Pos[s] = pos
-		if pos >= up {
-			continue // nothing new in this scope
-		}
-		if resp.HasMore || len(resp.Changes) >= limit || budget <= 0 {
-			resp.HasMore = true // the page is full: this scope waits for the next
-			continue
-		}
-		page, err := models.ReadFeedPage(ctx, tx, sources, models.FeedParams{
-			Owner: s, After: pos, UpTo: up, Limit: limit - len(resp.Changes), MaxBytes: budget,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("pull: %w", err)
-		}
-		rows := page.Records
-		if page.More {
-			next.Pos[s] = rows[len(rows)-1].Version
-			resp.HasMore = true
-		} else {
-			next.Pos[s] = up
-		}
-		for i := range rows {
-			budget -= rows[i].Size()
-			resp.Changes = append(resp.Changes, wireRecord(&rows[i]))
-		}
+	ranges := make([]models.ScopeRange, len(scopes))
+	for i, s := range scopes {
+		ranges[i] = models.ScopeRange{Scope: s, After: cur.Pos[s], UpTo: upper[s]}
+	}
+	feed, err := tx.ReadFeed(ctx, models.ReadFeedParams{
+		Scopes: ranges, Models: req.Models, Limit: limit, MaxBytes: a.cfg.MaxPullBytes,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pull: %w", err)
+	}
+	resp.HasMore = feed.More
+	next.Pos = feed.Positions
+	resp.Changes = make([]*Record, len(feed.Records))
+	for i := range feed.Records {
+		resp.Changes[i] = wireRecord(&feed.Records[i])
 	}
 	if resp.HasMore {
 		next.Upper = upper
@@ -170,32 +156,6 @@ func (a *App) modelFilter(names []string) ([]string, error) {
 	return out, nil
 }
 
-// feedSources are the tables holding the named models (all when names is
-// empty): each typed model's table, and the generic table for the models
-// registered by schema. A model no longer registered is not served.
-func (a *App) feedSources(names []string) []models.FeedSource {
-	if len(names) == 0 {
-		names = a.Models()
-	}
-	var out []models.FeedSource
-	generic := -1
-	for _, name := range names {
-		m, ok := a.model(name)
-		if !ok {
-			continue
-		}
-		if _, isGeneric := m.table.(models.GenericTable); !isGeneric {
-			out = append(out, models.FeedSource{Table: m.table, Models: []string{name}})
-			continue
-		}
-		if generic < 0 {
-			generic = len(out)
-			out = append(out, models.FeedSource{Table: m.table})
-		}
-		out[generic].Models = append(out[generic].Models, name)
-	}
-	return out
-}
 
 // SinceRequest asks [App.ReadSince] for the caller's changes after a
 // version.
@@ -247,12 +207,12 @@ func (a *App) ReadSince(ctx context.Context, p Principal, req SinceRequest) (*Si
 		return nil, err
 	}
 	req.Models = names
-	tx, err := a.db.BeginTx(ctx, models.ReadTxOptions(a.db))
+	tx, err := a.store.BeginRead(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("read since: begin: %w", err)
+		return nil, fmt.Errorf("read since: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only
-	state, err := models.ScopeState(ctx, tx, []string{p.UserID})
+	state, err := tx.ScopeState(ctx, models.ScopeStateParams{Scopes: []string{p.UserID}})
 	if err != nil {
 		return nil, err
 	}
@@ -260,9 +220,9 @@ func (a *App) ReadSince(ctx context.Context, p Principal, req SinceRequest) (*Si
 	if (req.After > 0 || req.Checkpointed) && req.After < state[p.UserID].PurgedVersion {
 		return nil, NewError(CodeResetRequired, "changes after this checkpoint were purged; sync from the start")
 	}
-	page, err := models.ReadFeedPage(ctx, tx, a.feedSources(req.Models), models.FeedParams{
-		Owner: p.UserID, After: req.After, UpTo: resp.Version, SkipDeleted: req.SkipDeleted,
-		Limit: req.Limit, MaxBytes: req.MaxBytes,
+	page, err := tx.ReadFeed(ctx, models.ReadFeedParams{
+		Scopes: []models.ScopeRange{{Scope: p.UserID, After: req.After, UpTo: resp.Version}},
+		Models: req.Models, SkipDeleted: req.SkipDeleted, Limit: req.Limit, MaxBytes: req.MaxBytes,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read since: %w", err)

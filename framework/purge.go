@@ -28,7 +28,7 @@ func (a *App) PurgeTombstones(ctx context.Context, olderThan time.Duration) (int
 	for _, name := range a.Models() {
 		m, _ := a.model(name)
 		for {
-			rows, err := m.table.Tombstones(ctx, a.db, name, before, 500)
+			rows, err := a.store.Tombstones(ctx, models.TombstonesParams{Model: name, Before: before, Limit: 500})
 			if err != nil {
 				return total, fmt.Errorf("framework: purge %s: %w", name, err)
 			}
@@ -57,23 +57,23 @@ func (a *App) PurgeTombstones(ctx context.Context, olderThan time.Duration) (int
 }
 
 func (a *App) purgeScope(ctx context.Context, m *model, owner string, uids []string, before time.Time) (int, error) {
-	tx, err := a.db.BeginTx(ctx, nil)
+	tx, err := a.store.Begin(ctx)
 	if err != nil {
 		return 0, err
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 	// Lock first, then look again: a write may have revived a record since.
-	if err := models.LockForPurge(ctx, tx, owner, 0); err != nil {
+	if err := tx.LockForPurge(ctx, models.LockForPurgeParams{Scope: owner}); err != nil {
 		return 0, err
 	}
-	rows, err := m.table.Load(ctx, tx, owner, m.name, uids)
+	rows, err := tx.Load(ctx, models.LoadParams{Scope: owner, Model: m.name, UIDs: uids})
 	if err != nil {
 		return 0, err
 	}
 	var gone []string
 	var horizon int64
 	for _, r := range rows {
-		if r.IsDeleted && r.Owner == owner && r.UpdatedAt.Before(before) {
+		if r.IsDeleted && r.UpdatedAt.Before(before) {
 			gone = append(gone, r.UID)
 			horizon = max(horizon, r.Version)
 		}
@@ -81,10 +81,10 @@ func (a *App) purgeScope(ctx context.Context, m *model, owner string, uids []str
 	if len(gone) == 0 {
 		return 0, nil
 	}
-	if err := m.table.Delete(ctx, tx, owner, m.name, gone); err != nil {
+	if err := tx.Delete(ctx, models.DeleteParams{Scope: owner, Model: m.name, UIDs: gone}); err != nil {
 		return 0, err
 	}
-	if err := models.LockForPurge(ctx, tx, owner, horizon); err != nil {
+	if err := tx.LockForPurge(ctx, models.LockForPurgeParams{Scope: owner, Horizon: horizon}); err != nil {
 		return 0, err
 	}
 	if err := tx.Commit(); err != nil {

@@ -67,7 +67,7 @@ type Usage struct {
 // The counts are exact: the store keeps them in the transaction of every
 // write, server inserts and purges included.
 func (a *App) Usage(ctx context.Context, userID string) (Usage, error) {
-	u, err := models.ReadUsage(ctx, a.db, userID)
+	u, err := a.store.Usage(ctx, userID)
 	if err != nil {
 		return Usage{}, fmt.Errorf("framework: usage of %s: %w", userID, err)
 	}

@@ -3,6 +3,8 @@ package framework
 import (
 	"context"
 	"fmt"
+
+	"github.com/ferrysync/ferry/models"
 )
 
 // Read returns the records of model with the given uids that p may read,
@@ -22,7 +24,7 @@ func (a *App) Read(ctx context.Context, p Principal, model string, uids []string
 	if len(uids) == 0 {
 		return nil, nil
 	}
-	rows, err := m.table.Load(ctx, a.db, p.UserID, model, uids)
+	rows, err := a.store.Load(ctx, models.LoadParams{Scope: p.UserID, Model: m.name, UIDs: uids})
 	if err != nil {
 		return nil, fmt.Errorf("framework: read %s: %w", model, err)
 	}

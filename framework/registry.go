@@ -1,7 +1,6 @@
 package framework
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/ferrysync/ferry/framework/jsonstruct"
 	"github.com/ferrysync/ferry/models"
-	"github.com/uptrace/bun"
 )
 
 // Syncable is any record type an app registers. Structs that embed
@@ -49,14 +47,15 @@ type model struct {
 	// and call Validate) and returns the form it will be stored in, so a
 	// retried write compares equal to the stored one. decoded is rec.Data
 	// already decoded (numbers as json.Number).
-	canonical   func(rec *models.Record, decoded any) (json.RawMessage, error)
-	createTable func(ctx context.Context, idb bun.IDB) error
+	canonical func(rec *models.Record, decoded any) (json.RawMessage, error)
+	// spec says where the store keeps the records.
+	spec models.TableSpec
 	// emptyData is the stored form of a record created without data (a
 	// tombstone of a record the server never had): {} for schema-only
 	// models, the zero value's encoding for typed ones.
 	emptyData json.RawMessage
-	// insertValue stores a whole typed value (nil for schema-only models).
-	insertValue func(ctx context.Context, idb bun.IDB, v any) (*models.Record, error)
+	// typed is set for typed models (plan A).
+	typed bool
 }
 
 // Register registers a typed model (plan A): T is a struct embedding
@@ -97,16 +96,9 @@ func Register[T any, P interface {
 			rec.Value = v
 			return out.Data, nil
 		},
-		createTable: table.CreateTable,
-		emptyData:   mustJSON(P(new(T))),
-		insertValue: func(ctx context.Context, idb bun.IDB, v any) (*models.Record, error) {
-			pv := v.(P)
-			if err := table.InsertValue(ctx, idb, pv); err != nil {
-				return nil, err
-			}
-			rec, err := table.ToRecord(name, pv)
-			return &rec, err
-		},
+		spec:      models.Typed[T, P](),
+		emptyData: mustJSON(P(new(T))),
+		typed: true,
 	}
 	return a.register(m, opts)
 }
@@ -128,6 +120,7 @@ func (a *App) RegisterSchema(name string, opts ModelOptions) error {
 	m := &model{
 		name:  name,
 		table: models.NewGenericTable(a.db),
+		spec:  models.Generic(),
 		canonical: func(rec *models.Record, _ any) (json.RawMessage, error) {
 			return rec.Data, nil
 		},
@@ -169,6 +162,9 @@ func (a *App) register(m *model, opts ModelOptions) error {
 	defer a.mu.Unlock()
 	if _, dup := a.models[m.name]; dup {
 		return fmt.Errorf("framework: model %q is already registered", m.name)
+	}
+	if err := a.store.Register(m.name, m.spec); err != nil {
+		return fmt.Errorf("framework: %w", err)
 	}
 	a.models[m.name] = m
 	return nil
