@@ -156,7 +156,6 @@ func (a *App) modelFilter(names []string) ([]string, error) {
 	return out, nil
 }
 
-
 // SinceRequest asks [App.ReadSince] for the caller's changes after a
 // version.
 type SinceRequest struct {

@@ -98,7 +98,7 @@ func Register[T any, P interface {
 		},
 		spec:      models.Typed[T, P](),
 		emptyData: mustJSON(P(new(T))),
-		typed: true,
+		typed:     true,
 	}
 	return a.register(m, opts)
 }
