@@ -18,3 +18,13 @@ func TestStoreConformance(t *testing.T) {
 		})
 	}
 }
+
+// passThrough is the thinnest wrapper: the suite must pass through it
+// unchanged, as through any wrapper that embeds models.Store.
+type passThrough struct{ models.Store }
+
+func TestWrappedStoreConformance(t *testing.T) {
+	storetest.Run(t, func(t testing.TB) models.Store {
+		return passThrough{models.NewStore(synctest.OpenSQLite(t))}
+	})
+}
