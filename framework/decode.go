@@ -199,7 +199,7 @@ func (a *App) decodeChange(v any) (*Change, []FieldError) {
 	if msg != "" {
 		return ch, []FieldError{{Path: "/modify_at", Message: msg}}
 	}
-	ch.ModifyAt = Time{t}
+	ch.ModifyAt = Time{Time: t}
 	ch.IsDeleted, _ = obj["is_deleted"].(bool)
 	if d, ok := obj["data"]; ok && d != nil {
 		raw, err := jsonvalue.Append(make([]byte, 0, 256), d)

@@ -3,53 +3,34 @@ package framework
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
+
+	"github.com/ferrysync/ferry/framework/wire"
 )
 
-// Error codes of the wire protocol.
+// Error codes of the wire protocol ([wire.CodeInvalid] and the others).
 const (
-	CodeInvalid          = "invalid"
-	CodeUnknownModel     = "unknown_model"
-	CodeInvalidCursor    = "invalid_cursor"
-	CodeUnauthenticated  = "unauthenticated"
-	CodeForbidden        = "forbidden"
-	CodeNotFound         = "not_found"
-	CodeMethodNotAllowed = "method_not_allowed"
-	CodeConflict         = "conflict"
-	CodeResetRequired    = "reset_required"
-	CodeTooLarge         = "too_large"
-	CodeQuotaExceeded    = "quota_exceeded"
-	CodeUnsupportedMedia = "unsupported_media_type"
-	CodeRateLimited      = "rate_limited"
-	CodeInternal         = "internal"
-	CodeUnavailable      = "unavailable"
+	CodeInvalid          = wire.CodeInvalid
+	CodeUnknownModel     = wire.CodeUnknownModel
+	CodeInvalidCursor    = wire.CodeInvalidCursor
+	CodeUnauthenticated  = wire.CodeUnauthenticated
+	CodeForbidden        = wire.CodeForbidden
+	CodeNotFound         = wire.CodeNotFound
+	CodeMethodNotAllowed = wire.CodeMethodNotAllowed
+	CodeConflict         = wire.CodeConflict
+	CodeResetRequired    = wire.CodeResetRequired
+	CodeTooLarge         = wire.CodeTooLarge
+	CodeQuotaExceeded    = wire.CodeQuotaExceeded
+	CodeUnsupportedMedia = wire.CodeUnsupportedMedia
+	CodeRateLimited      = wire.CodeRateLimited
+	CodeInternal         = wire.CodeInternal
+	CodeUnavailable      = wire.CodeUnavailable
 )
-
-var codeStatus = map[string]int{
-	CodeInvalid:          http.StatusBadRequest,
-	CodeUnknownModel:     http.StatusBadRequest,
-	CodeInvalidCursor:    http.StatusBadRequest,
-	CodeUnauthenticated:  http.StatusUnauthorized,
-	CodeForbidden:        http.StatusForbidden,
-	CodeNotFound:         http.StatusNotFound,
-	CodeMethodNotAllowed: http.StatusMethodNotAllowed,
-	CodeConflict:         http.StatusConflict,
-	CodeResetRequired:    http.StatusGone,
-	CodeTooLarge:         http.StatusRequestEntityTooLarge,
-	CodeQuotaExceeded:    http.StatusRequestEntityTooLarge,
-	CodeUnsupportedMedia: http.StatusUnsupportedMediaType,
-	CodeRateLimited:      http.StatusTooManyRequests,
-	CodeInternal:         http.StatusInternalServerError,
-	CodeUnavailable:      http.StatusServiceUnavailable,
-}
 
 // FieldError is one problem with one place in a request, named by a JSON
-// pointer relative to the request body or to one change ("/data/title").
-type FieldError struct {
-	Path    string `json:"path"`
-	Message string `json:"message"`
-}
+// pointer relative to the request body or to one change ("/data/title")
+// ([wire.FieldError]).
+type FieldError = wire.FieldError
 
 // Error is a protocol error: it carries the code, a message safe to show a
 // client, and optional field details. Handlers return it; one adapter
@@ -79,6 +60,12 @@ func (e *Error) Error() string {
 	return msg
 }
 
+// Body is the error as the protocol's error body: what [WriteError]
+// sends. The cause and RetryAfter stay on the server.
+func (e *Error) Body() wire.ErrorBody {
+	return wire.ErrorBody{Error: wire.ErrorObject{Code: e.Code, Message: e.Message, Details: e.Details}}
+}
+
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
@@ -90,10 +77,7 @@ func (e *Error) Is(target error) bool {
 
 // Status is the HTTP status for the error's code.
 func (e *Error) Status() int {
-	if s, ok := codeStatus[e.Code]; ok {
-		return s
-	}
-	return http.StatusInternalServerError
+	return wire.HTTPStatus(e.Code)
 }
 
 // Sentinels for errors.Is: they match any *Error with the same code.

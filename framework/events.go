@@ -7,6 +7,7 @@ import (
 
 	"github.com/ferrysync/ferry/framework/hook"
 	"github.com/ferrysync/ferry/framework/jsonvalue"
+	"github.com/ferrysync/ferry/framework/wire"
 	"github.com/uptrace/bun"
 )
 
@@ -52,7 +53,10 @@ type CommitEvent struct {
 	Records   []*Record
 }
 
-// Change is one incoming change, decoded and checked for shape.
+// Change is one incoming change, decoded and checked for shape: the
+// server's side of a [wire.Change], with what only the server uses
+// (Assumed, and the data already decoded by the HTTP layer). The two
+// convert with [NewChange] and [Change.Wire].
 type Change struct {
 	// OpID is echoed in the result when the client sent one.
 	OpID      *string
@@ -73,6 +77,18 @@ type Change struct {
 	// it is stale once a hook has put another slice in Data.
 	decoded     any
 	decodedFrom json.RawMessage
+}
+
+// NewChange returns the server's change for a change off the wire. It
+// shares w's OpID and Data.
+func NewChange(w *wire.Change) *Change {
+	return &Change{OpID: w.OpID, Model: w.Model, UID: w.UID, ModifyAt: w.ModifyAt, IsDeleted: w.IsDeleted, Data: w.Data}
+}
+
+// Wire returns the change as a client sends it; Assumed is not part of
+// it. It shares ch's OpID and Data.
+func (ch *Change) Wire() wire.Change {
+	return wire.Change{OpID: ch.OpID, Model: ch.Model, UID: ch.UID, ModifyAt: ch.ModifyAt, IsDeleted: ch.IsDeleted, Data: ch.Data}
 }
 
 // decodedData returns Data decoded, decoding it only if needed.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferrysync/ferry/framework/wire"
 	"github.com/gin-gonic/gin"
 )
 
@@ -64,7 +65,7 @@ func WriteError(c *gin.Context, err error) {
 		secs := (pe.RetryAfter + time.Second - 1) / time.Second
 		c.Header("Retry-After", strconv.FormatInt(int64(secs), 10))
 	}
-	c.AbortWithStatusJSON(pe.Status(), gin.H{"error": pe})
+	c.AbortWithStatusJSON(pe.Status(), pe.Body())
 }
 
 // HandlerFunc adapts a handler that returns an error to gin: a returned
@@ -178,12 +179,6 @@ func principal(c *gin.Context) Principal {
 	return p
 }
 
-// singleResponse is the answer of POST /sync/.
-type singleResponse struct {
-	Status string  `json:"status"`
-	Record *Record `json:"record"`
-}
-
 func (a *App) handleSingle(c *gin.Context) error {
 	var body any
 	if err := ReadJSONBodyWithin(c.Request, a.BodyLimits(), &body); err != nil {
@@ -203,8 +198,8 @@ func (a *App) handleSingle(c *gin.Context) error {
 	res := results[0]
 	switch res.Status {
 	case StatusApplied, StatusStale:
-		resp := singleResponse{Status: res.Status, Record: res.Record}
-		c.Data(http.StatusOK, "application/json; charset=utf-8", resp.appendJSON(make([]byte, 0, 512)))
+		resp := wire.SingleResponse{Status: res.Status, Record: res.Record}
+		c.Data(http.StatusOK, "application/json; charset=utf-8", appendSingleResponse(make([]byte, 0, 512), &resp))
 		return nil
 	case StatusForbidden:
 		return NewError(CodeForbidden, "this record belongs to another user")
@@ -222,12 +217,6 @@ func (a *App) handleSingle(c *gin.Context) error {
 		}
 		return &Error{Code: code, Message: msg, Details: res.Errors}
 	}
-}
-
-// pushResponse is the answer of POST /sync/push.
-type pushResponse struct {
-	Results []Result `json:"results"`
-	Cursor  string   `json:"cursor,omitempty"`
 }
 
 func (a *App) handlePush(c *gin.Context) error {
@@ -267,24 +256,26 @@ func (a *App) handlePush(c *gin.Context) error {
 		}
 	}
 	p := principal(c)
-	applied, err := a.Push(c.Request.Context(), p, good)
+	applied, outcomes, err := a.push(c.Request.Context(), p, good, PushOptions{})
 	if err != nil {
 		return err
 	}
-	results := make([]Result, len(changes))
+	resp := wire.PushResponse{Results: make([]Result, len(changes))}
+	if cur != nil {
+		// The changes refused for their envelope wrote nothing: the
+		// cursor moves past the others' writes alone.
+		resp.Cursor = advanceCursor(cur, p.UserID, outcomes).encode()
+	}
+	results := resp.Results
 	for i, ch := range changes {
 		if errs, isBad := bad[i]; isBad {
 			results[i] = Result{OpID: ch.OpID, Model: ch.Model, UID: ch.UID}
-			results[i].reject(CodeInvalid, errs...)
+			rejectResult(&results[i], CodeInvalid, errs...)
 			continue
 		}
 		results[i], applied = applied[0], applied[1:]
 	}
-	resp := pushResponse{Results: results}
-	if cur != nil {
-		resp.Cursor = advanceCursor(cur, p.UserID, results).encode()
-	}
-	c.Data(http.StatusOK, "application/json; charset=utf-8", resp.appendJSON(make([]byte, 0, resp.sizeHint())))
+	c.Data(http.StatusOK, "application/json; charset=utf-8", appendPushResponse(make([]byte, 0, pushResponseSize(&resp)), &resp))
 	return nil
 }
 
@@ -296,9 +287,10 @@ func (a *App) handlePush(c *gin.Context) error {
 // write (retries) carry older versions and do not count. Otherwise the
 // cursor is returned unchanged and the device pulls its writes back
 // (harmlessly, same versions).
-func advanceCursor(cur *cursor, scope string, results []Result) *cursor {
+func advanceCursor(cur *cursor, scope string, results []outcome) *cursor {
 	var first, last int64
-	for _, r := range results {
+	for i := range results {
+		r := &results[i]
 		if !r.written || r.Record == nil || r.Record.Owner != scope {
 			continue
 		}
@@ -344,7 +336,7 @@ func (a *App) handlePull(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Data(http.StatusOK, "application/json; charset=utf-8", resp.appendJSON(make([]byte, 0, resp.sizeHint())))
+	c.Data(http.StatusOK, "application/json; charset=utf-8", appendPullResponse(make([]byte, 0, pullResponseSize(resp)), resp))
 	return nil
 }
 

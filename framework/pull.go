@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/ferrysync/ferry/framework/wire"
 	"github.com/ferrysync/ferry/models"
 )
 
@@ -21,12 +22,8 @@ type PullRequest struct {
 	Models []string
 }
 
-// PullResponse is one page of changes.
-type PullResponse struct {
-	Changes []*Record `json:"changes"`
-	Cursor  string    `json:"cursor"`
-	HasMore bool      `json:"has_more"`
-}
+// PullResponse is one page of changes ([wire.PullResponse]).
+type PullResponse = wire.PullResponse
 
 // readScopes are the scopes p may read: its own. Sharing plugins will widen
 // this.

@@ -13,36 +13,6 @@ import (
 	"github.com/uptrace/bun"
 )
 
-// Statuses of a change in a push result.
-const (
-	StatusApplied   = "applied"
-	StatusStale     = "stale"
-	StatusRejected  = "rejected"
-	StatusForbidden = "forbidden"
-)
-
-// Result is the outcome of one change of a push.
-type Result struct {
-	OpID   *string `json:"op_id,omitempty"`
-	Model  string  `json:"model"`
-	UID    string  `json:"uid"`
-	Status string  `json:"status"`
-	// Code says why a change was rejected, machine-readably: invalid,
-	// unknown_model, conflict (a unique field), quota_exceeded, … (the
-	// protocol's error codes); empty for other statuses.
-	Code   string       `json:"code,omitempty"`
-	Record *Record      `json:"record,omitempty"`
-	Errors []FieldError `json:"errors,omitempty"`
-
-	// written is set when this push wrote the record (not for a retried
-	// change answered applied from the stored state).
-	written bool
-}
-
-func (r *Result) reject(code string, errs ...FieldError) {
-	r.Status, r.Code, r.Errors, r.Record = StatusRejected, code, errs, nil
-}
-
 // prepared is a change that passed validation, ready for the transaction.
 type prepared struct {
 	model  *model
@@ -83,25 +53,34 @@ func (a *App) Push(ctx context.Context, p Principal, changes []*Change) ([]Resul
 
 // PushWith is [App.Push] with options.
 func (a *App) PushWith(ctx context.Context, p Principal, changes []*Change, opts PushOptions) ([]Result, error) {
+	results, _, err := a.push(ctx, p, changes, opts)
+	return results, err
+}
+
+// push is [App.PushWith] that also returns the server's side of each
+// result: outcomes[i] points at results[i].
+func (a *App) push(ctx context.Context, p Principal, changes []*Change, opts PushOptions) ([]Result, []outcome, error) {
 	if p.UserID == "" {
-		return nil, NewError(CodeUnauthenticated, "no user")
+		return nil, nil, NewError(CodeUnauthenticated, "no user")
 	}
 	limit := a.cfg.MaxChanges
 	if opts.MaxChanges > 0 {
 		limit = opts.MaxChanges
 	}
 	if len(changes) > limit {
-		return nil, NewError(CodeTooLarge, "a push carries at most %d changes; split it", limit)
+		return nil, nil, NewError(CodeTooLarge, "a push carries at most %d changes; split it", limit)
 	}
-	results := make([]Result, len(changes))
+	wires := make([]Result, len(changes))
+	results := make([]outcome, len(changes))
 	preps := make([]*prepared, len(changes))
 	for i, ch := range changes {
-		results[i] = Result{OpID: ch.OpID, Model: ch.Model, UID: ch.UID}
+		wires[i] = Result{OpID: ch.OpID, Model: ch.Model, UID: ch.UID}
+		results[i] = outcome{Result: &wires[i]}
 		preps[i] = a.prepare(ctx, p, ch, &results[i])
 	}
 	quota, err := a.QuotaOf(ctx, p.UserID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var written []*Record
 	slow := preps
@@ -153,7 +132,7 @@ func (a *App) PushWith(ctx context.Context, p Principal, changes []*Change, opts
 				results[i].Status, results[i].Record = "", nil // not written
 			}
 		}
-		return results, errAbortStale
+		return wires, results, errAbortStale
 	}
 	// What committed is announced even when a later part of the push
 	// failed (a store-decided statement committed before the ordinary
@@ -165,14 +144,14 @@ func (a *App) PushWith(ctx context.Context, p Principal, changes []*Change, opts
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("push for %s: %w", p.UserID, err)
+		return nil, nil, fmt.Errorf("push for %s: %w", p.UserID, err)
 	}
-	return results, nil
+	return wires, results, nil
 }
 
 // prepare validates one change outside the transaction. It returns nil
 // and fills res when the change is rejected.
-func (a *App) prepare(ctx context.Context, p Principal, ch *Change, res *Result) *prepared {
+func (a *App) prepare(ctx context.Context, p Principal, ch *Change, res *outcome) *prepared {
 	m, ok := a.model(ch.Model)
 	if !ok {
 		res.reject(CodeUnknownModel, FieldError{Path: "/model", Message: fmt.Sprintf("unknown model %q", ch.Model)})
@@ -239,7 +218,7 @@ func (a *App) validate(m *model, ch *Change) (*prepared, error) {
 }
 
 // failResult turns a hook's or validation's error into a result.
-func (a *App) failResult(res *Result, err error) {
+func (a *App) failResult(res *outcome, err error) {
 	var ve *ValidationError
 	switch {
 	case errors.As(err, &ve):
@@ -315,7 +294,7 @@ func (st *pushTx) flush(ctx context.Context) error {
 	return nil
 }
 
-func (a *App) applyAll(ctx context.Context, p Principal, preps []*prepared, results []Result, opts PushOptions, quota Quota, careful bool) ([]*Record, error) {
+func (a *App) applyAll(ctx context.Context, p Principal, preps []*prepared, results []outcome, opts PushOptions, quota Quota, careful bool) ([]*Record, error) {
 	byModel := map[*model][]string{}
 	for _, pr := range preps {
 		if pr != nil {
@@ -386,7 +365,7 @@ func (a *App) applyAll(ctx context.Context, p Principal, preps []*prepared, resu
 
 // applyOne decides and writes one change. It returns the written record,
 // or nil when nothing was written.
-func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepared, loaded map[string]*models.Record, res *Result, policy ConflictPolicy) (*Record, error) {
+func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepared, loaded map[string]*models.Record, res *outcome, policy ConflictPolicy) (*Record, error) {
 	m, in := pr.model, pr.rec
 	if policy == nil {
 		policy = m.policy

@@ -66,7 +66,7 @@ func (a *App) storeDecides(preps []*prepared, opts PushOptions) bool {
 // ([models.ErrOverQuota]); the ordinary path then decides change by
 // change. Far from the quota this costs nothing: the guard is part of the
 // one statement.
-func (a *App) pushNewer(ctx context.Context, p Principal, preps []*prepared, results []Result, quota Quota) ([]*Record, []*prepared, error) {
+func (a *App) pushNewer(ctx context.Context, p Principal, preps []*prepared, results []outcome, quota Quota) ([]*Record, []*prepared, error) {
 	// One statement per model (per newerRows of it), in the order the
 	// models first appear; every change has its place in the push's span
 	// of versions, so versions follow request order across models.

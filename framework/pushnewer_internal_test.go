@@ -32,7 +32,7 @@ func TestStoreDecidedPushRaces(t *testing.T) {
 	me := Principal{UserID: "me"}
 	t0 := time.Now().Add(-time.Hour).UTC().Truncate(time.Microsecond)
 	change := func(uid string, at time.Time, data string) *Change {
-		return &Change{Model: "test.Item", UID: uid, ModifyAt: Time{at}, Data: json.RawMessage(data)}
+		return &Change{Model: "test.Item", UID: uid, ModifyAt: Time{Time: at}, Data: json.RawMessage(data)}
 	}
 	for _, c := range []struct {
 		name   string
@@ -56,7 +56,7 @@ func TestStoreDecidedPushRaces(t *testing.T) {
 			defer func() { app.afterNewerWrite = nil }()
 			// y is written by the statement; x loses to the stored newer
 			// state, which then changes under the push.
-			res, err := app.Push(ctx, me, []*Change{change("y", t0, `{}`), change("x", t0, `{"v":"mine"}`)})
+			res, out, err := app.push(ctx, me, []*Change{change("y", t0, `{}`), change("x", t0, `{"v":"mine"}`)}, PushOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -65,11 +65,11 @@ func TestStoreDecidedPushRaces(t *testing.T) {
 			}
 			// y's write is no longer vouched for; x's, from the ordinary
 			// path's own transaction, may be.
-			if res[0].written {
+			if out[0].written {
 				t.Error("y is still marked written after the push was settled in two transactions")
 			}
 			before := &cursor{Pos: map[string]int64{"me": res[0].Record.Version - 1}}
-			if after := advanceCursor(before, "me", res); after != before {
+			if after := advanceCursor(before, "me", out); after != before {
 				t.Errorf("the push cursor moved from %v to %v across two transactions", before.Pos, after.Pos)
 			}
 			got, err := app.Get(ctx, "me", "test.Item", "x")
