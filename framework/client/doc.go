@@ -56,6 +56,11 @@
 // in a SQLite file, so a device that restarts picks up where it stopped.
 // Package clienttest holds the conformance suite every store passes.
 //
+// What travels is encoded and decoded with the types of package
+// [github.com/ferrysync/ferry/framework/wire], the ones the server uses
+// too; [Record] is the device's own type, with what only a device keeps
+// ([Record.Synced]).
+//
 // The package has no global state. A Client is safe for concurrent use;
 // syncs are serialized.
 package client

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/ferrysync/ferry/framework/wire"
 )
 
 // Sentinel errors, for errors.Is. An [*Error] from the server matches the
@@ -22,21 +24,19 @@ var (
 	ErrResetRequired = errors.New("client: reset required")
 )
 
-// Error codes of the wire protocol that the client acts upon.
+// Error codes of the wire protocol that the client acts upon ([wire]
+// has them all).
 const (
-	CodeUnauthenticated = "unauthenticated"
-	CodeForbidden       = "forbidden"
-	CodeResetRequired   = "reset_required"
-	CodeTooLarge        = "too_large"
-	CodeInternal        = "internal"
+	CodeUnauthenticated = wire.CodeUnauthenticated
+	CodeForbidden       = wire.CodeForbidden
+	CodeResetRequired   = wire.CodeResetRequired
+	CodeTooLarge        = wire.CodeTooLarge
+	CodeInternal        = wire.CodeInternal
 )
 
 // FieldError is one problem with one place of a change, named by a JSON
-// pointer ("/data/title").
-type FieldError struct {
-	Path    string `json:"path"`
-	Message string `json:"message"`
-}
+// pointer ("/data/title") ([wire.FieldError]).
+type FieldError = wire.FieldError
 
 // Error is an error answer of the server: the HTTP status and the
 // protocol's {"error": {"code", "message", "details"}} body. When the body
@@ -86,33 +86,4 @@ func (e *Error) Is(target error) bool {
 // 429 and 5xx answers.
 func (e *Error) Temporary() bool {
 	return e.StatusCode == http.StatusTooManyRequests || e.StatusCode >= 500
-}
-
-// codeForStatus is the protocol code the server would have sent with
-// status, for answers without the error shape.
-func codeForStatus(status int) string {
-	switch status {
-	case http.StatusBadRequest:
-		return "invalid"
-	case http.StatusUnauthorized:
-		return CodeUnauthenticated
-	case http.StatusForbidden:
-		return CodeForbidden
-	case http.StatusNotFound:
-		return "not_found"
-	case http.StatusMethodNotAllowed:
-		return "method_not_allowed"
-	case http.StatusConflict:
-		return "conflict"
-	case http.StatusGone:
-		return CodeResetRequired
-	case http.StatusRequestEntityTooLarge:
-		return CodeTooLarge
-	case http.StatusUnsupportedMediaType:
-		return "unsupported_media_type"
-	}
-	if status >= 500 {
-		return CodeInternal
-	}
-	return "http_" + fmt.Sprint(status)
 }

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/ferrysync/ferry/framework/wire"
 )
 
 // Retry bounds the retries of one request after a network error, a 429 or
@@ -147,21 +149,15 @@ func (c *Client) once(ctx context.Context, method, path string, query url.Values
 
 // decodeError reads the protocol's error shape from an answer.
 func decodeError(status int, raw []byte) *Error {
-	var shape struct {
-		Error struct {
-			Code    string       `json:"code"`
-			Message string       `json:"message"`
-			Details []FieldError `json:"details"`
-		} `json:"error"`
-	}
-	pe := &Error{StatusCode: status, Code: codeForStatus(status), Message: http.StatusText(status)}
+	var body wire.ErrorBody
+	pe := &Error{StatusCode: status, Code: wire.CodeForStatus(status), Message: http.StatusText(status)}
 	if pe.Message == "" {
 		pe.Message = fmt.Sprintf("unexpected HTTP status %d", status)
 	}
-	if err := json.Unmarshal(raw, &shape); err == nil && shape.Error.Code != "" {
-		pe.Code, pe.Details = shape.Error.Code, shape.Error.Details
-		if shape.Error.Message != "" {
-			pe.Message = shape.Error.Message
+	if err := json.Unmarshal(raw, &body); err == nil && body.Error.Code != "" {
+		pe.Code, pe.Details = body.Error.Code, body.Error.Details
+		if body.Error.Message != "" {
+			pe.Message = body.Error.Message
 		}
 	}
 	return pe

@@ -8,20 +8,18 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"time"
+
+	"github.com/ferrysync/ferry/framework/wire"
 )
 
-// Push result statuses of the wire protocol.
+// Push result statuses of the wire protocol ([wire.StatusApplied] and
+// the others).
 const (
-	StatusApplied   = "applied"
-	StatusStale     = "stale"
-	StatusRejected  = "rejected"
-	StatusForbidden = "forbidden"
+	StatusApplied   = wire.StatusApplied
+	StatusStale     = wire.StatusStale
+	StatusRejected  = wire.StatusRejected
+	StatusForbidden = wire.StatusForbidden
 )
-
-// timeFormat is how the protocol writes times: RFC 3339, UTC,
-// microseconds.
-const timeFormat = "2006-01-02T15:04:05.000000Z"
 
 // SyncResult counts what one [Client.Sync] did.
 type SyncResult struct {
@@ -40,51 +38,8 @@ type SyncResult struct {
 	Reset bool
 }
 
-// Wire types.
-type (
-	wireChange struct {
-		OpID      string          `json:"op_id"`
-		Model     string          `json:"model"`
-		UID       string          `json:"uid"`
-		ModifyAt  string          `json:"modify_at"`
-		IsDeleted bool            `json:"is_deleted"`
-		Data      json.RawMessage `json:"data,omitempty"`
-	}
-	pushRequest struct {
-		DeviceID string       `json:"device_id,omitempty"`
-		Cursor   string       `json:"cursor,omitempty"`
-		Changes  []wireChange `json:"changes"`
-	}
-	wireRecord struct {
-		Model     string          `json:"model"`
-		UID       string          `json:"uid"`
-		Owner     string          `json:"owner"`
-		ModifyAt  time.Time       `json:"modify_at"`
-		IsDeleted bool            `json:"is_deleted"`
-		Version   int64           `json:"version"`
-		Data      json.RawMessage `json:"data"`
-	}
-	wireResult struct {
-		OpID   *string      `json:"op_id"`
-		Model  string       `json:"model"`
-		UID    string       `json:"uid"`
-		Status string       `json:"status"`
-		Code   string       `json:"code"`
-		Record *wireRecord  `json:"record"`
-		Errors []FieldError `json:"errors"`
-	}
-	pushResponse struct {
-		Results []wireResult `json:"results"`
-		Cursor  string       `json:"cursor"`
-	}
-	pullResponse struct {
-		Changes []wireRecord `json:"changes"`
-		Cursor  string       `json:"cursor"`
-		HasMore bool         `json:"has_more"`
-	}
-)
-
-func (w *wireRecord) record() *Record {
+// fromWire is the device's record for a record off the wire.
+func fromWire(w *wire.Record) *Record {
 	return &Record{
 		Model: w.Model, UID: w.UID, Owner: w.Owner, ModifyAt: w.ModifyAt.UTC(),
 		IsDeleted: w.IsDeleted, Version: w.Version, Data: w.Data,
@@ -169,12 +124,13 @@ func (c *Client) push(ctx context.Context, res *SyncResult) error {
 // pushBatch sends one push request, carrying the device's cursor, and
 // checks that the answer matches it. It returns the results and the
 // cursor the server answered ("" when none).
-func (c *Client) pushBatch(ctx context.Context, pending []Change, cursor string) ([]wireResult, string, error) {
-	body := pushRequest{DeviceID: c.deviceID, Cursor: cursor, Changes: make([]wireChange, len(pending))}
+func (c *Client) pushBatch(ctx context.Context, pending []Change, cursor string) ([]wire.Result, string, error) {
+	body := wire.PushRequest{DeviceID: c.deviceID, Cursor: cursor, Changes: make([]wire.Change, len(pending))}
 	for i, p := range pending {
-		body.Changes[i] = wireChange{
-			OpID: strconv.FormatInt(p.Seq, 10), Model: p.Model, UID: p.UID,
-			ModifyAt: p.ModifyAt.UTC().Format(timeFormat), IsDeleted: p.IsDeleted,
+		op := strconv.FormatInt(p.Seq, 10)
+		body.Changes[i] = wire.Change{
+			OpID: &op, Model: p.Model, UID: p.UID,
+			ModifyAt: wire.Time{Time: p.ModifyAt}, IsDeleted: p.IsDeleted,
 		}
 		// A tombstone travels without data: the server keeps the data it
 		// has, and a delete cannot be refused over a field's value.
@@ -186,10 +142,10 @@ func (c *Client) pushBatch(ctx context.Context, pending []Change, cursor string)
 	if err != nil {
 		return nil, "", fmt.Errorf("encode push: %w", err)
 	}
-	var out pushResponse
+	var out wire.PushResponse
 	err = c.do(ctx, http.MethodPost, "/push", nil, raw, &out)
 	var pe *Error
-	if errors.As(err, &pe) && pe.Code == codeInvalidCursor && cursor != "" {
+	if errors.As(err, &pe) && pe.Code == wire.CodeInvalidCursor && cursor != "" {
 		// A cursor the server no longer understands must not block the
 		// push: send it without; the pull then starts over.
 		return c.pushBatch(ctx, pending, "")
@@ -202,7 +158,7 @@ func (c *Client) pushBatch(ctx context.Context, pending []Change, cursor string)
 	}
 	for i, r := range out.Results {
 		ch := body.Changes[i]
-		if r.Model != ch.Model || r.UID != ch.UID || (r.OpID != nil && *r.OpID != ch.OpID) {
+		if r.Model != ch.Model || r.UID != ch.UID || (r.OpID != nil && *r.OpID != *ch.OpID) {
 			return nil, "", fmt.Errorf("result %d is for %s/%s, not for the change sent, %s/%s", i, r.Model, r.UID, ch.Model, ch.UID)
 		}
 		// The server sets the owner; a different one means Config.Owner
@@ -217,7 +173,7 @@ func (c *Client) pushBatch(ctx context.Context, pending []Change, cursor string)
 }
 
 // acknowledge stores the outcome of a push and reports refused changes.
-func (c *Client) acknowledge(ctx context.Context, pending []Change, results []wireResult, res *SyncResult) error {
+func (c *Client) acknowledge(ctx context.Context, pending []Change, results []wire.Result, res *SyncResult) error {
 	acks := make([]Ack, 0, len(pending))
 	var refused []Rejection
 	for i, r := range results {
@@ -231,7 +187,7 @@ func (c *Client) acknowledge(ctx context.Context, pending []Change, results []wi
 			}
 			var rec *Record
 			if r.Record != nil {
-				rec = r.Record.record()
+				rec = fromWire(r.Record)
 			} else {
 				rec = &Record{Model: p.Model, UID: p.UID, Owner: p.Owner, ModifyAt: p.ModifyAt, IsDeleted: p.IsDeleted, Data: p.Data}
 			}
@@ -299,7 +255,7 @@ func (c *Client) pull(ctx context.Context, res *SyncResult) error {
 		}
 		recs := make([]*Record, len(page.Changes))
 		for i := range page.Changes {
-			recs[i] = page.Changes[i].record()
+			recs[i] = fromWire(page.Changes[i])
 			if seen != nil {
 				seen[recs[i].Key()] = true
 			}
@@ -331,26 +287,22 @@ func (c *Client) pull(ctx context.Context, res *SyncResult) error {
 	return nil
 }
 
-func (c *Client) pullPage(ctx context.Context, cursor string) (*pullResponse, error) {
-	q := url.Values{"cursor": {cursor}}
+func (c *Client) pullPage(ctx context.Context, cursor string) (*wire.PullResponse, error) {
+	q := url.Values{wire.QueryCursor: {cursor}}
 	if c.pullLimit > 0 {
-		q.Set("limit", strconv.Itoa(c.pullLimit))
+		q.Set(wire.QueryLimit, strconv.Itoa(c.pullLimit))
 	}
-	var page pullResponse
+	var page wire.PullResponse
 	if err := c.do(ctx, http.MethodGet, "/pull", q, nil, &page); err != nil {
 		return nil, err
 	}
 	return &page, nil
 }
 
-// codeInvalidCursor is the protocol's answer to a cursor the server does
-// not understand.
-const codeInvalidCursor = "invalid_cursor"
-
 // needsReset reports whether err asks for a pull from the start.
 func needsReset(err error) bool {
 	var pe *Error
-	return errors.Is(err, ErrResetRequired) || errors.As(err, &pe) && pe.Code == codeInvalidCursor
+	return errors.Is(err, ErrResetRequired) || errors.As(err, &pe) && pe.Code == wire.CodeInvalidCursor
 }
 
 // forgetUnseen drops the synced records a complete pull from the start did

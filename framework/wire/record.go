@@ -59,11 +59,19 @@ func (t Time) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON implements json.Unmarshaler. A refused time is a
 // [*TimeError].
 func (t *Time) UnmarshalJSON(b []byte) error {
+	b = bytes.Trim(b, " \t\r\n")
 	var v any
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if err := dec.Decode(&v); err != nil {
-		return err
+	switch {
+	case len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' && bytes.IndexByte(b, '\\') < 0:
+		v = string(b[1 : len(b)-1]) // the usual case, a plain string
+	case len(b) > 0 && (b[0] == '-' || b[0] >= '0' && b[0] <= '9') && json.Valid(b):
+		v = json.Number(b)
+	default:
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber()
+		if err := dec.Decode(&v); err != nil {
+			return err
+		}
 	}
 	parsed, err := ParseTime(v)
 	if err != nil {

@@ -100,3 +100,25 @@ func FuzzParseTime(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTimeUnmarshal: the shortcuts of Time.UnmarshalJSON decide as
+// decoding the value first would.
+func FuzzTimeUnmarshal(f *testing.F) {
+	for _, s := range []string{`"2026-11-25T10:00:00Z"`, `"2026-11-25T10:00:00\u002e5Z"`, `1764064800.25`, `-1`, `1e9`, `null`, `"x"`, `0x10`, `"a\"b"`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var v any
+		dec := json.NewDecoder(strings.NewReader(s))
+		dec.UseNumber()
+		if dec.Decode(&v) != nil || dec.More() {
+			return // encoding/json never hands such text to UnmarshalJSON
+		}
+		want, wantErr := ParseTime(v)
+		var got Time
+		err := got.UnmarshalJSON([]byte(s))
+		if (err == nil) != (wantErr == nil) || err == nil && !got.Equal(want) {
+			t.Fatalf("UnmarshalJSON(%s) = %v %v, want %v %v", s, got, err, want, wantErr)
+		}
+	})
+}
