@@ -41,12 +41,13 @@
 //
 // A row the server refuses (schema or validation failure, a hook's veto,
 // an id that is not a valid uid, another user's document) is answered like
-// a conflict, with the server's state of the document — a deleted document
-// {"id", "_deleted": true} when the server holds none (a tombstone is
-// written for it) — so the client's conflict handler replaces the refused
-// state and one bad document cannot block replication. A row that is not
-// an object with a newDocumentState carrying a string id fails the whole
-// request with 400 invalid, in the protocol's error shape.
+// a conflict, with the server's state of the document, read with
+// [framework.App.Read] (nothing is written) — a deleted document {"id",
+// "_deleted": true} when the server holds none — so the client's conflict
+// handler replaces the refused state and one bad document cannot block
+// replication. A row that is not an object with a newDocumentState
+// carrying a string id fails the whole request with 400 invalid, in the
+// protocol's error shape.
 //
 // # Stream
 //
@@ -103,8 +104,8 @@ import (
 	"time"
 
 	"github.com/ferrysync/ferry/framework"
+	"github.com/ferrysync/ferry/framework/adapter"
 	"github.com/ferrysync/ferry/framework/hook"
-	"github.com/ferrysync/ferry/plugins/internal/adapter"
 	"github.com/gin-gonic/gin"
 )
 

@@ -73,7 +73,7 @@ import (
 	"strconv"
 
 	"github.com/ferrysync/ferry/framework"
-	"github.com/ferrysync/ferry/plugins/internal/adapter"
+	"github.com/ferrysync/ferry/framework/adapter"
 	"github.com/gin-gonic/gin"
 )
 

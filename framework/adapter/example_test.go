@@ -1,0 +1,84 @@
+package adapter_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing/fstest"
+
+	"github.com/ferrysync/ferry/framework"
+	"github.com/ferrysync/ferry/framework/adapter"
+	"github.com/ferrysync/ferry/models"
+)
+
+// Example is the core of an adapter for a made-up protocol whose clients
+// push flat documents ({"id", fields…, "_rev"}) without times: each
+// document becomes a change stamped with the receive time, the push
+// applies them, and the refused ones are answered with the server's
+// state (absent: the record does not exist). A real adapter is a plugin
+// that does this in a route handler (see plugins/rxdb).
+func Example() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "ferry-example")
+	defer os.RemoveAll(dir)
+	db, err := models.OpenSQLite(ctx, filepath.Join(dir, "ferry.db"))
+	if err != nil {
+		panic(err)
+	}
+	defer db.Close()
+	schemas := fstest.MapFS{"task.json": {Data: []byte(`{"type":"object","required":["title"]}`)}}
+	app, err := framework.New(framework.Config{DB: db, Schemas: schemas})
+	if err != nil {
+		panic(err)
+	}
+	app.MustRegisterSchema("data.Task", framework.ModelOptions{Schema: "task.json"})
+	if err := app.Migrate(ctx); err != nil {
+		panic(err)
+	}
+	ann := framework.Principal{UserID: "ann"}
+
+	// What framework.ReadJSONBodyWithin decoded from the client's body.
+	docs := []any{
+		map[string]any{"id": "t1", "title": "Buy milk", "_rev": "1"},
+		map[string]any{"id": "t2", "_rev": "1"}, // no title: refused
+	}
+	now := adapter.Now(app)
+	changes := make([]*framework.Change, len(docs))
+	for i, d := range docs {
+		id, data, msg := adapter.Split(d, "_rev")
+		if msg != "" {
+			panic(msg) // a real adapter answers 400 with it
+		}
+		changes[i] = &framework.Change{Model: "data.Task", UID: id, ModifyAt: now, Data: data}
+	}
+	results, err := app.PushWith(ctx, ann, changes, framework.PushOptions{})
+	if err != nil {
+		panic(err)
+	}
+	var refused []adapter.Ref
+	for _, res := range results {
+		switch res.Status {
+		case framework.StatusApplied:
+			doc, _ := adapter.Flatten(res.Record)
+			out, _ := json.Marshal(doc)
+			fmt.Println("stored", string(out))
+		case framework.StatusRejected, framework.StatusForbidden:
+			fmt.Println("refused", res.UID, res.Errors[0].Path)
+			refused = append(refused, adapter.Ref{Model: res.Model, UID: res.UID})
+		}
+	}
+	state, err := adapter.ServerState(ctx, app, ann, refused)
+	if err != nil {
+		panic(err)
+	}
+	for _, r := range refused {
+		_, held := state[r]
+		fmt.Println(r.UID, "held by the server:", held)
+	}
+	// Output:
+	// stored {"id":"t1","title":"Buy milk"}
+	// refused t2 /data
+	// t2 held by the server: false
+}
