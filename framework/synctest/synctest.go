@@ -1,6 +1,9 @@
 // Package synctest holds test helpers for Ferry and for applications built
 // on it: real stores to run one suite on both PostgreSQL and SQLite, each
-// test isolated in its own database file or PostgreSQL schema.
+// test isolated in its own database file or PostgreSQL schema
+// ([ForEachStore]), and the conformance suite of the wire protocol
+// ([RunConformance]), which checks over HTTP that a server, mounted where
+// its application puts it, answers as DESIGN.md says.
 //
 // PostgreSQL is found at FERRY_TEST_DATABASE_URL (default
 // postgres://root@127.0.0.1:5432/test?sslmode=disable). When it cannot be
