@@ -24,6 +24,7 @@ func newApp(t *testing.T, db *bun.DB) *framework.App {
 		t.Fatal(err)
 	}
 	app.MustRegisterSchema("data.Note", framework.ModelOptions{Schema: "note.json"})
+	app.MustRegisterSchema("data.Profile", framework.ModelOptions{Schema: "note.json", SelfOwned: true})
 	if err := app.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +35,12 @@ var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 
 func push(t *testing.T, app *framework.App, p framework.Principal, uid, data string, deleted bool) *framework.Record {
 	t.Helper()
-	ch := &framework.Change{Model: "data.Note", UID: uid, ModifyAt: framework.Time{Time: t0}, IsDeleted: deleted}
+	return pushTo(t, app, p, "data.Note", uid, data, deleted)
+}
+
+func pushTo(t *testing.T, app *framework.App, p framework.Principal, model, uid, data string, deleted bool) *framework.Record {
+	t.Helper()
+	ch := &framework.Change{Model: model, UID: uid, ModifyAt: framework.Time{Time: t0}, IsDeleted: deleted}
 	if data != "" {
 		ch.Data = json.RawMessage(data)
 	}
@@ -53,6 +59,9 @@ func pulled(t *testing.T, app *framework.App, p framework.Principal) map[string]
 	}
 	out := map[string]*framework.Record{}
 	for _, r := range page.Changes {
+		if r.Owner != p.UserID {
+			t.Fatalf("%s pulled %+v", p.UserID, r)
+		}
 		out[r.UID] = r
 	}
 	return out
@@ -66,10 +75,11 @@ func TestServerStateReadsAndWritesNothing(t *testing.T) {
 		live := push(t, app, ann, "live", `{"title":"x"}`, false)
 		dead := push(t, app, ann, "dead", `{"title":"y"}`, true)
 		push(t, app, bob, "bobs", `{"title":"b"}`, false)
+		pushTo(t, app, bob, "data.Profile", "bob", `{}`, false)
 		before := pulled(t, app, ann)
 
 		refs := []adapter.Ref{{"data.Note", "live"}, {"data.Note", "dead"}, {"data.Note", "missing"},
-			{"data.Note", "bobs"}, {"data.Nope", "x"}, {"data.Note", "not a uid!"}, {"data.Note", "live"}}
+			{"data.Note", "bobs"}, {"data.Profile", "bob"}, {"data.Nope", "x"}, {"data.Note", "not a uid!"}, {"data.Note", "live"}}
 		state, err := adapter.ServerState(ctx, app, ann, refs)
 		if err != nil {
 			t.Fatal(err)
@@ -93,6 +103,7 @@ func TestResend(t *testing.T) {
 		dead := push(t, app, ann, "dead", `{"title":"y"}`, true)
 		moved := push(t, app, ann, "moved", `{"title":"old"}`, false)
 		bobs := push(t, app, bob, "bobs", `{"title":"b"}`, false)
+		bobsProfile := pushTo(t, app, bob, "data.Profile", "bob", `{}`, false)
 
 		// Another device writes "moved" between Resend's read and its
 		// write: that newer state must stay.
@@ -105,14 +116,19 @@ func TestResend(t *testing.T) {
 			return e.Next()
 		}})
 
+		// Bob's uid "bobs" is, for Ann, a record she does not hold: a
+		// tombstone of her own; Bob's self-owned record is his alone.
 		refs := []adapter.Ref{{"data.Note", "live"}, {"data.Note", "dead"}, {"data.Note", "missing"}, {"data.Note", "moved"},
-			{"data.Note", "bobs"}, {"data.Nope", "x"}, {"data.Note", "live"}}
+			{"data.Note", "bobs"}, {"data.Profile", "bob"}, {"data.Nope", "x"}, {"data.Note", "live"}}
 		got, err := adapter.Resend(ctx, app, ann, refs)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got) != 4 {
+		if len(got) != 5 {
 			t.Fatalf("resent %d records: %+v", len(got), got)
+		}
+		if r := got[refs[4]]; r == nil || !r.IsDeleted || r.Owner != "ann" {
+			t.Errorf("bobs for ann: %+v, want a tombstone of ann's", r)
 		}
 		if r := got[refs[0]]; r.Version <= moved.Version || r.IsDeleted || !framework.JSONEqual(r.Data, json.RawMessage(`{"title":"x"}`)) {
 			t.Errorf("live: %+v (was version %d)", r, live.Version)
@@ -127,11 +143,15 @@ func TestResend(t *testing.T) {
 			t.Errorf("moved: %+v, want the newer state kept", r)
 		}
 		stored := pulled(t, app, ann)
-		if len(stored) != 4 || !framework.JSONEqual(stored["moved"].Data, json.RawMessage(`{"title":"newer"}`)) || stored["live"].Version != got[refs[0]].Version {
+		if len(stored) != 5 || !framework.JSONEqual(stored["moved"].Data, json.RawMessage(`{"title":"newer"}`)) || stored["live"].Version != got[refs[0]].Version {
 			t.Errorf("stored: %+v", stored)
 		}
-		if b := pulled(t, app, bob)["bobs"]; b.Version != bobs.Version {
-			t.Errorf("bob's record was touched: %+v", b)
+		theirs := pulled(t, app, bob)
+		if b := theirs["bobs"]; b.Version != bobs.Version || b.IsDeleted {
+			t.Errorf("bob's note was touched: %+v", b)
+		}
+		if b := theirs["bob"]; b.Version != bobsProfile.Version {
+			t.Errorf("bob's profile was touched: %+v", b)
 		}
 	})
 }

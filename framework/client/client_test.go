@@ -228,9 +228,14 @@ func TestRejectedAndForbiddenLeaveTheQueue(t *testing.T) {
 		d.put("good", note{"fine"})
 		d.put("blank", note{""})
 		d.put("extra", map[string]any{"title": "x", "colour": "red"})
+		// Finn's uid is Eve's own note (records are keyed by owner, model
+		// and uid); Finn's user record is his alone.
 		d.put("finns-note", note{"taken over"})
+		if _, err := d.Put(context.Background(), "data.User", other.ID, map[string]any{"name": "Eve", "email": "finn@example.com"}); err != nil {
+			t.Fatal(err)
+		}
 		res := d.sync()
-		if res.Applied != 1 || res.Rejected != 2 || res.Forbidden != 1 {
+		if res.Applied != 2 || res.Rejected != 2 || res.Forbidden != 1 {
 			t.Fatalf("sync: %+v", res)
 		}
 		if n := d.pending(); n != 0 {
@@ -249,11 +254,14 @@ func TestRejectedAndForbiddenLeaveTheQueue(t *testing.T) {
 				t.Errorf("%s: %+v", uid, r)
 			}
 		}
-		if r := byUID["finns-note"]; r.Status != client.StatusForbidden {
-			t.Errorf("finns-note: %+v", r)
+		if r := byUID[other.ID]; r.Status != client.StatusForbidden || r.Change.Model != "data.User" {
+			t.Errorf("finn's user record: %+v", r)
 		}
-		// Nothing about the other user's note leaked, and a second sync
-		// pushes nothing.
+		if d.title("finns-note") != "taken over" {
+			t.Errorf("eve's own finns-note: %q", d.title("finns-note"))
+		}
+		// Nothing about the other user's records leaked, and a second
+		// sync pushes nothing.
 		d.tr.reset()
 		d.sync()
 		if n := len(d.tr.pushBodies()); n != 0 {
