@@ -52,10 +52,11 @@ func HTTPStatus(code string) int {
 	return http.StatusInternalServerError
 }
 
-// CodeForStatus is the code an error answer with the HTTP status would
-// carry, for answers that lack the error body (a proxy's error page): the
-// first code of that status in the list above, internal for other 5xx
-// statuses and "http_" followed by the number for the rest.
+// CodeForStatus is the code to take for an error answer with the HTTP
+// status that lacks the error body (a proxy's error page): the protocol's
+// usual code for that status (too_large for 413, rate_limited for 429,
+// unavailable for 503, …), internal for other 5xx statuses, and "http_"
+// followed by the number for the rest.
 func CodeForStatus(status int) string {
 	switch status {
 	case http.StatusBadRequest:
