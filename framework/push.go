@@ -414,6 +414,15 @@ func (a *App) applyAll(ctx context.Context, p Principal, preps []*prepared, resu
 	if aborted {
 		return nil, errAbortStale
 	}
+	if len(written) == 0 {
+		// Nothing to vouch for: the store-decided route learns its span
+		// from a write, and the cursor must move alike on every route.
+		for i, pr := range preps {
+			if pr != nil {
+				results[i].slot = 0
+			}
+		}
+	}
 	if err := st.flush(ctx); err != nil {
 		return nil, err
 	}
