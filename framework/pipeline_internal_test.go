@@ -128,7 +128,7 @@ func pipeScenarios(t0 time.Time) []pipeScenario {
 		{name: "tombstones", storeDecided: true, steps: []pipeStep{
 			{[]*Change{item("a", t0, 1), item("b", t0, 2), item("c", t0, 3)}, "applied applied applied"},
 			{[]*Change{
-				del(item("a", t0.Add(time.Second), 1)), // with data
+				del(item("a", t0.Add(time.Second), 1)),  // with data
 				del(item("c", t0.Add(-time.Second), 9)), // older: stale
 			}, "applied stale"},
 			{[]*Change{
@@ -144,9 +144,9 @@ func pipeScenarios(t0 time.Time) []pipeScenario {
 		}},
 		{name: "retried merge", steps: []pipeStep{
 			{[]*Change{note("n", "a long title", t0), note("m", "m", t0)}, "applied applied"},
-			{[]*Change{note("n", "short", t0.Add(time.Second))}, "applied"},          // merged: the long title stays
-			{[]*Change{note("n", "short", t0.Add(time.Second))}, "applied"},          // retried: no new version
-			{[]*Change{note("n", "a long title", t0.Add(time.Second))}, "applied"},   // merges to the stored record too
+			{[]*Change{note("n", "short", t0.Add(time.Second))}, "applied"},                              // merged: the long title stays
+			{[]*Change{note("n", "short", t0.Add(time.Second))}, "applied"},                              // retried: no new version
+			{[]*Change{note("n", "a long title", t0.Add(time.Second))}, "applied"},                       // merges to the stored record too
 			{[]*Change{note("m", "break", t0.Add(time.Second)), note("o", "o", t0)}, "rejected applied"}, // an invalid merge
 			{[]*Change{del(ch("pipe.Note", "n", t0.Add(2*time.Second), ""))}, "applied"},
 		}},
