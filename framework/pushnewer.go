@@ -32,7 +32,7 @@ func (a *App) storeDecides(preps []*prepared, opts PushOptions) bool {
 	if opts.Policy != nil {
 		pushRule = StoreRuleOf(opts.Policy)
 	}
-	seen := make(map[string]bool, len(preps))
+	n := 0
 	for _, pr := range preps {
 		if pr == nil {
 			continue
@@ -46,13 +46,23 @@ func (a *App) storeDecides(preps []*prepared, opts PushOptions) bool {
 		if pr.plan.route(rule) != routeStore || pr.rec.Data == nil {
 			return false
 		}
+		n++
+	}
+	if n < 2 {
+		return n == 1
+	}
+	seen := make(map[string]bool, n)
+	for _, pr := range preps {
+		if pr == nil {
+			continue
+		}
 		key := pr.model.name + "\x00" + pr.rec.UID
 		if seen[key] {
 			return false // one statement cannot write a row twice
 		}
 		seen[key] = true
 	}
-	return len(seen) > 0
+	return true
 }
 
 // pushNewer applies a push the store decides. It fills results and returns
