@@ -97,6 +97,12 @@ type Config struct {
 	// transaction, and an error fails the push.
 	Quota    Quota
 	QuotaFor func(ctx context.Context, userID string) (Quota, error)
+
+	// DefaultPolicy decides the conflicts of models registered without a
+	// policy of their own (ModelOptions.Policy wins over it, and
+	// PushOptions.Policy over both); nil means [LastWriterWins]. Set it
+	// before registering: a registration takes the default it finds.
+	DefaultPolicy ConflictPolicy
 }
 
 func (c *Config) setDefaults() {
@@ -173,6 +179,10 @@ type App struct {
 	// push's write and its reading of what was not written: where another
 	// writer could slip in.
 	afterNewerWrite func()
+	// fastestRoute, when set (by tests), is the fastest route pushes may take:
+	// routeBulk never lets the store decide, routeCareful writes every
+	// change on its own. Production leaves it at routeStore, the fastest.
+	fastestRoute route
 }
 
 type protocolSchemas struct {
@@ -253,7 +263,10 @@ func (a *App) OnValidate() *hook.Hook[*ValidateEvent] { return &a.onValidate }
 // OnApply is the hook run inside the transaction around each write; see
 // [ApplyEvent]. Tag handlers with the models they concern
 // (hook.Handler.Tags): writes of models no handler concerns are batched
-// into a few bulk statements, which is much faster.
+// into a few bulk statements or decided by the store, which is much
+// faster; a model an apply hook concerns is written change by change, and
+// an untagged handler concerns every model. [App.WriteRoute] says which
+// route a model takes and why; Migrate and Start log it.
 func (a *App) OnApply() *hook.Hook[*ApplyEvent] { return &a.onApply }
 
 // OnCommit is the hook run after a push committed; see [CommitEvent].
@@ -354,6 +367,7 @@ func (a *App) Migrate(ctx context.Context) error {
 	if err := a.store.Migrate(ctx); err != nil {
 		return fmt.Errorf("framework: %w", err)
 	}
+	a.logRoutes(ctx, "migrate")
 	return nil
 }
 

@@ -280,25 +280,23 @@ func (a *App) handlePush(c *gin.Context) error {
 }
 
 // advanceCursor moves a device's cursor past the device's own writes when
-// that skips nothing else: the records a push writes take consecutive
-// versions of the caller's scope, starting right after the version the
-// scope had, so if the cursor stood exactly there, the versions up to the
-// last write are all the device's own. Changes answered applied without a
-// write (retries) carry older versions and do not count. Otherwise the
-// cursor is returned unchanged and the device pulls its writes back
-// (harmlessly, same versions).
+// that skips nothing else: a push reserves one version per valid change
+// (its slots), consecutive, right after the version the scope had, in one
+// transaction holding the scope; so if the cursor stood exactly there,
+// the versions up to the last slot are all the push's own (those of
+// changes not written hold nothing). Otherwise the cursor is returned
+// unchanged and the device pulls its writes back (harmlessly, same
+// versions).
 func advanceCursor(cur *cursor, scope string, results []outcome) *cursor {
 	var first, last int64
-	for i := range results {
-		r := &results[i]
-		if !r.written || r.Record == nil || r.Record.Owner != scope {
+	for _, r := range results {
+		if r.slot == 0 {
 			continue
 		}
-		v := r.Record.Version
-		if first == 0 || v < first {
-			first = v
+		if first == 0 || r.slot < first {
+			first = r.slot
 		}
-		last = max(last, v)
+		last = max(last, r.slot)
 	}
 	if first == 0 || cur.Upper != nil || cur.Pos[scope] != first-1 {
 		return cur

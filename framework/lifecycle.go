@@ -52,6 +52,7 @@ func (a *App) Start(ctx context.Context) error {
 	a.mu.Lock()
 	a.started = len(plugins)
 	a.mu.Unlock()
+	a.logRoutes(ctx, "start")
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/ferrysync/ferry/framework/jsonvalue"
 	"github.com/ferrysync/ferry/models"
 	"github.com/uptrace/bun"
 )
@@ -16,6 +17,7 @@ import (
 // prepared is a change that passed validation, ready for the transaction.
 type prepared struct {
 	model  *model
+	plan   *modelPlan // the model's route, as of the push's start
 	change *Change
 	rec    models.Record // envelope and canonical data; owner and version unset
 }
@@ -76,7 +78,9 @@ func (a *App) push(ctx context.Context, p Principal, changes []*Change, opts Pus
 	for i, ch := range changes {
 		wires[i] = Result{OpID: ch.OpID, Model: ch.Model, UID: ch.UID}
 		results[i] = outcome{Result: &wires[i]}
-		preps[i] = a.prepare(ctx, p, ch, &results[i])
+		if preps[i] = a.prepare(ctx, p, ch, &results[i]); preps[i] != nil {
+			preps[i].plan = a.planOf(preps[i].model)
+		}
 	}
 	quota, err := a.QuotaOf(ctx, p.UserID)
 	if err != nil {
@@ -102,11 +106,11 @@ func (a *App) push(ctx context.Context, p Principal, changes []*Change, opts Pus
 			// push's versions are no longer consecutive: only that
 			// transaction's writes may move the push cursor.
 			for i := range results {
-				results[i].written = false
+				results[i].slot = 0
 			}
 		}
 	}
-	careful := false
+	careful := a.fastestRoute >= routeCareful
 	for attempt := 0; slow != nil; attempt++ {
 		var more []*Record
 		more, err = a.applyAll(ctx, p, slow, results, opts, quota, careful)
@@ -128,6 +132,7 @@ func (a *App) push(ctx context.Context, p Principal, changes []*Change, opts Pus
 	}
 	if errors.Is(err, errAbortStale) {
 		for i := range results {
+			results[i].slot = 0
 			if results[i].Status == StatusApplied {
 				results[i].Status, results[i].Record = "", nil // not written
 			}
@@ -175,7 +180,8 @@ func (a *App) prepare(ctx context.Context, p Principal, ch *Change, res *outcome
 	return out
 }
 
-// validate checks data against the model's schema and Validate method.
+// validate checks a change's envelope and data and puts the data in the
+// model's canonical form.
 func (a *App) validate(m *model, ch *Change) (*prepared, error) {
 	// The stores keep microseconds; a finer modify_at from the Go API
 	// would never equal its stored self, and a retry would win again.
@@ -192,29 +198,62 @@ func (a *App) validate(m *model, ch *Change) (*prepared, error) {
 		if err != nil {
 			return nil, Invalid("/data", "data is not valid JSON")
 		}
-		if _, isObj := v.(map[string]any); !isObj {
-			return nil, Invalid("/data", "data must be a JSON object")
+		if err := a.checkData(m, &rec, ch.Data, v); err != nil {
+			return nil, err
 		}
-		if hasNULEscape(ch.Data) {
-			if path, ok := nulPath(v, "/data"); ok {
-				return nil, Invalid(path, "must not contain the character U+0000")
-			}
-		}
-		if errs := m.schema.errors(v, "/data"); len(errs) > 0 {
-			return nil, &ValidationError{Details: errs}
-		}
-		rec.Data = ch.Data
-		canon, err := m.canonical(&rec, v)
-		if err != nil {
-			var ve *ValidationError
-			if errors.As(err, &ve) {
-				return nil, err
-			}
-			return nil, Invalid("/data", err.Error())
-		}
-		rec.Data = canon
 	}
 	return &prepared{model: m, change: ch, rec: rec}, nil
+}
+
+// checkData checks data, decoded as v (numbers as json.Number), for m
+// (a JSON object without U+0000, the model's JSON Schema, then, through
+// m.canonical, its Validate) and sets rec.Data to its canonical form
+// (and rec.Value for typed models). Every record that is stored passes
+// here: incoming changes and the conflict policies' merges alike.
+func (a *App) checkData(m *model, rec *models.Record, data json.RawMessage, v any) error {
+	if _, isObj := v.(map[string]any); !isObj {
+		return Invalid("/data", "data must be a JSON object")
+	}
+	if hasNULEscape(data) {
+		if path, ok := nulPath(v, "/data"); ok {
+			return Invalid(path, "must not contain the character U+0000")
+		}
+	}
+	if errs := m.schema.errors(v, "/data"); len(errs) > 0 {
+		return &ValidationError{Details: errs}
+	}
+	rec.Data, rec.Value = data, nil
+	canon, err := m.canonical(rec, v)
+	if err != nil {
+		var ve *ValidationError
+		if errors.As(err, &ve) {
+			return err
+		}
+		return Invalid("/data", err.Error())
+	}
+	rec.Data = canon
+	return nil
+}
+
+// checkMerge validates a policy's merged data for m and stores it in
+// next, in the form the HTTP layer gives a client's data (compact, keys
+// sorted), then the model's canonical form.
+func (a *App) checkMerge(m *model, next *models.Record, data json.RawMessage) error {
+	if len(data) > a.cfg.MaxDataBytes {
+		return Invalid("/data", fmt.Sprintf("merged data is larger than %d bytes", a.cfg.MaxDataBytes))
+	}
+	v, ok := jsonvalue.Parse(data)
+	if !ok {
+		return Invalid("/data", "merged data is not valid JSON")
+	}
+	text, err := jsonvalue.Append(make([]byte, 0, len(data)), v)
+	if err != nil {
+		return Invalid("/data", "merged data is not valid JSON")
+	}
+	if len(text) > a.cfg.MaxDataBytes {
+		return Invalid("/data", fmt.Sprintf("merged data is larger than %d bytes", a.cfg.MaxDataBytes))
+	}
+	return a.checkData(m, next, text, v)
 }
 
 // failResult turns a hook's or validation's error into a result.
@@ -237,9 +276,11 @@ func (a *App) failResult(res *outcome, err error) {
 // pushTx is the state of one push transaction.
 type pushTx struct {
 	tx bun.Tx
-	// first, next and last track versions allocated in the locked scope.
-	scope             string
-	first, next, last int64
+	// The push's span of versions in the locked scope: first to last, one
+	// per valid change in request order, written or not, as the
+	// store-decided statement numbers them.
+	scope       string
+	first, last int64
 	// careful writes each change at once inside a savepoint; otherwise
 	// changes of models without apply hooks are staged and written in bulk
 	// at the end.
@@ -312,10 +353,9 @@ func (a *App) applyAll(ctx context.Context, p Principal, preps []*prepared, resu
 	// Every record the caller may write lives in the caller's scope, so
 	// locking that scope first makes the reads below stable until commit.
 	st := &pushTx{tx: tx, scope: p.UserID, careful: careful, quota: quota}
-	if st.next, st.usage, err = models.ReserveVersionUsage(ctx, tx, st.scope); err != nil {
+	if st.first, st.usage, err = models.ReserveVersionUsage(ctx, tx, st.scope); err != nil {
 		return nil, err
 	}
-	st.first = st.next
 	loaded := map[string]*models.Record{}
 	for m, uids := range byModel {
 		rows, err := m.table.Load(ctx, tx, p.UserID, m.name, uids)
@@ -328,11 +368,13 @@ func (a *App) applyAll(ctx context.Context, p Principal, preps []*prepared, resu
 	}
 	var written []*Record
 	aborted := false
+	version := st.first
 	for i, pr := range preps {
 		if pr == nil {
 			continue
 		}
-		rec, err := a.applyOne(ctx, st, p, pr, loaded, &results[i], opts.Policy)
+		results[i].slot = version
+		rec, err := a.applyOne(ctx, st, p, pr, version, loaded, &results[i], opts.Policy)
 		if err != nil {
 			return nil, err
 		}
@@ -342,16 +384,26 @@ func (a *App) applyAll(ctx context.Context, p Principal, preps []*prepared, resu
 		if rec != nil {
 			written = append(written, rec)
 		}
+		st.last = version
+		version++
 	}
 	if aborted {
 		return nil, errAbortStale
 	}
 	if len(written) == 0 {
-		return nil, tx.Rollback()
+		// Nothing to vouch for: the store-decided route learns its span
+		// from a write, and the cursor must move alike on every route.
+		for i, pr := range preps {
+			if pr != nil {
+				results[i].slot = 0
+			}
+		}
 	}
 	if err := st.flush(ctx); err != nil {
 		return nil, err
 	}
+	// The span is the push's even where nothing was written (stale
+	// changes, retries), as the store-decided statement takes it.
 	if st.last > st.first {
 		if err := models.SetScopeVersion(ctx, tx, st.scope, st.last); err != nil {
 			return nil, err
@@ -363,14 +415,13 @@ func (a *App) applyAll(ctx context.Context, p Principal, preps []*prepared, resu
 	return written, nil
 }
 
-// applyOne decides and writes one change. It returns the written record,
-// or nil when nothing was written.
-func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepared, loaded map[string]*models.Record, res *outcome, policy ConflictPolicy) (*Record, error) {
+// applyOne decides and writes one change at version. It returns the
+// written record, or nil when nothing was written.
+func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepared, version int64, loaded map[string]*models.Record, res *outcome, policy ConflictPolicy) (*Record, error) {
 	m, in := pr.model, pr.rec
 	if policy == nil {
 		policy = m.policy
 	}
-	res.written = false
 	key := m.name + "\x00" + in.UID
 	for try := 0; ; try++ {
 		stored := loaded[key]
@@ -388,35 +439,18 @@ func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepare
 		if stored != nil {
 			next.CreatedAt = stored.CreatedAt
 			if next.Data == nil {
-				next.Data = stored.Data
+				next.Data = stored.Data // a tombstone without data keeps the stored data
 			}
-			if sameChange(stored, &next) {
-				res.Status, res.Record = StatusApplied, wireRecord(stored)
-				return nil, nil
-			}
-			storedWire := wireRecord(stored)
-			inWire := wireRecord(&next)
-			inWire.Version = stored.Version
-			resolution, err := policy.Resolve(ctx, &Conflict{Model: m.name, Stored: storedWire, Incoming: inWire, Assumed: pr.change.Assumed})
-			if err != nil {
-				return nil, fmt.Errorf("conflict policy of %s: %w", m.name, err)
-			}
-			switch resolution.Outcome {
-			case KeepStored:
-				res.Status, res.Record = StatusStale, storedWire
-				return nil, nil
-			case Merge:
-				next.Data, next.Value = resolution.Data, nil
-				if resolution.Deleted != nil {
-					next.IsDeleted = *resolution.Deleted
-				}
+			write, err := a.resolve(ctx, m, policy, stored, &next, pr.change.Assumed, res)
+			if !write || err != nil {
+				return nil, err
 			}
 		}
 		if next.Data == nil {
 			next.Data = m.emptyData
 		}
-		next.Version = st.next
-		if !st.careful && !a.onApply.HasHandlers(m.name) {
+		next.Version = version
+		if !st.careful && len(pr.plan.hooks) == 0 {
 			g := growth(stored, &next)
 			if !st.quota.admits(st.usage, g) {
 				a.failResult(res, st.quota.exceeded())
@@ -424,19 +458,15 @@ func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepare
 			}
 			st.usage.Records, st.usage.Bytes = st.usage.Records+g.Records, st.usage.Bytes+g.Bytes
 			st.stage(m, &next)
-			st.last = next.Version
-			st.next++
 			loaded[key] = &next
 			rec := wireRecord(&next)
-			res.Status, res.Record, res.written = StatusApplied, rec, true
+			res.Status, res.Record = StatusApplied, rec
 			return rec, nil
 		}
 		rec, err := a.write(ctx, st, p, m, stored, &next)
 		if err == nil {
-			st.last = next.Version
-			st.next++
 			loaded[key] = &next
-			res.Status, res.Record, res.written = StatusApplied, rec, true
+			res.Status, res.Record = StatusApplied, rec
 			return rec, nil
 		}
 		if models.IsUniqueViolation(err) && stored == nil && try == 0 {
@@ -468,6 +498,52 @@ func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepare
 		}
 		return nil, err
 	}
+}
+
+// resolve settles a change to a record the store holds: a repeat of the
+// stored state is a retry, answered applied; otherwise the policy decides,
+// and a merge is checked like an incoming change. It reports whether next
+// (changed by a merge) is to be written; when not, res holds the answer.
+func (a *App) resolve(ctx context.Context, m *model, policy ConflictPolicy, stored, next *models.Record, assumed *Record, res *outcome) (bool, error) {
+	if models.SameState(stored, next) {
+		res.Status, res.Record = StatusApplied, wireRecord(stored)
+		return false, nil
+	}
+	storedWire := wireRecord(stored)
+	inWire := wireRecord(next)
+	inWire.Version = stored.Version
+	resolution, err := policy.Resolve(ctx, &Conflict{Model: m.name, Stored: storedWire, Incoming: inWire, Assumed: assumed})
+	if err != nil {
+		return false, fmt.Errorf("conflict policy of %s: %w", m.name, err)
+	}
+	switch resolution.Outcome {
+	case KeepStored:
+		res.Status, res.Record = StatusStale, storedWire
+		return false, nil
+	case TakeIncoming:
+		// next was checked as the incoming change (or keeps the stored,
+		// checked data).
+	case Merge:
+		if resolution.Deleted != nil {
+			next.IsDeleted = *resolution.Deleted
+		}
+		if resolution.Data != nil {
+			if err := a.checkMerge(m, next, resolution.Data); err != nil {
+				a.log.Error("conflict policy merged an invalid record; the change is rejected", "model", m.name, "uid", next.UID, "err", err)
+				a.failResult(res, err)
+				return false, nil
+			}
+		}
+	default:
+		return false, fmt.Errorf("conflict policy of %s: unknown outcome %d", m.name, resolution.Outcome)
+	}
+	if models.SameState(stored, next) {
+		// The result is the stored record (a retried change that merged):
+		// nothing to write.
+		res.Status, res.Record = StatusApplied, storedWire
+		return false, nil
+	}
+	return true, nil
 }
 
 // write runs the apply hooks around the core write, inside a savepoint so
@@ -512,14 +588,6 @@ func (a *App) write(ctx context.Context, st *pushTx, p Principal, m *model, stor
 	}
 	st.usage.Records, st.usage.Bytes = st.usage.Records+g.Records, st.usage.Bytes+g.Bytes
 	return wireRecord(next), nil
-}
-
-// sameChange reports whether next repeats what is stored: a retried push.
-func sameChange(stored, next *models.Record) bool {
-	if !stored.ModifyAt.Equal(next.ModifyAt) || stored.IsDeleted != next.IsDeleted {
-		return false
-	}
-	return jsonEqual(stored.Data, next.Data)
 }
 
 // JSONEqual reports whether two JSON texts hold the same value (object key

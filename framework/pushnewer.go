@@ -9,51 +9,60 @@ import (
 	"github.com/uptrace/bun"
 )
 
-// The store-decided push: when every change of a push is settled by
-// last-writer-wins alone (no apply hooks, no other policy), PostgreSQL can
-// compare modify_at in the statement that writes ([models.NewerWriter]).
-// A push of one model then costs one statement: no transaction round trips,
-// no reading the stored rows first. Only the changes that were not written
-// are loaded afterwards, to answer them stale, forbidden or applied (a
-// retry); anything else goes the ordinary way.
+// The store-decided push: when every change of a push is settled by a
+// rule the store applies itself (a policy that advertises
+// [models.NewerWins], no apply hooks), PostgreSQL can compare modify_at
+// in the statement that writes ([models.NewerWriter]). A push of one model
+// then costs one statement: no transaction round trips, no reading the
+// stored rows first. Only the changes that were not written are loaded
+// afterwards, to answer them by the same rule in Go (stale, or applied for
+// a retry); anything else goes the ordinary way.
 
 // newerRows caps the rows of one statement, like the bulk upsert's chunks.
 const newerRows = 500
 
 // storeDecides reports whether the store can decide every change of this
-// push by itself.
+// push by itself. The models' routes were decided beforehand (planOf);
+// this adds what depends on the push.
 func (a *App) storeDecides(preps []*prepared, opts PushOptions) bool {
-	if opts.AbortOnStale || !models.IsPostgres(a.db) {
+	if opts.AbortOnStale || a.fastestRoute > routeStore {
 		return false
 	}
-	seen := make(map[string]bool, len(preps))
+	pushRule := models.NoRule
+	if opts.Policy != nil {
+		pushRule = StoreRuleOf(opts.Policy)
+	}
+	n := 0
 	for _, pr := range preps {
 		if pr == nil {
 			continue
 		}
-		m := pr.model
-		policy := opts.Policy
-		if policy == nil {
-			policy = m.policy
+		rule := pr.model.rule
+		if opts.Policy != nil {
+			rule = pushRule
 		}
-		switch policy.(type) {
-		case LastWriterWins, *LastWriterWins:
-		default:
-			return false
-		}
-		nw, ok := m.table.(models.NewerWriter)
 		// A tombstone without data keeps the stored data, which only the
 		// ordinary path reads.
-		if !ok || m.selfOwned || pr.rec.Data == nil || a.onApply.HasHandlers(m.name) || !nw.CanWriteIfNewer(a.db) {
+		if pr.plan.route(rule) != routeStore || pr.rec.Data == nil {
 			return false
 		}
-		key := m.name + "\x00" + pr.rec.UID
+		n++
+	}
+	if n < 2 {
+		return n == 1
+	}
+	seen := make(map[string]bool, n)
+	for _, pr := range preps {
+		if pr == nil {
+			continue
+		}
+		key := pr.model.name + "\x00" + pr.rec.UID
 		if seen[key] {
 			return false // one statement cannot write a row twice
 		}
 		seen[key] = true
 	}
-	return len(seen) > 0
+	return true
 }
 
 // pushNewer applies a push the store decides. It fills results and returns
@@ -109,6 +118,7 @@ func (a *App) pushNewer(ctx context.Context, p Principal, preps []*prepared, res
 	next := make([]*models.Record, len(preps))
 	written := make([]*Record, len(preps))
 	skipped := map[*model][]int{}
+	base := int64(-1) // the version before the span, once a write tells it
 	for _, s := range stmts {
 		recs := make([]*models.Record, len(s.idx))
 		for j, i := range s.idx {
@@ -127,8 +137,9 @@ func (a *App) pushNewer(ctx context.Context, p Principal, preps []*prepared, res
 				continue
 			}
 			recs[j].Version = versions[j]
+			base = versions[j] - place[i]
 			rec := wireRecord(recs[j])
-			results[i].Status, results[i].Record, results[i].written = StatusApplied, rec, true
+			results[i].Status, results[i].Record = StatusApplied, rec
 			written[i] = rec
 		}
 	}
@@ -151,12 +162,16 @@ func (a *App) pushNewer(ctx context.Context, p Principal, preps []*prepared, res
 		}
 		for _, i := range idx {
 			s, res := stored[preps[i].rec.UID], &results[i]
-			switch {
-			case s == nil:
+			if s == nil {
 				rest = settleLater(rest, preps, i) // purged meanwhile
-			case sameChange(s, next[i]):
+				continue
+			}
+			// The rule the statement applied, in Go: it explains why the
+			// change was not written, or the row changed meanwhile.
+			switch models.NewerWins.Decide(s, next[i]) {
+			case models.Repeat:
 				res.Status, res.Record = StatusApplied, wireRecord(s)
-			case s.ModifyAt.After(next[i].ModifyAt):
+			case models.Lose:
 				res.Status, res.Record = StatusStale, wireRecord(s)
 			default:
 				rest = settleLater(rest, preps, i) // rewritten meanwhile
@@ -166,6 +181,15 @@ func (a *App) pushNewer(ctx context.Context, p Principal, preps []*prepared, res
 	if tx != nil {
 		if err := tx.Commit(); err != nil {
 			return nil, nil, fmt.Errorf("commit: %w", err)
+		}
+	}
+	if base >= 0 {
+		// The span, base+1 to base+Count, was taken in one transaction:
+		// every version in it is this push's.
+		for i := range preps {
+			if place[i] > 0 {
+				results[i].slot = base + place[i]
+			}
 		}
 	}
 	inOrder := written[:0]

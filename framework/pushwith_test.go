@@ -39,7 +39,11 @@ func TestPushWithPolicyAndAbort(t *testing.T) {
 		if err != nil || res[0].Status != framework.StatusApplied || res[1].Status != framework.StatusStale {
 			t.Fatalf("optimistic: %v %+v", err, res)
 		}
-		// All or nothing: one loser aborts the batch.
+		// All or nothing: one loser aborts the batch, and takes no version.
+		before, err := app.ReadSince(ctx, ann, framework.SinceRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
 		c := item("c", at, 1)
 		lose := item("b", at.Add(time.Minute), 3)
 		res, err = app.PushWith(ctx, ann, []*framework.Change{c, lose}, framework.PushOptions{Policy: optimistic, AbortOnStale: true})
@@ -50,8 +54,8 @@ func TestPushWithPolicyAndAbort(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(since.Records) != 2 || since.Version != since.Records[1].Version {
-			t.Fatalf("after abort: %d records, version %d", len(since.Records), since.Version)
+		if len(since.Records) != 2 || since.Version != before.Version {
+			t.Fatalf("after abort: %d records, version %d, before it %d", len(since.Records), since.Version, before.Version)
 		}
 		for _, r := range since.Records {
 			if r.UID == "c" {

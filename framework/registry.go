@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferrysync/ferry/framework/jsonstruct"
@@ -32,7 +33,9 @@ type ModelOptions struct {
 	// profile: the record's uid is its owner, and a caller may write only
 	// the record whose uid is the caller's user id.
 	SelfOwned bool
-	// Policy decides conflicts; nil means [LastWriterWins].
+	// Policy decides conflicts; nil means Config.DefaultPolicy, itself
+	// [LastWriterWins] when nil. A policy that implements [StoreRuler]
+	// lets the store decide (see [RouteStoreDecided]); asked once, here.
 	Policy ConflictPolicy
 }
 
@@ -42,7 +45,11 @@ type model struct {
 	selfOwned bool
 	schema    checkedSchema
 	policy    ConflictPolicy
-	table     models.Table
+	// rule is the store rule policy advertises ([StoreRuler]).
+	rule  models.Rule
+	table models.Table
+	// plan decides the model's write route (see planOf).
+	plan atomic.Pointer[modelPlan]
 	// canonical validates data beyond the schema (typed models decode it
 	// and call Validate) and returns the form it will be stored in, so a
 	// retried write compares equal to the stored one. decoded is rec.Data
@@ -156,8 +163,12 @@ func (a *App) register(m *model, opts ModelOptions) error {
 	m.selfOwned = opts.SelfOwned
 	m.policy = opts.Policy
 	if m.policy == nil {
+		m.policy = a.cfg.DefaultPolicy
+	}
+	if m.policy == nil {
 		m.policy = LastWriterWins{}
 	}
+	m.rule = StoreRuleOf(m.policy)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if _, dup := a.models[m.name]; dup {

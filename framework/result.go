@@ -17,10 +17,12 @@ type Result = wire.Result
 // outcome is a push result with what only the server knows of it.
 type outcome struct {
 	*Result
-	// written is set when this push wrote the record (not for a retried
-	// change answered applied from the stored state); only such writes
-	// may move a push's cursor.
-	written bool
+	// slot is the version the push reserved for this change, written or
+	// not (0: none, or not vouched for). Versions are reserved in request
+	// order, one per valid change, in one transaction holding the scope:
+	// a push's slots are all its own, which lets the push cursor move past
+	// them (see advanceCursor).
+	slot int64
 }
 
 func (r *outcome) reject(code string, errs ...FieldError) { rejectResult(r.Result, code, errs...) }

@@ -8,6 +8,7 @@ package hook
 import (
 	"sort"
 	"sync"
+	"sync/atomic"
 )
 
 // Event is embedded in every event type; it carries the rest of the chain.
@@ -65,12 +66,14 @@ type Hook[E Resolver] struct {
 	mu       sync.RWMutex
 	handlers []*Handler[E]
 	seq      int
+	gen      atomic.Uint64
 }
 
 // Bind adds or replaces (same ID) a handler and returns its ID.
 func (h *Hook[E]) Bind(handler *Handler[E]) string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	defer h.gen.Add(1)
 	if handler.ID == "" {
 		h.seq++
 		handler.ID = "anonymous-" + itoa(h.seq)
@@ -96,6 +99,7 @@ func (h *Hook[E]) BindFunc(fn func(E) error) string {
 func (h *Hook[E]) Unbind(ids ...string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	defer h.gen.Add(1)
 	kept := h.handlers[:0]
 	for _, hd := range h.handlers {
 		drop := false
@@ -134,6 +138,27 @@ func (h *Hook[E]) HasHandlers(tags ...string) bool {
 	}
 	return false
 }
+
+// Matching returns copies of the handlers a trigger with these tags would
+// run, in the order they would run; a handler without Tags matches every
+// trigger.
+func (h *Hook[E]) Matching(tags ...string) []Handler[E] {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	var out []Handler[E]
+	for _, hd := range h.handlers {
+		if hd.matches(tags) {
+			out = append(out, *hd)
+		}
+	}
+	return out
+}
+
+// Generation counts the changes to the bound handlers (every Bind and
+// Unbind moves it), so that a caller caching what it derived from them,
+// such as which handlers run for a tag, sees when the cache is stale. It
+// is cheap: one atomic load.
+func (h *Hook[E]) Generation() uint64 { return h.gen.Load() }
 
 // Trigger runs the bound handlers that match tags (untagged handlers
 // always match) and then final, the core action, as one chain on event.

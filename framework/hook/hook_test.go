@@ -63,3 +63,31 @@ func TestTags(t *testing.T) {
 		t.Fatalf("trace %v", e.trace)
 	}
 }
+
+func TestMatchingAndGeneration(t *testing.T) {
+	var h hook.Hook[*event]
+	g0 := h.Generation()
+	h.Bind(&hook.Handler[*event]{ID: "all", Priority: 1, Func: func(e *event) error { return e.Next() }})
+	h.Bind(&hook.Handler[*event]{ID: "user", Tags: []string{"data.User"}, Func: func(e *event) error { return e.Next() }})
+	g1 := h.Generation()
+	if g1 == g0 {
+		t.Fatal("Bind did not move the generation")
+	}
+	ids := func(tags ...string) string {
+		var out []string
+		for _, hd := range h.Matching(tags...) {
+			out = append(out, hd.ID)
+		}
+		return fmt.Sprint(out)
+	}
+	if got := ids("data.User"); got != "[user all]" {
+		t.Fatalf("matching data.User: %s", got)
+	}
+	if got := ids("data.Note"); got != "[all]" {
+		t.Fatalf("matching data.Note: %s", got)
+	}
+	h.Unbind("all")
+	if h.Generation() == g1 || ids("data.Note") != "[]" {
+		t.Fatalf("after Unbind: generation %d, matching %s", h.Generation(), ids("data.Note"))
+	}
+}
