@@ -57,7 +57,7 @@ func NewTypedTable[T any, P interface {
 		}
 	}
 	t := &TypedTable[T, P]{dataColumns: data, json: jsonstruct.For(typ)}
-	t.newer, t.newerOK = newerShape(table, `"owner", "uid"`, t.updateColumns(), append([]string{"is_deleted"}, data...))
+	t.newer, t.newerOK = newerShape(table, []string{"owner", "uid"}, t.updateColumns(), append([]string{"is_deleted"}, data...))
 	return t, nil
 }
 
