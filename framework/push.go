@@ -11,7 +11,6 @@ import (
 
 	"github.com/ferrysync/ferry/framework/jsonvalue"
 	"github.com/ferrysync/ferry/models"
-	"github.com/uptrace/bun"
 )
 
 // prepared is a change that passed validation, ready for the transaction.
@@ -275,7 +274,7 @@ func (a *App) failResult(res *outcome, err error) {
 
 // pushTx is the state of one push transaction.
 type pushTx struct {
-	tx bun.Tx
+	tx models.Tx
 	// The push's span of versions in the locked scope: first to last, one
 	// per valid change in request order, written or not, as the
 	// store-decided statement numbers them.
@@ -328,7 +327,7 @@ func (e *flushError) Unwrap() error { return e.err }
 // flush writes the staged records.
 func (st *pushTx) flush(ctx context.Context) error {
 	for _, sm := range st.staged {
-		if err := sm.model.table.Upsert(ctx, st.tx, sm.recs); err != nil {
+		if err := st.tx.Write(ctx, models.WriteParams{Model: sm.model.name, Records: sm.recs, Mode: models.WriteUpsert}); err != nil {
 			return &flushError{fmt.Errorf("write %s: %w", sm.model.name, err)}
 		}
 	}
@@ -345,20 +344,22 @@ func (a *App) applyAll(ctx context.Context, p Principal, preps []*prepared, resu
 	if len(byModel) == 0 {
 		return nil, nil
 	}
-	tx, err := a.db.BeginTx(ctx, nil)
+	tx, err := a.store.Begin(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("begin: %w", err)
+		return nil, err
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 	// Every record the caller may write lives in the caller's scope, so
 	// locking that scope first makes the reads below stable until commit.
 	st := &pushTx{tx: tx, scope: p.UserID, careful: careful, quota: quota}
-	if st.first, st.usage, err = models.ReserveVersionUsage(ctx, tx, st.scope); err != nil {
+	res, err := tx.ReserveVersion(ctx, models.ReserveVersionParams{Scope: st.scope})
+	if err != nil {
 		return nil, err
 	}
+	st.first, st.usage = res.Next, res.Usage
 	loaded := map[string]*models.Record{}
 	for m, uids := range byModel {
-		rows, err := m.table.Load(ctx, tx, p.UserID, m.name, uids)
+		rows, err := tx.Load(ctx, models.LoadParams{Scope: p.UserID, Model: m.name, UIDs: uids})
 		if err != nil {
 			return nil, fmt.Errorf("load %s: %w", m.name, err)
 		}
@@ -405,7 +406,7 @@ func (a *App) applyAll(ctx context.Context, p Principal, preps []*prepared, resu
 	// The span is the push's even where nothing was written (stale
 	// changes, retries), as the store-decided statement takes it.
 	if st.last > st.first {
-		if err := models.SetScopeVersion(ctx, tx, st.scope, st.last); err != nil {
+		if err := tx.SetScopeVersion(ctx, models.SetScopeVersionParams{Scope: st.scope, Version: st.last}); err != nil {
 			return nil, err
 		}
 	}
@@ -471,7 +472,7 @@ func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepare
 		}
 		if models.IsUniqueViolation(err) && stored == nil && try == 0 {
 			// The record was created since we looked: look again.
-			rows, lerr := m.table.Load(ctx, st.tx, p.UserID, m.name, []string{in.UID})
+			rows, lerr := st.tx.Load(ctx, models.LoadParams{Scope: p.UserID, Model: m.name, UIDs: []string{in.UID}})
 			if lerr != nil {
 				return nil, lerr
 			}
@@ -549,42 +550,33 @@ func (a *App) resolve(ctx context.Context, m *model, policy ConflictPolicy, stor
 // write runs the apply hooks around the core write, inside a savepoint so
 // that a vetoed or failed write leaves the rest of the batch intact.
 func (a *App) write(ctx context.Context, st *pushTx, p Principal, m *model, stored *models.Record, next *models.Record) (*Record, error) {
-	if _, err := st.tx.ExecContext(ctx, "SAVEPOINT ferry_change"); err != nil {
-		return nil, fmt.Errorf("savepoint: %w", err)
-	}
-	ev := &ApplyEvent{Context: ctx, Tx: st.tx, Principal: p, Record: wireRecord(next)}
+	ev := &ApplyEvent{Context: ctx, Tx: st.tx.Bun(), Principal: p, Record: wireRecord(next)}
 	if stored != nil {
 		ev.Stored = wireRecord(stored)
 	}
 	var g models.Usage
-	err := a.onApply.Trigger(ev, func(e *ApplyEvent) error {
-		if !bytes.Equal(next.Data, e.Record.Data) {
-			next.Data, next.Value = e.Record.Data, nil // a hook changed it
-		}
-		// Checked here, after the hooks before Next changed what is
-		// written; counted once the whole write stands.
-		if g = growth(stored, next); !st.quota.admits(st.usage, g) {
-			return st.quota.exceeded()
-		}
-		var err error
-		if stored == nil {
-			err = m.table.Insert(ctx, st.tx, next)
-		} else {
-			err = m.table.Update(ctx, st.tx, next)
-		}
-		if err != nil {
-			return fmt.Errorf("write %s/%s: %w", m.name, next.UID, err)
-		}
-		return nil
-	}, m.name)
+	err := st.tx.InSavepoint(ctx, func() error {
+		return a.onApply.Trigger(ev, func(e *ApplyEvent) error {
+			if !bytes.Equal(next.Data, e.Record.Data) {
+				next.Data, next.Value = e.Record.Data, nil // a hook changed it
+			}
+			// Checked here, after the hooks before Next changed what is
+			// written; counted once the whole write stands.
+			if g = growth(stored, next); !st.quota.admits(st.usage, g) {
+				return st.quota.exceeded()
+			}
+			mode := models.WriteUpdate
+			if stored == nil {
+				mode = models.WriteInsert
+			}
+			if err := st.tx.Write(ctx, models.WriteParams{Model: m.name, Records: []*models.Record{next}, Mode: mode}); err != nil {
+				return fmt.Errorf("write %s/%s: %w", m.name, next.UID, err)
+			}
+			return nil
+		}, m.name)
+	})
 	if err != nil {
-		if _, rerr := st.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT ferry_change"); rerr != nil {
-			return nil, errors.Join(err, fmt.Errorf("rollback to savepoint: %w", rerr))
-		}
 		return nil, err
-	}
-	if _, err := st.tx.ExecContext(ctx, "RELEASE SAVEPOINT ferry_change"); err != nil {
-		return nil, fmt.Errorf("release savepoint: %w", err)
 	}
 	st.usage.Records, st.usage.Bytes = st.usage.Records+g.Records, st.usage.Bytes+g.Bytes
 	return wireRecord(next), nil

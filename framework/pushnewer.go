@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/ferrysync/ferry/models"
-	"github.com/uptrace/bun"
 )
 
 // The store-decided push: when every change of a push is settled by a
@@ -104,15 +103,16 @@ func (a *App) pushNewer(ctx context.Context, p Principal, preps []*prepared, res
 	// One statement is a transaction of its own. Several share one, which
 	// keeps the scope locked between them: the span stays the push's own,
 	// and its versions consecutive, which the push cursor relies on.
-	var idb bun.IDB = a.db
-	var tx *bun.Tx
+	var rd models.Reader = a.store
+	writeIfNewer := a.store.WriteIfNewer
+	var tx models.Tx
 	if len(stmts) > 1 {
-		t, err := a.db.BeginTx(ctx, nil)
+		t, err := a.store.Begin(ctx)
 		if err != nil {
-			return nil, nil, fmt.Errorf("begin: %w", err)
+			return nil, nil, err
 		}
 		defer t.Rollback() //nolint:errcheck // a no-op after Commit
-		tx, idb = &t, t
+		tx, rd, writeIfNewer = t, t, t.WriteIfNewer
 	}
 	now := a.cfg.Now().UTC().Truncate(time.Microsecond)
 	next := make([]*models.Record, len(preps))
@@ -126,7 +126,7 @@ func (a *App) pushNewer(ctx context.Context, p Principal, preps []*prepared, res
 			rec.Owner, rec.CreatedAt, rec.UpdatedAt, rec.Version = p.UserID, now, now, place[i]
 			recs[j], next[i] = &rec, &rec
 		}
-		versions, err := s.m.table.(models.NewerWriter).WriteIfNewer(ctx, idb, p.UserID, span, recs)
+		versions, err := writeIfNewer(ctx, models.WriteIfNewerParams{Scope: p.UserID, Model: s.m.name, Span: span, Records: recs})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -152,7 +152,7 @@ func (a *App) pushNewer(ctx context.Context, p Principal, preps []*prepared, res
 		for j, i := range idx {
 			uids[j] = preps[i].rec.UID
 		}
-		rows, err := m.table.Load(ctx, idb, p.UserID, m.name, uids)
+		rows, err := rd.Load(ctx, models.LoadParams{Scope: p.UserID, Model: m.name, UIDs: uids})
 		if err != nil {
 			return nil, nil, fmt.Errorf("load %s: %w", m.name, err)
 		}

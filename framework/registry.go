@@ -46,8 +46,7 @@ type model struct {
 	schema    checkedSchema
 	policy    ConflictPolicy
 	// rule is the store rule policy advertises ([StoreRuler]).
-	rule  models.Rule
-	table models.Table
+	rule models.Rule
 	// plan decides the model's write route (see planOf).
 	plan atomic.Pointer[modelPlan]
 	// canonical validates data beyond the schema (typed models decode it
@@ -75,28 +74,24 @@ func Register[T any, P interface {
 	models.BaseHolder
 }](a *App, opts ModelOptions) error {
 	name := P(new(T)).ResourceType()
-	table, err := models.NewTypedTable[T, P](a.db)
-	if err != nil {
-		return fmt.Errorf("framework: register %s: %w", name, err)
-	}
+	codec := models.NewTypedCodec[T, P]()
 	fill := jsonstruct.For(reflect.TypeFor[T]())
 	m := &model{
-		name:  name,
-		table: table,
+		name: name,
 		canonical: func(rec *models.Record, decoded any) (json.RawMessage, error) {
 			if obj, ok := decoded.(map[string]any); ok && fill != nil {
 				if v := P(new(T)); fill.Fill(v, obj) {
 					rec.Value = v // else FromRecord decodes the text and words the error
 				}
 			}
-			v, err := table.FromRecord(rec)
+			v, err := codec.FromRecord(rec)
 			if err != nil {
 				return nil, &ValidationError{Details: []FieldError{{Path: "/data", Message: "data does not fit the model: " + jsonErrorText(err)}}}
 			}
 			if err := v.Validate(); err != nil {
 				return nil, err
 			}
-			out, err := table.ToRecord(name, v)
+			out, err := codec.ToRecord(name, v)
 			if err != nil {
 				return nil, err
 			}
@@ -125,9 +120,8 @@ func MustRegister[T any, P interface {
 // records live in the generic record table, keyed by model and uid.
 func (a *App) RegisterSchema(name string, opts ModelOptions) error {
 	m := &model{
-		name:  name,
-		table: models.NewGenericTable(a.db),
-		spec:  models.Generic(),
+		name: name,
+		spec: models.Generic(),
 		canonical: func(rec *models.Record, _ any) (json.RawMessage, error) {
 			return rec.Data, nil
 		},

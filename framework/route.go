@@ -107,13 +107,10 @@ func (a *App) planOf(m *model) *modelPlan {
 			p.untagged = append(p.untagged, h.ID)
 		}
 	}
-	nw, ok := m.table.(models.NewerWriter)
 	switch {
-	case !ok:
-		p.storeWhy = "its table cannot decide in the store"
 	case m.selfOwned:
 		p.storeWhy = "it is self-owned (who may write is checked in Go)"
-	case !nw.CanWriteIfNewer(a.db):
+	case !a.store.Features(m.name).WriteIfNewer:
 		p.storeWhy = "the store cannot decide last-writer-wins in the writing statement (it does so on PostgreSQL through pgx, for tables whose data columns have an equality)"
 	default:
 		p.storeOK = true

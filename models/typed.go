@@ -21,12 +21,30 @@ type TypedTable[T any, P interface {
 	*T
 	BaseHolder
 }] struct {
+	*TypedCodec[T, P]
 	dataColumns []string
 	newer       *newerStatement
 	newerOK     bool // the data columns can be compared in SQL
+}
+
+// TypedCodec converts between a typed model's values and [Record]s: data
+// is the struct's JSON encoding (fields tagged `json:"-"` stay out), the
+// envelope its [Base]. It needs no database.
+type TypedCodec[T any, P interface {
+	*T
+	BaseHolder
+}] struct {
 	// json encodes T without encoding/json's reflection on every record,
 	// when T is plain enough (nil otherwise).
 	json *jsonstruct.Plan
+}
+
+// NewTypedCodec returns the codec of T.
+func NewTypedCodec[T any, P interface {
+	*T
+	BaseHolder
+}]() *TypedCodec[T, P] {
+	return &TypedCodec[T, P]{json: jsonstruct.For(reflect.TypeFor[T]())}
 }
 
 // NewTypedTable inspects T's bun table and checks that it embeds Base.
@@ -56,7 +74,7 @@ func NewTypedTable[T any, P interface {
 			return nil, fmt.Errorf("models: %s lacks column %q: embed models.Base in it", typ, c)
 		}
 	}
-	t := &TypedTable[T, P]{dataColumns: data, json: jsonstruct.For(typ)}
+	t := &TypedTable[T, P]{TypedCodec: NewTypedCodec[T, P](), dataColumns: data}
 	t.newer, t.newerOK = newerShape(table, []string{"owner", "uid"}, t.updateColumns(), append([]string{"is_deleted"}, data...))
 	return t, nil
 }
@@ -104,7 +122,7 @@ func (t *TypedTable[T, P]) FeedKeys(idb bun.IDB, _ []string, p FeedParams) *bun.
 }
 
 // ToRecord encodes one typed value as a [Record].
-func (t *TypedTable[T, P]) ToRecord(model string, v P) (Record, error) {
+func (t *TypedCodec[T, P]) ToRecord(model string, v P) (Record, error) {
 	b := v.SyncBase()
 	var data []byte
 	var encoded bool
@@ -126,7 +144,7 @@ func (t *TypedTable[T, P]) ToRecord(model string, v P) (Record, error) {
 
 // FromRecord decodes a record's data into a new typed value and fills its
 // base fields.
-func (t *TypedTable[T, P]) FromRecord(rec *Record) (P, error) {
+func (t *TypedCodec[T, P]) FromRecord(rec *Record) (P, error) {
 	v, decoded := rec.Value.(P)
 	if !decoded || v == nil {
 		v, decoded = P(new(T)), false
