@@ -3,10 +3,12 @@ package models
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/migrate"
+	"github.com/uptrace/bun/schema"
 )
 
 // Migrations returns Ferry's own schema migrations. A new set is built on
@@ -102,4 +104,18 @@ func runAll(ctx context.Context, db *bun.DB, fns []func(context.Context, bun.IDB
 		}
 	}
 	return nil
+}
+
+// genericStep is a migration's up and down functions for a step run on
+// the generic record table in one transaction, with nothing to undo.
+// (bun names a Go migration after the file that calls Register, so each
+// migration file calls it itself.)
+func genericStep(step func(context.Context, bun.Tx, *schema.Table) error) (up, down migrate.MigrationFunc) {
+	return func(ctx context.Context, db *bun.DB) error {
+			return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+				return step(ctx, tx, tx.Dialect().Tables().Get(reflect.TypeFor[GenericRecord]()))
+			})
+		}, func(context.Context, *bun.DB) error {
+			return nil
+		}
 }

@@ -134,6 +134,23 @@ func write(t *testing.T, s models.Store, mode models.WriteMode, recs ...*models.
 	return out
 }
 
+// begin starts a transaction that holds scope's counter, rolled back when
+// the test ends unless committed.
+func begin(t *testing.T, s models.Store, scope string) (models.Tx, models.Reservation) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback() }) //nolint:errcheck // after Commit, a no-op
+	res, err := tx.ReserveVersion(ctx, models.ReserveVersionParams{Scope: scope})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tx, res
+}
+
 func load(t *testing.T, r models.Reader, scope, model string, uids ...string) map[string]models.Record {
 	t.Helper()
 	rows, err := r.Load(context.Background(), models.LoadParams{Scope: scope, Model: model, UIDs: uids})
@@ -396,15 +413,7 @@ func testFeedBytes(t *testing.T, s models.Store) {
 
 func testSavepoints(t *testing.T, s models.Store) {
 	ctx := context.Background()
-	tx, err := s.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback() //nolint:errcheck // after Commit, a no-op
-	res, err := tx.ReserveVersion(ctx, models.ReserveVersionParams{Scope: "ann"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tx, res := begin(t, s, "ann")
 	kept, undone := rec(DocModel, "ann", "kept", "x", t0), rec(ItemModel, "ann", "undone", "x", t0)
 	kept.Version, undone.Version = res.Next, res.Next+1
 	if err := tx.InSavepoint(ctx, func() error {
@@ -413,7 +422,7 @@ func testSavepoints(t *testing.T, s models.Store) {
 		t.Fatal(err)
 	}
 	veto := errors.New("vetoed")
-	err = tx.InSavepoint(ctx, func() error {
+	err := tx.InSavepoint(ctx, func() error {
 		if err := tx.Write(ctx, models.WriteParams{Model: ItemModel, Records: []*models.Record{undone}, Mode: models.WriteInsert}); err != nil {
 			return err
 		}
@@ -521,15 +530,7 @@ func testPurge(t *testing.T, s models.Store) {
 
 func testInsertValue(t *testing.T, s models.Store) {
 	ctx := context.Background()
-	tx, err := s.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback() //nolint:errcheck // after Commit, a no-op
-	res, err := tx.ReserveVersion(ctx, models.ReserveVersionParams{Scope: "ann"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tx, res := begin(t, s, "ann")
 	v := &Item{Base: models.Base{OwnerID: "ann", ID: "v", ModifiedAt: t0, Version: res.Next, CreatedAt: t0, UpdatedAt: t0},
 		Title: "whole", N: 7, Secret: "s3cret"}
 	got, err := tx.InsertValue(ctx, models.InsertValueParams{Model: ItemModel, Value: v})
