@@ -176,9 +176,8 @@ func (r *Record) Size() int {
 }
 
 // scanFeed reads q's rows one at a time into *row, handing each to add,
-// up to p.Limit records and within p.MaxBytes; it reports whether it
-// stopped with rows left. Reading row by row, not into a slice, is what
-// keeps a page of large records from being held whole before it is cut.
+// up to p.Limit records and within p.MaxBytes (see collectFeed); it
+// reports whether it stopped with rows left.
 func scanFeed[T any](ctx context.Context, idb bun.IDB, q *bun.SelectQuery, p FeedParams, row *T, add func(*T) (Record, error)) ([]Record, bool, error) {
 	scanner, ok := idb.NewSelect().Model(row).GetModel().(interface {
 		ScanRow(context.Context, *sql.Rows) error
@@ -194,32 +193,21 @@ func scanFeed[T any](ctx context.Context, idb bun.IDB, q *bun.SelectQuery, p Fee
 		return nil, false, fmt.Errorf("read changes of %q: %w", p.Owner, err)
 	}
 	defer rows.Close()
-	out := make([]Record, 0, p.rowsHint())
-	size := 0
-	var zero T
-	for rows.Next() {
-		if p.Limit > 0 && len(out) == p.Limit {
-			return out, true, nil
-		}
-		*row = zero
-		if err := scanner.ScanRow(ctx, rows); err != nil {
-			return nil, false, fmt.Errorf("read changes of %q: %w", p.Owner, err)
-		}
-		rec, err := add(row)
-		if err != nil {
-			return nil, false, err
-		}
-		size += rec.Size()
-		if p.MaxBytes > 0 && size > p.MaxBytes && len(out) > 0 {
-			return out, true, nil
-		}
-		out = append(out, rec)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, false, fmt.Errorf("read changes of %q: %w", p.Owner, err)
-	}
-	return out, false, nil
+	return collectFeed[T](&bunRows[T]{ctx: ctx, rows: rows, scanner: scanner}, p, row, add)
 }
+
+// bunRows reads a feed through bun into the row its scanner was made for.
+type bunRows[T any] struct {
+	ctx     context.Context
+	rows    *sql.Rows
+	scanner interface {
+		ScanRow(context.Context, *sql.Rows) error
+	}
+}
+
+func (r *bunRows[T]) Next() bool    { return r.rows.Next() }
+func (r *bunRows[T]) Err() error    { return r.rows.Err() }
+func (r *bunRows[T]) scan(*T) error { return r.scanner.ScanRow(r.ctx, r.rows) }
 
 // feedWhere restricts q to the stretch p selects; models, when given,
 // restricts the generic table's model column.

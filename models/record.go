@@ -86,15 +86,16 @@ type GenericRecord struct {
 // instead of on every push.
 type GenericTable struct {
 	newer *newerStatement
+	feed  *pgxFeedPlan // nil: read through bun
 }
 
 // NewGenericTable returns a GenericTable for db's dialect.
 func NewGenericTable(db *bun.DB) GenericTable {
-	st, ok := genericNewerShape(db)
-	if !ok {
-		return GenericTable{}
+	t := GenericTable{feed: newPgxFeedPlan(db.Dialect().Tables().Get(reflect.TypeFor[GenericRecord]()))}
+	if st, ok := genericNewerShape(db); ok {
+		t.newer = st
 	}
-	return GenericTable{newer: st}
+	return t
 }
 
 func genericNewerShape(idb bun.IDB) (*newerStatement, bool) {
@@ -134,14 +135,18 @@ func genericRecords(rows []GenericRecord) []Record {
 }
 
 // Feed implements [Table].
-func (GenericTable) Feed(ctx context.Context, idb bun.IDB, models []string, p FeedParams) ([]Record, bool, error) {
+func (t GenericTable) Feed(ctx context.Context, idb bun.IDB, models []string, p FeedParams) ([]Record, bool, error) {
+	var row GenericRecord
+	add := func(r *GenericRecord) (Record, error) {
+		return genericRecords([]GenericRecord{*r})[0], nil
+	}
+	if rc := rawConnFrom(ctx); rc != nil && t.feed != nil {
+		return feedPgx(ctx, rc, t.feed, models, p, &row, add)
+	}
 	unlimited := p
 	unlimited.Limit = 0 // scanFeed limits
 	q := feedWhere(idb.NewSelect().Model((*GenericRecord)(nil)), models, unlimited)
-	var row GenericRecord
-	return scanFeed(ctx, idb, q, p, &row, func(r *GenericRecord) (Record, error) {
-		return genericRecords([]GenericRecord{*r})[0], nil
-	})
+	return scanFeed(ctx, idb, q, p, &row, add)
 }
 
 // FeedKeys implements [Table].

@@ -360,11 +360,25 @@ func (s *bunStore) Begin(ctx context.Context) (Tx, error) {
 }
 
 func (s *bunStore) BeginRead(ctx context.Context) (Tx, error) {
-	tx, err := s.db.BeginTx(ctx, ReadTxOptions(s.db))
+	if !viaPgx(s.db) {
+		tx, err := s.db.BeginTx(ctx, ReadTxOptions(s.db))
+		if err != nil {
+			return nil, fmt.Errorf("begin read: %w", err)
+		}
+		return &bunTx{bunReader: bunReader{s: s, idb: tx}, tx: tx}, nil
+	}
+	// The transaction keeps its connection, so the feed can be read on
+	// it with pgx (see feed_pgx.go).
+	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("begin read: %w", err)
 	}
-	return &bunTx{bunReader: bunReader{s: s, idb: tx}, tx: tx}, nil
+	tx, err := conn.BeginTx(ctx, ReadTxOptions(s.db))
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("begin read: %w", err)
+	}
+	return &bunTx{bunReader: bunReader{s: s, idb: tx, raw: connRunner(conn)}, tx: tx, conn: &conn}, nil
 }
 
 func (s *bunStore) WriteIfNewer(ctx context.Context, p WriteIfNewerParams) ([]int64, error) {
@@ -394,8 +408,15 @@ func (s *bunStore) ScopeState(ctx context.Context, p ScopeStateParams) (map[stri
 	return ScopeState(ctx, s.db, p.Scopes)
 }
 
+// ReadFeed reads in a read transaction of its own, so that the tables of
+// a page are read as of one moment.
 func (s *bunStore) ReadFeed(ctx context.Context, p ReadFeedParams) (FeedResult, error) {
-	return bunReader{s: s, idb: s.db}.ReadFeed(ctx, p)
+	tx, err := s.BeginRead(ctx)
+	if err != nil {
+		return FeedResult{}, err
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	return tx.ReadFeed(ctx, p)
 }
 
 func (s *bunStore) Usage(ctx context.Context, scope string) (Usage, error) {
@@ -410,6 +431,8 @@ func (s *bunStore) Tombstones(ctx context.Context, p TombstonesParams) ([]Record
 type bunReader struct {
 	s   *bunStore
 	idb bun.IDB
+	// raw, when set, is the pgx connection under idb, for feed reads.
+	raw rawConn
 }
 
 func (r bunReader) Load(ctx context.Context, p LoadParams) ([]Record, error) {
@@ -469,6 +492,9 @@ func (s *bunStore) sources(names []string) ([]FeedSource, error) {
 }
 
 func (r bunReader) ReadFeed(ctx context.Context, p ReadFeedParams) (FeedResult, error) {
+	if r.raw != nil {
+		ctx = withRawConn(ctx, r.raw)
+	}
 	sources, err := r.s.sources(p.Models)
 	if err != nil {
 		return FeedResult{}, err
@@ -515,14 +541,32 @@ func (r bunReader) ReadFeed(ctx context.Context, p ReadFeedParams) (FeedResult, 
 type bunTx struct {
 	bunReader
 	tx    bun.Tx
+	conn  *bun.Conn // the connection a read transaction keeps, returned at its end
 	saves int
 }
 
 var _ Tx = (*bunTx)(nil)
 
-func (t *bunTx) Bun() bun.Tx     { return t.tx }
-func (t *bunTx) Commit() error   { return t.tx.Commit() }
-func (t *bunTx) Rollback() error { return ignoreDone(t.tx.Rollback()) }
+func (t *bunTx) Bun() bun.Tx { return t.tx }
+
+func (t *bunTx) Commit() error {
+	err := t.tx.Commit()
+	t.release()
+	return err
+}
+
+func (t *bunTx) Rollback() error {
+	err := ignoreDone(t.tx.Rollback())
+	t.release()
+	return err
+}
+
+func (t *bunTx) release() {
+	if t.conn != nil {
+		t.conn.Close() //nolint:errcheck // back to the pool; a broken one is dropped
+		t.conn = nil
+	}
+}
 
 func ignoreDone(err error) error {
 	if errors.Is(err, sql.ErrTxDone) {

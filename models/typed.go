@@ -23,6 +23,7 @@ type TypedTable[T any, P interface {
 }] struct {
 	*TypedCodec[T, P]
 	dataColumns []string
+	feed        *pgxFeedPlan // nil: read through bun
 	newer       *newerStatement
 	newerOK     bool // the data columns can be compared in SQL
 }
@@ -74,7 +75,7 @@ func NewTypedTable[T any, P interface {
 			return nil, fmt.Errorf("models: %s lacks column %q: embed models.Base in it", typ, c)
 		}
 	}
-	t := &TypedTable[T, P]{TypedCodec: NewTypedCodec[T, P](), dataColumns: data}
+	t := &TypedTable[T, P]{TypedCodec: NewTypedCodec[T, P](), dataColumns: data, feed: newPgxFeedPlan(table)}
 	t.newer, t.newerOK = newerShape(table, []string{"owner", "uid"}, t.updateColumns(), append([]string{"is_deleted"}, data...))
 	return t, nil
 }
@@ -107,13 +108,15 @@ func (t *TypedTable[T, P]) records(model string, rows []T) ([]Record, error) {
 
 // Feed implements [Table]; models holds the table's model name.
 func (t *TypedTable[T, P]) Feed(ctx context.Context, idb bun.IDB, models []string, p FeedParams) ([]Record, bool, error) {
+	var row T
+	add := func(v *T) (Record, error) { return t.ToRecord(models[0], P(v)) }
+	if rc := rawConnFrom(ctx); rc != nil && t.feed != nil {
+		return feedPgx(ctx, rc, t.feed, nil, p, &row, add)
+	}
 	unlimited := p
 	unlimited.Limit = 0 // scanFeed limits
 	q := feedWhere(idb.NewSelect().Model((*T)(nil)), nil, unlimited)
-	var row T
-	return scanFeed(ctx, idb, q, p, &row, func(v *T) (Record, error) {
-		return t.ToRecord(models[0], P(v))
-	})
+	return scanFeed(ctx, idb, q, p, &row, add)
 }
 
 // FeedKeys implements [Table].
