@@ -1,0 +1,171 @@
+package jsonbench
+
+import (
+	stdjson "encoding/json"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/bytedance/sonic"
+	gojson "github.com/goccy/go-json"
+	segjson "github.com/segmentio/encoding/json"
+
+	"github.com/ferrysync/ferry/framework/jsonstruct"
+	"github.com/ferrysync/ferry/framework/jsonvalue"
+)
+
+const (
+	rounds = 9
+	per    = 300 * time.Millisecond
+)
+
+// TestCompareParse: the 500-change push body into an any.
+func TestCompareParse(t *testing.T) {
+	body := pushBody500()
+	var cands []candidate
+	for _, d := range decoders {
+		cands = append(cands, candidate{d.name, func() error { _, err := d.decode(body); return err }})
+		if d.name != "jsonvalue" {
+			cands = append(cands, candidate{d.name + "+prescan", func() error {
+				if err := prescan(body, limits); err != nil {
+					return err
+				}
+				_, err := d.decode(body)
+				return err
+			}})
+		}
+	}
+	cands = append(cands, candidate{"prescan alone", func() error { return prescan(body, limits) }})
+	interleave(t, "parse a 500-change push body", rounds, per, cands)
+}
+
+// pushData is the data object of every change of the push body, decoded.
+func pushData(t testing.TB) []any {
+	v, err := decodeStd(pushBody500())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []any
+	for _, ch := range v.(map[string]any)["changes"].([]any) {
+		out = append(out, ch.(map[string]any)["data"])
+	}
+	return out
+}
+
+// TestCompareEncodeData: each change's decoded data written back to text
+// (decodeChange), for the 500 changes of a push.
+func TestCompareEncodeData(t *testing.T) {
+	data := pushData(t)
+	var cands []candidate
+	for _, e := range encoders {
+		want, _ := stdjson.Marshal(data)
+		got, err := e.encode(data)
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("%s differs from json.Marshal: %v\n%.300s\n%.300s", e.name, err, got, want)
+		}
+		cands = append(cands, candidate{e.name, func() error {
+			for _, d := range data {
+				if _, err := e.encode(d); err != nil {
+					return err
+				}
+			}
+			return nil
+		}})
+	}
+	interleave(t, "encode the data of 500 changes (one call each)", rounds, per, cands)
+}
+
+// notes are the 250 data.Note objects of the push: decoded, as text, and
+// as structs.
+func notes(t testing.TB) (objs []map[string]any, texts [][]byte, structs []note) {
+	for i, d := range pushData(t) {
+		if i%2 != 0 {
+			continue
+		}
+		obj := d.(map[string]any)
+		text, _ := stdjson.Marshal(obj)
+		var n note
+		if err := stdjson.Unmarshal(text, &n); err != nil {
+			t.Fatal(err)
+		}
+		objs, texts, structs = append(objs, obj), append(texts, text), append(structs, n)
+	}
+	return objs, texts, structs
+}
+
+var sonicStd = sonic.ConfigStd
+
+// TestCompareTypedFill: filling 250 notes, from the decoded object
+// (jsonstruct) or from the data's text (a library's Unmarshal, which is
+// what the canonical step would do without jsonstruct).
+func TestCompareTypedFill(t *testing.T) {
+	objs, texts, structs := notes(t)
+	plan := jsonstruct.For(reflect.TypeFor[note]())
+	if plan == nil {
+		t.Fatal("no plan")
+	}
+	check := func(name string, fill func(i int, n *note) error) candidate {
+		var n note
+		if err := fill(0, &n); err != nil || !reflect.DeepEqual(n, structs[0]) {
+			t.Fatalf("%s: %v %+v", name, err, n)
+		}
+		return candidate{name, func() error {
+			for i := range objs {
+				var n note
+				if err := fill(i, &n); err != nil {
+					return err
+				}
+			}
+			return nil
+		}}
+	}
+	interleave(t, "fill 250 typed notes", rounds, per, []candidate{
+		check("jsonstruct.Fill (from the map)", func(i int, n *note) error {
+			if !plan.Fill(n, objs[i]) {
+				return fmt.Errorf("not filled")
+			}
+			return nil
+		}),
+		check("encoding-json Unmarshal (text)", func(i int, n *note) error { return stdjson.Unmarshal(texts[i], n) }),
+		check("goccy Unmarshal (text)", func(i int, n *note) error { return gojson.Unmarshal(texts[i], n) }),
+		check("sonic ConfigStd Unmarshal (text)", func(i int, n *note) error { return sonicStd.Unmarshal(texts[i], n) }),
+		check("segmentio Unmarshal (text)", func(i int, n *note) error { return segjson.Unmarshal(texts[i], n) }),
+	})
+}
+
+// TestCompareTypedEncode: encoding 250 notes (TypedTable.ToRecord, once
+// per push and once per pulled record).
+func TestCompareTypedEncode(t *testing.T) {
+	_, _, structs := notes(t)
+	plan := jsonstruct.For(reflect.TypeFor[note]())
+	check := func(name string, enc func(n *note) ([]byte, error)) candidate {
+		want, _ := stdjson.Marshal(&structs[0])
+		if got, err := enc(&structs[0]); err != nil || string(got) != string(want) {
+			t.Fatalf("%s: %v %s", name, err, got)
+		}
+		return candidate{name, func() error {
+			for i := range structs {
+				if _, err := enc(&structs[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		}}
+	}
+	interleave(t, "encode 250 typed notes", rounds, per, []candidate{
+		check("jsonstruct.Append", func(n *note) ([]byte, error) {
+			b, ok := plan.Append(make([]byte, 0, 256), n)
+			if !ok {
+				return nil, fmt.Errorf("not encoded")
+			}
+			return b, nil
+		}),
+		check("encoding-json", func(n *note) ([]byte, error) { return stdjson.Marshal(n) }),
+		check("goccy", func(n *note) ([]byte, error) { return gojson.Marshal(n) }),
+		check("sonic ConfigStd", func(n *note) ([]byte, error) { return sonicStd.Marshal(n) }),
+		check("segmentio", func(n *note) ([]byte, error) { return segjson.Marshal(n) }),
+	})
+}
+
+var _ = jsonvalue.Parse

@@ -1,0 +1,11 @@
+// Package jsonbench measures Ferry's hand-written JSON pieces against
+// maintained libraries (encoding/json, goccy/go-json, bytedance/sonic,
+// segmentio/encoding) on Ferry's own bodies, and probes where the
+// libraries decode differently from encoding/json. It has no code of its
+// own outside its tests:
+//
+//	go test -run '^$' -bench . -benchmem -count 6 ./internal/jsonbench
+//	go test -run TestLibraryDifferences -v ./internal/jsonbench
+//
+// docs/PERFORMANCE.md ("Round 6") has the numbers and the decisions.
+package jsonbench
