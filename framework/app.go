@@ -226,7 +226,7 @@ func New(cfg Config) (*App, error) {
 			return nil, fmt.Errorf("framework: protocol schemas: %w", err)
 		}
 	}
-	ps.push = newCheckedSchema(push)
+	ps.push = protoSet.checked(push)
 	a := &App{
 		cfg: cfg, db: cfg.DB, store: cfg.Store, log: cfg.Logger, appSchemas: appSchemas, protocol: ps,
 		models: map[string]*model{},

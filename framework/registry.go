@@ -150,7 +150,7 @@ func (a *App) register(m *model, opts ModelOptions) error {
 	if err != nil {
 		return fmt.Errorf("framework: register %s: %w", m.name, err)
 	}
-	m.schema = newCheckedSchema(sch)
+	m.schema = a.appSchemas.checked(sch)
 	if m.emptyData == nil {
 		m.emptyData = json.RawMessage(`{}`)
 	}

@@ -22,6 +22,9 @@ type schemaSet struct {
 	fsys     fs.FS
 	compiler *jsonschema.Compiler
 	compiled map[string]*jsonschema.Schema
+	// docs are the files' texts, decoded, by URL, for the fast check's
+	// keyword allow-list.
+	docs map[string]any
 }
 
 func newSchemaSet(fsys fs.FS) (*schemaSet, error) {
@@ -31,7 +34,7 @@ func newSchemaSet(fsys fs.FS) (*schemaSet, error) {
 	c.LoadURL = func(url string) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("schema %s is not among the embedded schemas", url)
 	}
-	s := &schemaSet{fsys: fsys, compiler: c, compiled: map[string]*jsonschema.Schema{}}
+	s := &schemaSet{fsys: fsys, compiler: c, compiled: map[string]*jsonschema.Schema{}, docs: map[string]any{}}
 	if fsys == nil {
 		return s, nil
 	}
@@ -45,6 +48,10 @@ func newSchemaSet(fsys fs.FS) (*schemaSet, error) {
 		}
 		if err := c.AddResource(schemaBase+path, bytes.NewReader(b)); err != nil {
 			return fmt.Errorf("add schema %s: %w", path, err)
+		}
+		var doc any
+		if decodeJSON(bytes.NewReader(b), &doc) == nil {
+			s.docs[schemaBase+path] = doc
 		}
 		return nil
 	})
@@ -71,6 +78,22 @@ func (s *schemaSet) compile(path string) (*jsonschema.Schema, error) {
 	}
 	s.compiled[path] = sch
 	return sch, nil
+}
+
+// checked returns sch, compiled by s, with its fast check.
+func (s *schemaSet) checked(sch *jsonschema.Schema) checkedSchema {
+	return newCheckedSchema(sch, s.raw)
+}
+
+// raw returns the decoded text of the schema at a compiled schema's
+// Location (a file's URL and a JSON pointer into it).
+func (s *schemaSet) raw(location string) (any, bool) {
+	file, fragment, _ := strings.Cut(location, "#")
+	doc, ok := s.docs[file]
+	if !ok {
+		return nil, false
+	}
+	return rawAt(doc, fragment)
 }
 
 // schemaErrors validates v (decoded with UseNumber) and turns a failure into

@@ -3,7 +3,11 @@ package framework
 import (
 	"encoding/json"
 	"math/big"
+	"net/url"
+	"reflect"
 	"regexp"
+	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v5"
@@ -16,8 +20,10 @@ type checkedSchema struct {
 	fast *fastSchema
 }
 
-func newCheckedSchema(full *jsonschema.Schema) checkedSchema {
-	return checkedSchema{full: full, fast: compileFastSchema(full)}
+// newCheckedSchema pairs full with its fast check; raw returns the text of
+// a schema (decoded, numbers as json.Number) by its compiled Location.
+func newCheckedSchema(full *jsonschema.Schema, raw func(location string) (any, bool)) checkedSchema {
+	return checkedSchema{full: full, fast: compileFastSchema(full, raw)}
 }
 
 // errors validates v (decoded with UseNumber) like [schemaErrors], asking
@@ -34,8 +40,15 @@ func (s checkedSchema) errors(v any, prefix string) []FieldError {
 // slices and evaluated-property maps, which made schema validation the
 // largest cost of a push. It may answer false for valid data (jsonschema
 // then decides, and words the errors); it must never answer true for
-// invalid data (FuzzFastSchema checks this against jsonschema). Schemas
-// with a keyword it does not know get no fastSchema at all.
+// invalid data (FuzzFastSchema checks this against jsonschema).
+//
+// It is an allow-list: a schema any of whose (sub)schemas has a keyword
+// not in fastKeywords, or sets a field of the compiled jsonschema.Schema
+// not in fastFields, gets no fastSchema at all, and jsonschema alone
+// decides. A keyword it has never heard of, a keyword of a vocabulary it
+// does not implement, or a field a later jsonschema adds, all land there.
+// TestFastSchemaKeywords goes through every keyword of draft 2020-12
+// (and the older ones jsonschema still reads).
 type fastSchema struct {
 	always *bool
 	types  jsonTypes // 0: any type
@@ -82,9 +95,13 @@ var typeNames = map[string]jsonTypes{
 const fastSchemaDepth = 64
 
 // compileFastSchema returns nil when s uses anything the fast check does
-// not implement.
-func compileFastSchema(s *jsonschema.Schema) *fastSchema {
-	c := &fastCompiler{done: map[*jsonschema.Schema]*fastSchema{}}
+// not implement, or when the text of one of its (sub)schemas cannot be
+// found through raw.
+func compileFastSchema(s *jsonschema.Schema, raw func(location string) (any, bool)) *fastSchema {
+	if raw == nil {
+		return nil
+	}
+	c := &fastCompiler{done: map[*jsonschema.Schema]*fastSchema{}, raw: raw}
 	sch := c.node(s, 0)
 	if c.unsupported {
 		return nil
@@ -94,6 +111,7 @@ func compileFastSchema(s *jsonschema.Schema) *fastSchema {
 
 type fastCompiler struct {
 	done        map[*jsonschema.Schema]*fastSchema
+	raw         func(location string) (any, bool)
 	unsupported bool
 }
 
@@ -104,7 +122,7 @@ func (c *fastCompiler) node(s *jsonschema.Schema, depth int) *fastSchema {
 	if sch, ok := c.done[s]; ok {
 		return sch // a cycle through $ref: filled in by the outer call
 	}
-	if depth > fastSchemaDepth || !fastSupported(s) {
+	if depth > fastSchemaDepth || !c.keywordsKnown(s) || !fastSupported(s) {
 		c.unsupported = true
 		return nil
 	}
@@ -166,25 +184,145 @@ func (c *fastCompiler) node(s *jsonschema.Schema, depth int) *fastSchema {
 	return sch
 }
 
-// fastSupported reports whether every keyword s uses is one the fast
-// check implements exactly as jsonschema does.
-func fastSupported(s *jsonschema.Schema) bool {
-	switch {
-	case s.RecursiveRef != nil, s.DynamicRef != nil, s.Format != "",
-		s.Not != nil, s.OneOf != nil, s.If != nil,
-		s.PropertyNames != nil, s.RegexProperties, len(s.PatternProperties) > 0,
-		len(s.Dependencies) > 0, len(s.DependentRequired) > 0, len(s.DependentSchemas) > 0,
-		s.UnevaluatedProperties != nil, s.UniqueItems, len(s.PrefixItems) > 0,
-		s.Contains != nil, s.UnevaluatedItems != nil,
-		s.ContentEncoding != "", s.ContentMediaType != "", s.ContentSchema != nil,
-		len(s.Extensions) > 0:
+// fastKeywords are the keywords a schema object may hold and still get a
+// fast check: those it implements (read from the compiled schema, so each
+// means exactly what jsonschema compiled it to mean), and those that never
+// change whether an instance is valid (identifiers, containers reached
+// only through $ref, annotations). Every other key sends the schema to
+// jsonschema: format (asserted: Config compiles with AssertFormat),
+// $dynamicRef, $recursiveRef and their anchors, $vocabulary, not, oneOf,
+// if/then/else, patternProperties, propertyNames, dependentSchemas,
+// dependentRequired, dependencies, prefixItems, additionalItems, contains,
+// minContains, maxContains, uniqueItems, unevaluatedItems,
+// unevaluatedProperties, the content keywords, and any key no vocabulary
+// defines.
+var fastKeywords = map[string]bool{
+	// core
+	"$schema": true, "$id": true, "$anchor": true, "$ref": true, "$defs": true, "$comment": true,
+	"definitions": true, // draft 7's $defs
+	// applicator
+	"allOf": true, "anyOf": true, "properties": true, "additionalProperties": true, "items": true,
+	// validation
+	"type": true, "enum": true, "const": true, "multipleOf": true,
+	"maximum": true, "exclusiveMaximum": true, "minimum": true, "exclusiveMinimum": true,
+	"maxLength": true, "minLength": true, "pattern": true, "maxItems": true, "minItems": true,
+	"maxProperties": true, "minProperties": true, "required": true,
+	// meta-data
+	"title": true, "description": true, "default": true, "deprecated": true,
+	"readOnly": true, "writeOnly": true, "examples": true,
+}
+
+// knownDrafts are the $schema values whose vocabularies are jsonschema's
+// built-in ones; a schema naming any other meta-schema goes to jsonschema.
+var knownDrafts = map[string]bool{
+	"https://json-schema.org/draft/2020-12/schema": true,
+	"https://json-schema.org/draft/2019-09/schema": true,
+	"http://json-schema.org/draft-07/schema":       true,
+	"http://json-schema.org/draft-06/schema":       true,
+	"http://json-schema.org/draft-04/schema":       true,
+}
+
+// keywordsKnown reports whether every key of s's text is in fastKeywords.
+// The text is found by s.Location, the schema's URL and the JSON pointer
+// of its place in the file; a schema whose text cannot be found (another
+// URL, a pointer that does not resolve) gets no fast check.
+func (c *fastCompiler) keywordsKnown(s *jsonschema.Schema) bool {
+	node, ok := c.raw(s.Location)
+	if !ok {
 		return false
+	}
+	switch node := node.(type) {
+	case bool:
+		return true
+	case map[string]any:
+		for key, val := range node {
+			if !fastKeywords[key] {
+				return false
+			}
+			if key == "$schema" {
+				uri, _ := val.(string)
+				if !knownDrafts[strings.TrimSuffix(uri, "#")] {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// rawAt resolves a compiled schema's Location in doc, the decoded text of
+// the file at the location's URL: the fragment is a JSON pointer whose
+// steps jsonschema escaped twice (RFC 6901, then URL path escaping).
+func rawAt(doc any, fragment string) (any, bool) {
+	if fragment == "" {
+		return doc, true
+	}
+	if fragment[0] != '/' {
+		return nil, false
+	}
+	for _, step := range strings.Split(fragment[1:], "/") {
+		step, err := url.PathUnescape(step)
+		if err != nil {
+			return nil, false
+		}
+		step = strings.ReplaceAll(strings.ReplaceAll(step, "~1", "/"), "~0", "~")
+		switch d := doc.(type) {
+		case map[string]any:
+			next, ok := d[step]
+			if !ok {
+				return nil, false
+			}
+			doc = next
+		case []any:
+			i, err := strconv.Atoi(step)
+			if err != nil || i < 0 || i >= len(d) {
+				return nil, false
+			}
+			doc = d[i]
+		default:
+			return nil, false
+		}
+	}
+	return doc, true
+}
+
+// fastFields are the fields of a compiled jsonschema.Schema that the fast
+// check reads, or that do not decide validity (Location, Draft, anchors,
+// annotations, and the contains counts, which act only with Contains).
+// Every other exported field must hold its zero value, or the schema gets
+// no fast check; so does a field a later jsonschema version adds.
+var fastFields = map[string]bool{
+	"Location": true, "Draft": true, "RecursiveAnchor": true, "DynamicAnchor": true,
+	"Always": true, "Ref": true, "Types": true, "Constant": true, "Enum": true,
+	"AllOf": true, "AnyOf": true,
+	"MinProperties": true, "MaxProperties": true, "Required": true, "Properties": true,
+	"AdditionalProperties": true,
+	"MinItems":             true, "MaxItems": true, "Items": true, "Items2020": true,
+	"ContainsEval": true, "MinContains": true, "MaxContains": true,
+	"MinLength": true, "MaxLength": true, "Pattern": true,
+	"Minimum": true, "ExclusiveMinimum": true, "Maximum": true, "ExclusiveMaximum": true, "MultipleOf": true,
+	"Title": true, "Description": true, "Default": true, "Comment": true,
+	"ReadOnly": true, "WriteOnly": true, "Examples": true, "Deprecated": true,
+}
+
+// fastSupported reports whether s sets only fields the fast check
+// implements exactly as jsonschema does.
+func fastSupported(s *jsonschema.Schema) bool {
+	v := reflect.ValueOf(s).Elem()
+	for i := range v.NumField() {
+		if f := v.Type().Field(i); f.IsExported() && !fastFields[f.Name] && !v.Field(i).IsZero() {
+			return false
+		}
 	}
 	if _, tuple := s.Items.([]*jsonschema.Schema); tuple {
 		return false
 	}
 	if s.Items != nil && s.Items2020 != nil {
 		return false
+	}
+	if s.Contains == nil && (s.MinContains != 1 || s.MaxContains != -1) {
+		return false // only meaningful with contains, which is not implemented
 	}
 	for _, t := range s.Types {
 		if typeNames[t] == 0 {

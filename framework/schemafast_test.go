@@ -75,7 +75,7 @@ func compileTestSchemas(t testing.TB) map[string]checkedSchema {
 			if err != nil {
 				t.Fatalf("%s: %v", path, err)
 			}
-			out[set.prefix+path] = newCheckedSchema(full)
+			out[set.prefix+path] = ss.checked(full)
 		}
 	}
 	return out
