@@ -4,6 +4,7 @@ import (
 	stdjson "encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,7 +13,6 @@ import (
 	segjson "github.com/segmentio/encoding/json"
 
 	"github.com/ferrysync/ferry/framework/jsonstruct"
-	"github.com/ferrysync/ferry/framework/jsonvalue"
 )
 
 const (
@@ -20,8 +20,8 @@ const (
 	per    = 300 * time.Millisecond
 )
 
-// TestCompareParse: the 500-change push body into an any.
-func TestCompareParse(t *testing.T) {
+// parseCandidates: the 500-change push body into an any.
+func parseCandidates(t testing.TB) []candidate {
 	body := pushBody500()
 	var cands []candidate
 	for _, d := range decoders {
@@ -36,8 +36,7 @@ func TestCompareParse(t *testing.T) {
 			}})
 		}
 	}
-	cands = append(cands, candidate{"prescan alone", func() error { return prescan(body, limits) }})
-	interleave(t, "parse a 500-change push body", rounds, per, cands)
+	return append(cands, candidate{"prescan alone", func() error { return prescan(body, limits) }})
 }
 
 // pushData is the data object of every change of the push body, decoded.
@@ -53,9 +52,9 @@ func pushData(t testing.TB) []any {
 	return out
 }
 
-// TestCompareEncodeData: each change's decoded data written back to text
+// encodeDataCandidates: each change's decoded data written back to text
 // (decodeChange), for the 500 changes of a push.
-func TestCompareEncodeData(t *testing.T) {
+func encodeDataCandidates(t testing.TB) []candidate {
 	data := pushData(t)
 	var cands []candidate
 	for _, e := range encoders {
@@ -73,7 +72,7 @@ func TestCompareEncodeData(t *testing.T) {
 			return nil
 		}})
 	}
-	interleave(t, "encode the data of 500 changes (one call each)", rounds, per, cands)
+	return cands
 }
 
 // notes are the 250 data.Note objects of the push: decoded, as text, and
@@ -96,10 +95,10 @@ func notes(t testing.TB) (objs []map[string]any, texts [][]byte, structs []note)
 
 var sonicStd = sonic.ConfigStd
 
-// TestCompareTypedFill: filling 250 notes, from the decoded object
+// typedFillCandidates: filling 250 notes, from the decoded object
 // (jsonstruct) or from the data's text (a library's Unmarshal, which is
 // what the canonical step would do without jsonstruct).
-func TestCompareTypedFill(t *testing.T) {
+func typedFillCandidates(t testing.TB) []candidate {
 	objs, texts, structs := notes(t)
 	plan := jsonstruct.For(reflect.TypeFor[note]())
 	if plan == nil {
@@ -120,7 +119,7 @@ func TestCompareTypedFill(t *testing.T) {
 			return nil
 		}}
 	}
-	interleave(t, "fill 250 typed notes", rounds, per, []candidate{
+	return []candidate{
 		check("jsonstruct.Fill (from the map)", func(i int, n *note) error {
 			if !plan.Fill(n, objs[i]) {
 				return fmt.Errorf("not filled")
@@ -131,12 +130,12 @@ func TestCompareTypedFill(t *testing.T) {
 		check("goccy Unmarshal (text)", func(i int, n *note) error { return gojson.Unmarshal(texts[i], n) }),
 		check("sonic ConfigStd Unmarshal (text)", func(i int, n *note) error { return sonicStd.Unmarshal(texts[i], n) }),
 		check("segmentio Unmarshal (text)", func(i int, n *note) error { return segjson.Unmarshal(texts[i], n) }),
-	})
+	}
 }
 
-// TestCompareTypedEncode: encoding 250 notes (TypedTable.ToRecord, once
+// typedEncodeCandidates: encoding 250 notes (TypedTable.ToRecord, once
 // per push and once per pulled record).
-func TestCompareTypedEncode(t *testing.T) {
+func typedEncodeCandidates(t testing.TB) []candidate {
 	_, _, structs := notes(t)
 	plan := jsonstruct.For(reflect.TypeFor[note]())
 	check := func(name string, enc func(n *note) ([]byte, error)) candidate {
@@ -153,7 +152,7 @@ func TestCompareTypedEncode(t *testing.T) {
 			return nil
 		}}
 	}
-	interleave(t, "encode 250 typed notes", rounds, per, []candidate{
+	return []candidate{
 		check("jsonstruct.Append", func(n *note) ([]byte, error) {
 			b, ok := plan.Append(make([]byte, 0, 256), n)
 			if !ok {
@@ -165,7 +164,49 @@ func TestCompareTypedEncode(t *testing.T) {
 		check("goccy", func(n *note) ([]byte, error) { return gojson.Marshal(n) }),
 		check("sonic ConfigStd", func(n *note) ([]byte, error) { return sonicStd.Marshal(n) }),
 		check("segmentio", func(n *note) ([]byte, error) { return segjson.Marshal(n) }),
-	})
+	}
 }
 
-var _ = jsonvalue.Parse
+// The comparisons: interleaved (ratios, FERRY_JSONBENCH=1) and as Go
+// benchmarks (allocations).
+
+func TestCompareParse(t *testing.T) {
+	interleave(t, "parse a 500-change push body", rounds, per, parseCandidates(t))
+}
+
+func TestCompareEncodeData(t *testing.T) {
+	interleave(t, "encode the data of 500 changes (one call each)", rounds, per, encodeDataCandidates(t))
+}
+
+func TestCompareTypedFill(t *testing.T) {
+	interleave(t, "fill 250 typed notes", rounds, per, typedFillCandidates(t))
+}
+
+func TestCompareTypedEncode(t *testing.T) {
+	interleave(t, "encode 250 typed notes", rounds, per, typedEncodeCandidates(t))
+}
+
+func TestComparePullPage(t *testing.T) {
+	interleave(t, "encode a 5000-record pull page", rounds, per, pullPageCandidates(t))
+}
+
+func BenchmarkParsePush500(b *testing.B)  { benchmark(b, parseCandidates(b)) }
+func BenchmarkEncodeData500(b *testing.B) { benchmark(b, encodeDataCandidates(b)) }
+func BenchmarkTypedFill250(b *testing.B)  { benchmark(b, typedFillCandidates(b)) }
+func BenchmarkTypedEncode250(b *testing.B) {
+	benchmark(b, typedEncodeCandidates(b))
+}
+func BenchmarkPullPage5000(b *testing.B) { benchmark(b, pullPageCandidates(b)) }
+
+func benchmark(b *testing.B, cands []candidate) {
+	for _, c := range cands {
+		b.Run(strings.NewReplacer(" ", "_", "(", "", ")", "").Replace(c.name), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := c.run(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

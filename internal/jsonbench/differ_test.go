@@ -4,6 +4,7 @@ import (
 	stdjson "encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"reflect"
 	"sort"
 	"strings"
@@ -92,6 +93,9 @@ func corpus(n int) [][]byte {
 // refusing what it accepts, or decoding another value. Run with -v; it
 // fails only if jsonvalue differs (its own tests say so too).
 func TestLibraryDifferences(t *testing.T) {
+	if os.Getenv("FERRY_JSONBENCH") == "" {
+		t.Skip("set FERRY_JSONBENCH=1 to probe the libraries")
+	}
 	texts := corpus(100_000)
 	for _, d := range decoders {
 		kinds := map[string][]string{}
@@ -167,6 +171,9 @@ func report(t *testing.T, name string, n int, kinds map[string][]string) {
 // duplicate keys, nulls and odd numbers, decoded into a note by each
 // library, against encoding/json (error or not, and the value).
 func TestTypedDifferences(t *testing.T) {
+	if os.Getenv("FERRY_JSONBENCH") == "" {
+		t.Skip("set FERRY_JSONBENCH=1 to probe the libraries")
+	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	keys := []string{"title", "Title", "TITLE", "body", "tags", "Tags", "pinned", "other"}
 	vals := []string{`"t"`, `""`, `null`, `1`, `1.5`, `true`, `[]`, `["a","b"]`, `["a",1]`, `[null]`, `{}`, `"\u00e9\ud800"`, "\"\xff\""}
