@@ -16,7 +16,7 @@ import (
 )
 
 const (
-	rounds = 9
+	rounds = 15
 	per    = 300 * time.Millisecond
 )
 

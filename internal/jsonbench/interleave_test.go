@@ -15,12 +15,13 @@ type candidate struct {
 	run  func() error
 }
 
-// interleave measures candidates in rounds, each round running every
-// candidate for about per, in a rotating order, so that a machine whose
-// load changes slows all of them alike. It prints each candidate's median
-// time per call and the median over rounds of its time divided by the
-// first candidate's in the same round. The machine this runs on is
-// shared: the ratios are the result, not the times.
+// interleave measures candidates in rounds. Within a round the candidates
+// take turns, one call each (in an order that rotates every turn), until
+// the round has lasted about per for each; so a machine whose load comes
+// and goes slows all of them alike. It prints each candidate's median
+// time per call over the rounds and the median over rounds of its time
+// divided by the first candidate's in the same round. The machine this
+// runs on is shared: the ratios are the result, not the times.
 func interleave(t *testing.T, title string, rounds int, per time.Duration, cands []candidate) {
 	t.Helper()
 	if os.Getenv("FERRY_JSONBENCH") == "" {
@@ -32,21 +33,23 @@ func interleave(t *testing.T, title string, rounds int, per time.Duration, cands
 		}
 	}
 	ns := make([][]float64, len(cands))
-	for r := range rounds {
-		for k := range cands {
-			i := (k + r) % len(cands)
-			c := cands[i]
-			n := 0
-			start := time.Now()
-			for time.Since(start) < per {
-				for range 4 {
-					if err := c.run(); err != nil {
-						t.Fatalf("%s: %v", c.name, err)
-					}
+	for range rounds {
+		spent := make([]time.Duration, len(cands))
+		calls := make([]int, len(cands))
+		roundStart := time.Now()
+		for turn := 0; time.Since(roundStart) < per*time.Duration(len(cands)); turn++ {
+			for k := range cands {
+				i := (k + turn) % len(cands)
+				start := time.Now()
+				if err := cands[i].run(); err != nil {
+					t.Fatalf("%s: %v", cands[i].name, err)
 				}
-				n += 4
+				spent[i] += time.Since(start)
+				calls[i]++
 			}
-			ns[i] = append(ns[i], float64(time.Since(start).Nanoseconds())/float64(n))
+		}
+		for i := range cands {
+			ns[i] = append(ns[i], float64(spent[i].Nanoseconds())/float64(calls[i]))
 		}
 	}
 	var b strings.Builder
