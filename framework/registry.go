@@ -4,11 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"sync/atomic"
 	"time"
 
-	"github.com/ferrysync/ferry/framework/jsonstruct"
 	"github.com/ferrysync/ferry/models"
 )
 
@@ -75,16 +73,10 @@ func Register[T any, P interface {
 }](a *App, opts ModelOptions) error {
 	name := P(new(T)).ResourceType()
 	codec := models.NewTypedCodec[T, P]()
-	fill := jsonstruct.For(reflect.TypeFor[T]())
 	m := &model{
 		name: name,
-		canonical: func(rec *models.Record, decoded any) (json.RawMessage, error) {
-			if obj, ok := decoded.(map[string]any); ok && fill != nil {
-				if v := P(new(T)); fill.Fill(v, obj) {
-					rec.Value = v // else FromRecord decodes the text and words the error
-				}
-			}
-			v, err := codec.FromRecord(rec)
+		canonical: func(rec *models.Record, _ any) (json.RawMessage, error) {
+			v, err := codec.FromRecord(rec) // decodes the data's text
 			if err != nil {
 				return nil, &ValidationError{Details: []FieldError{{Path: "/data", Message: "data does not fit the model: " + jsonErrorText(err)}}}
 			}

@@ -2,12 +2,11 @@ package models
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"reflect"
 	"time"
 
-	"github.com/ferrysync/ferry/framework/jsonstruct"
+	"github.com/ferrysync/ferry/framework/jsonvalue"
 	"github.com/uptrace/bun"
 )
 
@@ -34,18 +33,14 @@ type TypedTable[T any, P interface {
 type TypedCodec[T any, P interface {
 	*T
 	BaseHolder
-}] struct {
-	// json encodes T without encoding/json's reflection on every record,
-	// when T is plain enough (nil otherwise).
-	json *jsonstruct.Plan
-}
+}] struct{}
 
 // NewTypedCodec returns the codec of T.
 func NewTypedCodec[T any, P interface {
 	*T
 	BaseHolder
 }]() *TypedCodec[T, P] {
-	return &TypedCodec[T, P]{json: jsonstruct.For(reflect.TypeFor[T]())}
+	return &TypedCodec[T, P]{}
 }
 
 // NewTypedTable inspects T's bun table and checks that it embeds Base.
@@ -127,16 +122,9 @@ func (t *TypedTable[T, P]) FeedKeys(idb bun.IDB, _ []string, p FeedParams) *bun.
 // ToRecord encodes one typed value as a [Record].
 func (t *TypedCodec[T, P]) ToRecord(model string, v P) (Record, error) {
 	b := v.SyncBase()
-	var data []byte
-	var encoded bool
-	if t.json != nil {
-		data, encoded = t.json.Append(make([]byte, 0, 256), v)
-	}
-	if !encoded {
-		var err error
-		if data, err = json.Marshal(v); err != nil {
-			return Record{}, fmt.Errorf("encode %s/%s: %w", model, b.ID, err)
-		}
+	data, err := jsonvalue.Marshal(v)
+	if err != nil {
+		return Record{}, fmt.Errorf("encode %s/%s: %w", model, b.ID, err)
 	}
 	return Record{
 		Model: model, UID: b.ID, Owner: b.OwnerID, ModifyAt: b.ModifiedAt.UTC(),
@@ -153,7 +141,7 @@ func (t *TypedCodec[T, P]) FromRecord(rec *Record) (P, error) {
 		v, decoded = P(new(T)), false
 	}
 	if !decoded && len(rec.Data) > 0 {
-		if err := json.Unmarshal(rec.Data, v); err != nil {
+		if err := jsonvalue.Unmarshal(rec.Data, v); err != nil {
 			return nil, err
 		}
 	}

@@ -1,10 +1,6 @@
 package jsonvalue
 
 import (
-	"encoding/json"
-	"fmt"
-	"slices"
-	"strconv"
 	"unicode/utf8"
 )
 
@@ -61,100 +57,13 @@ func AppendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// Append appends a decoded JSON value (numbers as json.Number)
-// exactly as json.Marshal would, object keys sorted, without its
-// reflection: each change's data is encoded this way once per push.
+// Append appends a decoded JSON value (numbers as json.Number) exactly as
+// json.Marshal would, object keys sorted: each change's data is written
+// back to text this way once per push.
 func Append(b []byte, v any) ([]byte, error) {
-	switch v := v.(type) {
-	case nil:
-		return append(b, "null"...), nil
-	case bool:
-		return strconv.AppendBool(b, v), nil
-	case string:
-		return AppendString(b, v), nil
-	case json.Number:
-		if v == "" {
-			return append(b, '0'), nil // as encoding/json does
-		}
-		if !isNumber(string(v)) {
-			return b, fmt.Errorf("invalid number literal %q", string(v))
-		}
-		return append(b, v...), nil
-	case []any:
-		b = append(b, '[')
-		for i, item := range v {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			var err error
-			if b, err = Append(b, item); err != nil {
-				return b, err
-			}
-		}
-		return append(b, ']'), nil
-	case map[string]any:
-		var small [16]string
-		keys := small[:0]
-		for k := range v {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		b = append(b, '{')
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = AppendString(b, k)
-			b = append(b, ':')
-			var err error
-			if b, err = Append(b, v[k]); err != nil {
-				return b, err
-			}
-		}
-		return append(b, '}'), nil
+	out, err := Marshal(v)
+	if err != nil {
+		return b, err
 	}
-	return b, fmt.Errorf("%T is not a decoded JSON value", v)
-}
-
-// isNumber reports whether s is a JSON number literal, as
-// json.Marshal checks a json.Number.
-func isNumber(s string) bool {
-	i := 0
-	if i < len(s) && s[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(s) && s[i] == '0':
-		i++
-	case i < len(s) && s[i] >= '1' && s[i] <= '9':
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-	default:
-		return false
-	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		start := i
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		if i == start {
-			return false
-		}
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		start := i
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		if i == start {
-			return false
-		}
-	}
-	return i == len(s)
+	return append(b, out...), nil
 }

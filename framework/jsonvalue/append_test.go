@@ -2,6 +2,7 @@ package jsonvalue_test
 
 import (
 	"encoding/json"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -46,9 +47,9 @@ func TestAppendMatchesEncodingJSON(t *testing.T) {
 	if got, _ := jsonvalue.Append(nil, json.Number("")); string(got) != "0" {
 		t.Errorf("empty number: %s, json.Marshal says 0", got)
 	}
-	for _, bad := range []any{json.Number("01"), json.Number("1."), json.Number("+1"), json.Number("1e"), json.Number("NaN"), 1.5, struct{}{}} {
-		if _, err := jsonvalue.Append(nil, []any{bad}); err == nil {
-			t.Errorf("%#v was encoded", bad)
+	for _, bad := range []any{json.Number("01"), json.Number("1."), json.Number("+1"), json.Number("1e"), json.Number("NaN"), math.NaN(), make(chan int)} {
+		if got, err := jsonvalue.Append(nil, []any{bad}); err == nil {
+			t.Errorf("%#v was encoded as %s; json.Marshal refuses it", bad, got)
 		}
 	}
 }

@@ -2,7 +2,6 @@ package jsonbench
 
 import (
 	stdjson "encoding/json"
-	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -12,7 +11,7 @@ import (
 	gojson "github.com/goccy/go-json"
 	segjson "github.com/segmentio/encoding/json"
 
-	"github.com/ferrysync/ferry/framework/jsonstruct"
+	"github.com/ferrysync/ferry/framework/jsonvalue"
 )
 
 const (
@@ -27,8 +26,8 @@ func parseCandidates(t testing.TB) []candidate {
 	for _, d := range decoders {
 		cands = append(cands, candidate{d.name, func() error { _, err := d.decode(body); return err }})
 		if d.name != "jsonvalue" {
-			cands = append(cands, candidate{d.name + "+prescan", func() error {
-				if err := prescan(body, limits); err != nil {
+			cands = append(cands, candidate{d.name + "+CheckLimits", func() error {
+				if err := jsonvalue.CheckLimits(body, limits); err != nil {
 					return err
 				}
 				_, err := d.decode(body)
@@ -36,7 +35,7 @@ func parseCandidates(t testing.TB) []candidate {
 			}})
 		}
 	}
-	return append(cands, candidate{"prescan alone", func() error { return prescan(body, limits) }})
+	return append(cands, candidate{"CheckLimits alone", func() error { return jsonvalue.CheckLimits(body, limits) }})
 }
 
 // pushData is the data object of every change of the push body, decoded.
@@ -95,15 +94,11 @@ func notes(t testing.TB) (objs []map[string]any, texts [][]byte, structs []note)
 
 var sonicStd = sonic.ConfigStd
 
-// typedFillCandidates: filling 250 notes, from the decoded object
-// (jsonstruct) or from the data's text (a library's Unmarshal, which is
-// what the canonical step would do without jsonstruct).
+// typedFillCandidates: filling 250 notes from the data's text, as the
+// typed models' canonical step does (round 6 removed jsonstruct, which
+// filled them from the decoded object).
 func typedFillCandidates(t testing.TB) []candidate {
 	objs, texts, structs := notes(t)
-	plan := jsonstruct.For(reflect.TypeFor[note]())
-	if plan == nil {
-		t.Fatal("no plan")
-	}
 	check := func(name string, fill func(i int, n *note) error) candidate {
 		var n note
 		if err := fill(0, &n); err != nil || !reflect.DeepEqual(n, structs[0]) {
@@ -120,12 +115,7 @@ func typedFillCandidates(t testing.TB) []candidate {
 		}}
 	}
 	return []candidate{
-		check("jsonstruct.Fill (from the map)", func(i int, n *note) error {
-			if !plan.Fill(n, objs[i]) {
-				return fmt.Errorf("not filled")
-			}
-			return nil
-		}),
+		check("jsonvalue.Unmarshal (goccy)", func(i int, n *note) error { return jsonvalue.Unmarshal(texts[i], n) }),
 		check("encoding-json Unmarshal (text)", func(i int, n *note) error { return stdjson.Unmarshal(texts[i], n) }),
 		check("goccy Unmarshal (text)", func(i int, n *note) error { return gojson.Unmarshal(texts[i], n) }),
 		check("sonic ConfigStd Unmarshal (text)", func(i int, n *note) error { return sonicStd.Unmarshal(texts[i], n) }),
@@ -137,7 +127,6 @@ func typedFillCandidates(t testing.TB) []candidate {
 // per push and once per pulled record).
 func typedEncodeCandidates(t testing.TB) []candidate {
 	_, _, structs := notes(t)
-	plan := jsonstruct.For(reflect.TypeFor[note]())
 	check := func(name string, enc func(n *note) ([]byte, error)) candidate {
 		want, _ := stdjson.Marshal(&structs[0])
 		if got, err := enc(&structs[0]); err != nil || string(got) != string(want) {
@@ -153,13 +142,7 @@ func typedEncodeCandidates(t testing.TB) []candidate {
 		}}
 	}
 	return []candidate{
-		check("jsonstruct.Append", func(n *note) ([]byte, error) {
-			b, ok := plan.Append(make([]byte, 0, 256), n)
-			if !ok {
-				return nil, fmt.Errorf("not encoded")
-			}
-			return b, nil
-		}),
+		check("jsonvalue.Marshal (goccy)", func(n *note) ([]byte, error) { return jsonvalue.Marshal(n) }),
 		check("encoding-json", func(n *note) ([]byte, error) { return stdjson.Marshal(n) }),
 		check("goccy", func(n *note) ([]byte, error) { return gojson.Marshal(n) }),
 		check("sonic ConfigStd", func(n *note) ([]byte, error) { return sonicStd.Marshal(n) }),

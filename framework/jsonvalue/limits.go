@@ -1,29 +1,29 @@
-package jsonbench
+package jsonvalue
 
 import (
-	stdjson "encoding/json"
+	"encoding/json"
 	"strconv"
 	"strings"
-
-	"github.com/ferrysync/ferry/framework/jsonvalue"
 )
 
-// prescan is what a parser without limits would need in front of it: one
-// pass over the text, building nothing, that checks jsonvalue's limits
-// (depth, elements of one container, values of the whole text) and names
-// the place as jsonvalue.LimitError does. It does not check the syntax
-// (the parser after it does), and counts an object's duplicate keys as
-// members (jsonvalue counts distinct keys).
-func prescan(s []byte, lim jsonvalue.Limits) error {
-	maxDepth := lim.MaxDepth
-	if maxDepth <= 0 || maxDepth > 10000 {
-		maxDepth = 10000
+// CheckLimits reports the first place, in the order of the text, where
+// text goes over lim, as a *[LimitError]; nil when it stays within. It
+// reads the text once and builds nothing (one array of at most
+// MaxDepth+1 counters), so it may run on any text before a parser that
+// has no limits of its own. It does not check the syntax: on a text that
+// is not JSON it answers something, and the parser after it refuses the
+// text.
+func CheckLimits(text []byte, lim Limits) error {
+	depthCap := lim.MaxDepth
+	if depthCap <= 0 || depthCap > maxDepth {
+		depthCap = maxDepth
 	}
 	var small [65]level
 	levels := small[:]
-	if maxDepth+1 > len(levels) {
-		levels = make([]level, maxDepth+1)
+	if depthCap+1 > len(levels) {
+		levels = make([]level, depthCap+1)
 	}
+	s := text
 	depth, values := 0, 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -51,7 +51,7 @@ func prescan(s []byte, lim jsonvalue.Limits) error {
 			if k < len(s) && s[k] == ':' && depth > 0 && levels[depth].object {
 				levels[depth].keyStart, levels[depth].keyEnd = i, min(j+1, len(s))
 				i = k
-				continue
+				continue // a key, not a value
 			}
 			i = j
 		}
@@ -59,25 +59,25 @@ func prescan(s []byte, lim jsonvalue.Limits) error {
 		if depth > 0 {
 			levels[depth].count++
 			if lim.MaxElements > 0 && levels[depth].count > lim.MaxElements {
-				return &jsonvalue.LimitError{Path: prescanPath(s, levels[1:depth]), Limit: "elements", Max: lim.MaxElements}
+				return &LimitError{Path: pointer(s, levels[1:depth]), Limit: "elements", Max: lim.MaxElements}
 			}
 		}
 		values++
 		if lim.MaxValues > 0 && values > lim.MaxValues {
-			return &jsonvalue.LimitError{Limit: "values", Max: lim.MaxValues}
+			return &LimitError{Limit: "values", Max: lim.MaxValues}
 		}
 		switch c {
 		case '{', '[':
-			if depth+1 > maxDepth {
-				if maxDepth < 10000 {
-					return &jsonvalue.LimitError{Path: prescanPath(s, levels[1:depth+1]), Limit: "depth", Max: maxDepth}
+			if depth+1 > depthCap {
+				if depthCap < maxDepth {
+					return &LimitError{Path: pointer(s, levels[1:depth+1]), Limit: "depth", Max: depthCap}
 				}
-				return nil
+				return nil // past encoding/json's own limit, which the parser applies
 			}
 			depth++
 			levels[depth] = level{object: c == '{'}
 		case '"':
-		default:
+		default: // a number or a literal
 			for i+1 < len(s) && !delimiter[s[i+1]] {
 				i++
 			}
@@ -87,7 +87,7 @@ func prescan(s []byte, lim jsonvalue.Limits) error {
 }
 
 // level is one open array or object: its elements so far and, for an
-// object, the current key's text.
+// object, where the current key's text is.
 type level struct {
 	count            int
 	keyStart, keyEnd int
@@ -102,8 +102,9 @@ var delimiter = func() (d [256]bool) {
 	return d
 }()
 
-// prescanPath is the JSON pointer of the current element of each level.
-func prescanPath(s []byte, levels []level) string {
+// pointer is the JSON pointer (RFC 6901) of the current element of each
+// level.
+func pointer(s []byte, levels []level) string {
 	var b strings.Builder
 	for _, l := range levels {
 		b.WriteByte('/')
@@ -112,7 +113,7 @@ func prescanPath(s []byte, levels []level) string {
 			continue
 		}
 		var key string
-		_ = stdjson.Unmarshal(s[l.keyStart:l.keyEnd], &key)
+		_ = json.Unmarshal(s[l.keyStart:l.keyEnd], &key)
 		b.WriteString(strings.NewReplacer("~", "~0", "/", "~1").Replace(key))
 	}
 	return b.String()
