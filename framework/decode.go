@@ -12,7 +12,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/ferrysync/ferry/framework/jsonvalue"
+	"github.com/ferrysync/ferry/internal/jsonvalue"
 )
 
 // decodeJSON decodes exactly one JSON value, numbers as json.Number.

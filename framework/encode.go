@@ -3,8 +3,8 @@ package framework
 import (
 	"strconv"
 
-	"github.com/ferrysync/ferry/framework/jsonvalue"
 	"github.com/ferrysync/ferry/framework/wire"
+	"github.com/ferrysync/ferry/internal/jsonvalue"
 )
 
 // Pull pages and push answers are the largest answers; encoding them by

@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 
 	"github.com/ferrysync/ferry/framework/hook"
-	"github.com/ferrysync/ferry/framework/jsonvalue"
 	"github.com/ferrysync/ferry/framework/wire"
+	"github.com/ferrysync/ferry/internal/jsonvalue"
 	"github.com/uptrace/bun"
 )
 

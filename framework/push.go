@@ -9,7 +9,7 @@ import (
 	"reflect"
 	"time"
 
-	"github.com/ferrysync/ferry/framework/jsonvalue"
+	"github.com/ferrysync/ferry/internal/jsonvalue"
 	"github.com/ferrysync/ferry/models"
 )
 

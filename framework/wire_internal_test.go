@@ -6,8 +6,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/ferrysync/ferry/framework/jsonvalue"
 	"github.com/ferrysync/ferry/framework/wire"
+	"github.com/ferrysync/ferry/internal/jsonvalue"
 	"github.com/ferrysync/ferry/schemas"
 )
 

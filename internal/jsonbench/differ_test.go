@@ -14,11 +14,11 @@ import (
 	gojson "github.com/goccy/go-json"
 	segjson "github.com/segmentio/encoding/json"
 
-	"github.com/ferrysync/ferry/framework/jsonvalue"
+	"github.com/ferrysync/ferry/internal/jsonvalue"
 )
 
 // tricky are texts where decoders are known to part ways (from
-// framework/jsonvalue's own differential test).
+// internal/jsonvalue's own differential test).
 var tricky = []string{
 	`{}`, `[]`, ` {"a" : [ 1 , -0 , 0.5e+3 , 1E-2, true, false, null ] } `, `"x"`, `0`, `-0.0`, `1e400`,
 	`{"a":1,"a":2}`, `{"":""}`, `[[[[]]]]`, `"\u00e9\uD83D\uDE00\"\\\/\b\f\n\r\t"`, `"\uD83D"`, `"\uD83Dx"`,

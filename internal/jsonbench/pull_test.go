@@ -10,7 +10,7 @@ import (
 	segjson "github.com/segmentio/encoding/json"
 
 	"github.com/ferrysync/ferry/framework"
-	"github.com/ferrysync/ferry/framework/jsonvalue"
+	"github.com/ferrysync/ferry/internal/jsonvalue"
 )
 
 // pullPage is a full 5000-record page of notes, as the pull handler

@@ -12,7 +12,7 @@ import (
 
 	gojson "github.com/goccy/go-json"
 
-	"github.com/ferrysync/ferry/framework/jsonvalue"
+	"github.com/ferrysync/ferry/internal/jsonvalue"
 )
 
 // The typed models' decoding and encoding (models.TypedTable) are

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferrysync/ferry/framework/jsonvalue"
+	"github.com/ferrysync/ferry/internal/jsonvalue"
 )
 
 // decodeStd is what Ferry did before: encoding/json with UseNumber, one

@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/ferrysync/ferry/framework/jsonvalue"
+	"github.com/ferrysync/ferry/internal/jsonvalue"
 )
 
 func FuzzAppendString(f *testing.F) {

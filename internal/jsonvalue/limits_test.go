@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferrysync/ferry/framework/jsonvalue"
+	"github.com/ferrysync/ferry/internal/jsonvalue"
 )
 
 // referenceLimits finds the first limit a valid text goes over by
