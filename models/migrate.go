@@ -27,9 +27,6 @@ func Migrations() (*migrate.Migrations, error) {
 	if err := registerKeys(m); err != nil {
 		return nil, fmt.Errorf("register keys migration: %w", err)
 	}
-	if err := registerUsageCounted(m); err != nil {
-		return nil, fmt.Errorf("register usage-counted migration: %w", err)
-	}
 	return m, nil
 }
 

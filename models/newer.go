@@ -51,11 +51,9 @@ type NewerWriter interface {
 type VersionSpan struct {
 	Count int64
 	Take  bool
-	// Guard, when set, makes each call write nothing (and return
-	// [ErrOverQuota]) unless the scope's usage plus what the call adds
-	// stays within the quota. Calls sharing a transaction see the earlier
-	// ones' additions; one that fails leaves the transaction to be rolled
-	// back by the caller.
+	// Guard, when set, makes the call that takes the span write nothing
+	// (and return [ErrOverQuota]) unless the scope's usage plus the push's
+	// growth stays within the quota.
 	Guard *UsageGuard
 }
 
@@ -80,20 +78,7 @@ type newerStatement struct {
 // whose difference makes an equal modify_at win. It returns false when a
 // compared column has no equality operator in PostgreSQL (json, xml), or
 // a column has no SQL type to cast its text to.
-//
-// The statement keeps the scope's usage counters itself, in the one
-// statement, instead of leaving them to the record table's triggers
-// (which it tells to skip it): the triggers cost a push of one record
-// about as much again as the write. It can, because it knows what it
-// replaces: it reads the stored rows it may overwrite (o), decides which
-// incoming rows win (win) with the same rule the upsert applies, and adds
-// their growth to the counters in the statement that takes the versions
-// (s). Its snapshot is taken before it locks the scope, though, so it
-// writes only when no writer of the scope committed in between (the
-// scope's counters are still those of its snapshot); otherwise nothing
-// is written and it answers raced, and [newerStatement.run] tries again
-// with a fresh snapshot.
-func newerShape(t *schema.Table, conflict []string, set, compare []string) (*newerStatement, bool) {
+func newerShape(t *schema.Table, conflict string, set, compare []string) (*newerStatement, bool) {
 	st := &newerStatement{}
 	for _, c := range compare {
 		f, ok := t.FieldMap[c]
@@ -105,21 +90,20 @@ func newerShape(t *schema.Table, conflict []string, set, compare []string) (*new
 			return st, false
 		}
 	}
-	var cols, cast, sel, unnest []string
+	var cols, sel, unnest []string
 	for _, f := range t.Fields {
 		if f.UserSQLType == "" {
 			return st, false // nothing to cast the text back to
 		}
 		cols = append(cols, quote(f.Name))
 		if f.Name == "version" {
-			sel = append(sel, "s.base + win.place")
+			sel = append(sel, "s.base + u.place")
 			continue
 		}
 		st.fields = append(st.fields, f)
 		st.plain = append(st.plain, plainKindOf(f))
 		unnest = append(unnest, fmt.Sprintf("$%d::text[]", len(st.fields)+4))
-		cast = append(cast, fmt.Sprintf("u.c%d::%s AS %s", len(st.fields), castType(f.UserSQLType), quote(f.Name)))
-		sel = append(sel, "win."+quote(f.Name))
+		sel = append(sel, fmt.Sprintf("u.c%d::%s", len(st.fields), castType(f.UserSQLType)))
 	}
 	names := make([]string, len(st.fields))
 	for i := range names {
@@ -129,61 +113,31 @@ func newerShape(t *schema.Table, conflict []string, set, compare []string) (*new
 	for i, c := range set {
 		sets[i] = quote(c) + " = EXCLUDED." + quote(c)
 	}
-	var keys []string
-	for _, c := range conflict {
-		keys = append(keys, "o."+quote(c)+" = r."+quote(c))
-	}
-	usage := usageColumns(t)
-	g := len(st.fields) + 5 // the guard's parameters: on, records, bytes
-	// newer is last-writer-wins as SQL: the stored row (old) loses to the
-	// incoming one (new) when it is older, or as old with other content.
-	newer := func(old, new string) string {
-		return old + ".modify_at < " + new + ".modify_at OR (" + old + ".modify_at = " + new + ".modify_at AND (" +
-			prefixAll(old+".", compare) + ") IS DISTINCT FROM (" + prefixAll(new+".", compare) + "))"
-	}
-	// WHERE true ends each SELECT so that ON CONFLICT cannot be read as a
+	// The usage guard: when on, the scope's counters must leave room for
+	// the push's growth, or s is empty and nothing is written; the last
+	// SELECT then answers one row with a NULL uid. (A new scope's row is
+	// inserted, with no usage: the caller checks the growth alone.)
+	g := len(st.fields) + 5
+	guard := fmt.Sprintf("WHERE NOT $%d::bool OR (sc.records <= $%d::int8 AND sc.bytes <= $%d::int8)", g, g+1, g+2)
+	// WHERE true ends the SELECT so that ON CONFLICT cannot be read as a
 	// join condition.
-	st.sql = `WITH snap AS (SELECT version, purged_version, records, bytes FROM ferry_scopes WHERE scope = $1),
-r AS (SELECT u.place, ` + strings.Join(cast, ", ") + `
-	FROM unnest($4::int8[], ` + strings.Join(unnest, ", ") + `) AS u(place, ` + strings.Join(names, ", ") + `)),
-o AS (SELECT o.*, ` + pgSizeExpr("o", usage) + ` AS ferry_size FROM ` + string(t.SQLName) + ` AS o JOIN r ON ` + strings.Join(keys, " AND ") + `),
-win AS (SELECT r.*, o.ferry_size AS ferry_old, ` + pgSizeExpr("r", usage) + ` AS ferry_new, o.uid IS NULL AS ferry_fresh
-	FROM r LEFT JOIN o ON ` + strings.Join(keys, " AND ") + `
-	WHERE o.uid IS NULL OR ` + newer("o", "r") + `),
-g AS (SELECT count(*) FILTER (WHERE ferry_fresh) AS records, coalesce(sum(ferry_new - coalesce(ferry_old, 0)), 0) AS bytes,
-	set_config('ferry.usage_counted', statement_timestamp()::text, true) AS flag FROM win),
-s AS (
-	INSERT INTO ferry_scopes AS sc (scope, version, purged_version, records, bytes)
-	SELECT $1, $2, 0, g.records, g.bytes FROM g WHERE g.flag IS NOT NULL
-		AND (NOT $` + fmt.Sprint(g) + `::bool OR ($` + fmt.Sprint(g+1) + `::int8 <= 0 OR g.records <= $` + fmt.Sprint(g+1) + `::int8)
-			AND ($` + fmt.Sprint(g+2) + `::int8 <= 0 OR g.bytes <= $` + fmt.Sprint(g+2) + `::int8))
-	ON CONFLICT (scope) DO UPDATE SET version = sc.version + EXCLUDED.version,
-		records = sc.records + EXCLUDED.records, bytes = sc.bytes + EXCLUDED.bytes
-	WHERE (sc.version, sc.purged_version) = (SELECT version, purged_version FROM snap)
-		AND (NOT $` + fmt.Sprint(g) + `::bool OR ($` + fmt.Sprint(g+1) + `::int8 <= 0 OR sc.records + EXCLUDED.records <= $` + fmt.Sprint(g+1) + `::int8)
-			AND ($` + fmt.Sprint(g+2) + `::int8 <= 0 OR sc.bytes + EXCLUDED.bytes <= $` + fmt.Sprint(g+2) + `::int8))
+	st.sql = `WITH s AS (
+	INSERT INTO ferry_scopes AS sc (scope, version, purged_version) VALUES ($1, $2, 0)
+	ON CONFLICT (scope) DO UPDATE SET version = sc.version + EXCLUDED.version
+	` + guard + `
 	RETURNING sc.version - $3 AS base),
 w AS (
 	INSERT INTO ` + string(t.SQLName) + ` AS t (` + strings.Join(cols, ", ") + `)
-	SELECT ` + strings.Join(sel, ", ") + ` FROM win, s WHERE true
-	ON CONFLICT (` + prefixAll("", conflict) + `) DO UPDATE SET ` + strings.Join(sets, ", ") + `
-	WHERE ` + newer("t", "EXCLUDED") + `
+	SELECT ` + strings.Join(sel, ", ") + `
+	FROM unnest($4::int8[], ` + strings.Join(unnest, ", ") + `) AS u(place, ` + strings.Join(names, ", ") + `), s
+	WHERE true
+	ON CONFLICT (` + conflict + `) DO UPDATE SET ` + strings.Join(sets, ", ") + `
+	WHERE (t.modify_at < EXCLUDED.modify_at OR
+		(t.modify_at = EXCLUDED.modify_at AND (` + prefixAll("t.", compare) + `) IS DISTINCT FROM (` + prefixAll("EXCLUDED.", compare) + `)))
 	RETURNING t.uid, t.version)
 SELECT w.uid, w.version FROM w
-UNION ALL SELECT NULL, CASE WHEN $` + fmt.Sprint(g) + `::bool AND EXISTS (SELECT FROM g LEFT JOIN snap ON true WHERE
-		$` + fmt.Sprint(g+1) + `::int8 > 0 AND coalesce(snap.records, 0) + g.records > $` + fmt.Sprint(g+1) + `::int8 OR
-		$` + fmt.Sprint(g+2) + `::int8 > 0 AND coalesce(snap.bytes, 0) + g.bytes > $` + fmt.Sprint(g+2) + `::int8)
-	THEN 0 ELSE -1 END WHERE NOT EXISTS (SELECT FROM s)`
+UNION ALL SELECT NULL, 0 WHERE NOT EXISTS (SELECT FROM s)`
 	return st, true
-}
-
-// pgSizeExpr is [sizeExpr] on PostgreSQL.
-func pgSizeExpr(r string, cols []string) string {
-	parts := []string{fmt.Sprint(RowOverhead)}
-	for _, c := range cols {
-		parts = append(parts, fmt.Sprintf("coalesce(octet_length(CAST(%s.%s AS text)), 0)", r, quote(c)))
-	}
-	return strings.Join(parts, " + ")
 }
 
 // run executes the statement for rows, a slice of the table's structs
@@ -247,9 +201,14 @@ func (st *newerStatement) run(ctx context.Context, idb bun.IDB, scope string, sp
 		args = append(args, all[from:to])
 		from = to
 	}
-	// Every statement of a push checks the guard: the scope is locked
-	// from the first on, so each sees what the earlier ones added.
-	on, maxRecords, maxBytes := span.Guard.args()
+	var guard *UsageGuard
+	if span.Take {
+		guard = span.Guard
+	}
+	on, maxRecords, maxBytes := guard.args()
+	if on && (maxRecords < 0 || maxBytes < 0) {
+		return nil, ErrOverQuota // the growth alone exceeds the quota
+	}
 	args = append(args, on, maxRecords, maxBytes)
 	var q interface {
 		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
@@ -266,36 +225,16 @@ func (st *newerStatement) run(ctx context.Context, idb bun.IDB, scope string, sp
 	default:
 		return nil, fmt.Errorf("write %s records: %T is not a bun.DB, Tx or Conn", model, idb)
 	}
+	res, err := q.QueryContext(ctx, st.sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("write %d %s records: %w", len(recs), model, err)
+	}
+	defer res.Close()
 	index := make(map[string]int, len(recs))
 	for i, r := range recs {
 		index[r.UID] = i
 	}
-	// A writer of the scope that commits between the statement's snapshot
-	// and its lock makes it write nothing (see newerShape); the next try
-	// has a fresh snapshot. Writers of one scope are one user's devices,
-	// so more than a few tries in a row means heavy contention, which the
-	// caller's ordinary path, taking the lock first, handles better.
-	for try := 0; ; try++ {
-		out, err := st.query(ctx, q, args, model, index)
-		if !errors.Is(err, errRaced) || try == 3 {
-			return out, err
-		}
-	}
-}
-
-// errRaced reports a store-decided write that wrote nothing because
-// another writer of its scope committed while it ran.
-var errRaced = errors.New("models: a concurrent write to the scope raced the store-decided write; nothing was written")
-
-func (st *newerStatement) query(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, args []any, model string, index map[string]int) ([]int64, error) {
-	res, err := q.QueryContext(ctx, st.sql, args...)
-	if err != nil {
-		return nil, fmt.Errorf("write %d %s records: %w", len(index), model, err)
-	}
-	defer res.Close()
-	out := make([]int64, len(index))
+	out := make([]int64, len(recs))
 	var uid sql.RawBytes // valid until Next; saves a string per row
 	for res.Next() {
 		var v int64
@@ -303,9 +242,6 @@ func (st *newerStatement) query(ctx context.Context, q interface {
 			return nil, fmt.Errorf("read written %s records: %w", model, err)
 		}
 		if uid == nil {
-			if v < 0 {
-				return nil, errRaced
-			}
 			return nil, ErrOverQuota // the guard failed; nothing was written
 		}
 		i, ok := index[string(uid)]
@@ -315,7 +251,7 @@ func (st *newerStatement) query(ctx context.Context, q interface {
 		out[i] = v
 	}
 	if err := res.Err(); err != nil {
-		return nil, fmt.Errorf("write %d %s records: %w", len(index), model, err)
+		return nil, fmt.Errorf("write %d %s records: %w", len(recs), model, err)
 	}
 	return out, nil
 }

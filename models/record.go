@@ -100,7 +100,7 @@ func NewGenericTable(db *bun.DB) GenericTable {
 
 func genericNewerShape(idb bun.IDB) (*newerStatement, bool) {
 	return newerShape(idb.Dialect().Tables().Get(reflect.TypeFor[GenericRecord]()),
-		[]string{"owner", "model", "uid"}, genericUpdateColumns, []string{"is_deleted", "data"})
+		`"owner", "model", "uid"`, genericUpdateColumns, []string{"is_deleted", "data"})
 }
 
 var _ Table = GenericTable{}

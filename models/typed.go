@@ -71,7 +71,7 @@ func NewTypedTable[T any, P interface {
 		}
 	}
 	t := &TypedTable[T, P]{TypedCodec: NewTypedCodec[T, P](), dataColumns: data, feed: newPgxFeedPlan(table)}
-	t.newer, t.newerOK = newerShape(table, []string{"owner", "uid"}, t.updateColumns(), append([]string{"is_deleted"}, data...))
+	t.newer, t.newerOK = newerShape(table, `"owner", "uid"`, t.updateColumns(), append([]string{"is_deleted"}, data...))
 	return t, nil
 }
 

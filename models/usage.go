@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"strings"
 
@@ -34,13 +35,9 @@ const RowOverhead = 128
 
 // UsageGuard makes a store-decided write conditional on usage: the
 // statement that takes the push's span of versions writes nothing unless
-// the scope's usage plus what the statement adds (it knows exactly: it
-// reads the rows it replaces) stays within Limit in both counts.
+// the scope's usage plus Growth stays within Limit in both counts.
 type UsageGuard struct {
-	// Growth is an upper bound of what the push adds; the store no longer
-	// needs it.
-	//
-	// Deprecated: the statement computes the exact growth.
+	// Growth is an upper bound of what the push adds.
 	Growth Usage
 	// Limit is the quota; a zero field is unlimited.
 	Limit Usage
@@ -51,13 +48,19 @@ type UsageGuard struct {
 // decides change by change instead.
 var ErrOverQuota = errors.New("models: the push might exceed the scope's quota")
 
-// args returns the guard's parameters: whether it applies, and the
-// limits (0: none).
+// guardArgs returns the guard's parameters: whether it applies, and the
+// largest usage that still leaves room for the growth.
 func (g *UsageGuard) args() (on bool, records, bytes int64) {
 	if g == nil {
 		return false, 0, 0
 	}
-	return true, g.Limit.Records, g.Limit.Bytes
+	room := func(limit, growth int64) int64 {
+		if limit <= 0 {
+			return math.MaxInt64
+		}
+		return limit - growth // may be negative: nothing fits
+	}
+	return true, room(g.Limit.Records, g.Growth.Records), room(g.Limit.Bytes, g.Growth.Bytes)
 }
 
 // ReadUsage returns the usage of scope (zero for a scope that never
@@ -127,17 +130,12 @@ func ensureUsageTriggers(ctx context.Context, tx bun.Tx, t *schema.Table) error 
 	if err := tx.NewRaw(q, arg).Scan(ctx, &have); err != nil {
 		return fmt.Errorf("look for usage triggers on %s: %w", t.Name, err)
 	}
+	if have > 0 {
+		return nil
+	}
 	var stmts []string
 	if IsPostgres(tx) {
 		stmts = postgresUsageTriggers(tx, t.Name, table, cols)
-		if have > 0 {
-			// The function of an earlier release is replaced (it did not
-			// let store-decided writes count themselves).
-			_, err := tx.ExecContext(ctx, stmts[0])
-			return err
-		}
-	} else if have > 0 {
-		return nil
 	} else {
 		stmts = sqliteUsageTriggers(tx, t.Name, table, cols)
 	}
@@ -162,14 +160,9 @@ func postgresUsageTriggers(idb bun.IDB, name, table string, cols []string) []str
 		return `INSERT INTO ferry_scopes (scope, version, purged_version, records, bytes) ` + sel + `
 		ON CONFLICT (scope) DO UPDATE SET records = ferry_scopes.records + excluded.records, bytes = ferry_scopes.bytes + excluded.bytes;`
 	}
-	// A store-decided write counts its rows itself and says so for the
-	// length of its statement (see newerShape). An upsert fires both the
-	// INSERT and the UPDATE statement trigger, and one of them often has
-	// no rows: it returns at once.
+	// An upsert fires both the INSERT and the UPDATE statement trigger,
+	// and one of them always has no rows: it returns at once.
 	body := `BEGIN
-	IF current_setting('ferry.usage_counted', true) = statement_timestamp()::text THEN
-		RETURN NULL;
-	END IF;
 	IF TG_OP <> 'DELETE' THEN
 		IF NOT EXISTS (SELECT FROM ferry_new) THEN -- no ferry_new on DELETE
 			RETURN NULL;
