@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -189,9 +188,8 @@ func (st *newerStatement) run(ctx context.Context, idb bun.IDB, scope string, sp
 		cut = append(cut, len(lit))
 	}
 	st.rowBytes.Store(int64(len(lit) / len(recs)))
-	// lit is not written again: the string may share its bytes, sparing
-	// a copy of the largest allocation of a push.
-	all := unsafe.String(unsafe.SliceData(lit), len(lit))
+	// One string for every array: pgx sends each as it is.
+	all := string(lit)
 	// Prepared once per connection (pgx's statement cache): planning the
 	// statement each time cost more than running it for one row.
 	args := make([]any, 0, 8+len(st.fields))
