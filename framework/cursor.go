@@ -38,6 +38,19 @@ func errInvalidCursor(why string) *Error {
 }
 
 func decodeCursor(s, filter string) (*cursor, error) {
+	c, err := parseCursor(s, filter)
+	if err != nil {
+		return nil, err
+	}
+	if c.Filter != filter {
+		return nil, errInvalidCursor("it was issued for another models filter")
+	}
+	return c, nil
+}
+
+// parseCursor decodes s whatever models filter it was issued for; an
+// empty s is the start, for filter.
+func parseCursor(s, filter string) (*cursor, error) {
 	c := &cursor{V: cursorFormat}
 	if s == "" {
 		c.Filter = filter
@@ -59,9 +72,6 @@ func decodeCursor(s, filter string) (*cursor, error) {
 		if pos < 0 || c.Upper != nil && c.Upper[scope] < pos {
 			return nil, errInvalidCursor("bad position")
 		}
-	}
-	if c.Filter != filter {
-		return nil, errInvalidCursor("it was issued for another models filter")
 	}
 	return c, nil
 }

@@ -169,7 +169,13 @@ func (s *Server) httpServer() *http.Server {
 		IdleTimeout:       c.IdleTimeout,
 		MaxHeaderBytes:    c.MaxHeaderBytes,
 	}
-	srv.RegisterOnShutdown(s.RxDB.Close) // live streams never end by themselves
+	// Live streams never end by themselves: closing the App ends them
+	// (and disconnects the realtime bus) when shutdown begins.
+	srv.RegisterOnShutdown(func() {
+		if err := s.App.Close(); err != nil {
+			s.cfg.Logger.Warn("close plugins", "err", err)
+		}
+	})
 	return srv
 }
 

@@ -8,6 +8,8 @@ package server
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +25,7 @@ import (
 	"github.com/ferrysync/ferry/framework"
 	"github.com/ferrysync/ferry/models"
 	"github.com/ferrysync/ferry/plugins/jwtauth"
+	"github.com/ferrysync/ferry/plugins/realtime"
 	"github.com/ferrysync/ferry/plugins/rxdb"
 	"github.com/ferrysync/ferry/plugins/watermelon"
 	"github.com/ferrysync/ferry/schemas"
@@ -73,6 +76,16 @@ type Config struct {
 	// SyncRate caps each user's requests to the sync routes per second
 	// (FERRY_SYNC_RATE; default 0, no limit); bursts of twice as many.
 	SyncRate float64
+	// Realtime chooses the bus of the live stream at /sync/stream
+	// (FERRY_REALTIME_BUS): "postgres" (LISTEN/NOTIFY on DatabaseURL, the
+	// default when DatabaseURL is set), "nats" (at NATSURL), or "local"
+	// (one replica; the default on SQLite). Replicas behind one load
+	// balancer need postgres or nats, and the same JWT secret (stream
+	// tokens are signed with a key derived from it).
+	Realtime string
+	// NATSURL is the NATS server of the "nats" bus (FERRY_NATS_URL,
+	// default nats://127.0.0.1:4222).
+	NATSURL string
 
 	// envErr is what ConfigFromEnv could not read; New reports it.
 	envErr error
@@ -153,6 +166,8 @@ func ConfigFromEnv() Config {
 		DataDir:     envOr("FERRY_DATA_DIR", "./data"),
 		DatabaseURL: os.Getenv("DATABASE_URL"),
 		JWTSecret:   os.Getenv("FERRY_JWT_SECRET"),
+		Realtime:    os.Getenv("FERRY_REALTIME_BUS"),
+		NATSURL:     os.Getenv("FERRY_NATS_URL"),
 	}
 	var errs []error
 	if v := os.Getenv("FERRY_TRUSTED_PROXIES"); v != "" {
@@ -241,9 +256,11 @@ type Server struct {
 	App *framework.App
 	DB  *bun.DB
 	JWT *jwtauth.Plugin
-	// RxDB serves the RxDB replication of tasks; Run closes its streams on
-	// shutdown.
-	RxDB   *rxdb.Plugin
+	// RxDB serves the RxDB replication of tasks.
+	RxDB *rxdb.Plugin
+	// Realtime serves the live stream at /sync/stream. Serve ends the
+	// live streams (these and RxDB's) on shutdown, through App.Close.
+	Realtime *realtime.Plugin
 	engine *gin.Engine
 	acc    *accounts
 	cfg    Config
@@ -357,10 +374,17 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := app.Use(jwt, acc, wmelon, rx); err != nil {
+	live, err := newRealtime(cfg, secret)
+	if err != nil {
+		return nil, err
+	}
+	if err := app.Use(jwt, acc, wmelon, rx, live); err != nil {
 		return nil, err
 	}
 	if err := app.Migrate(ctx); err != nil {
+		return nil, err
+	}
+	if err := app.Start(ctx); err != nil {
 		return nil, err
 	}
 	// The table of token generations, on a new store and on one made by
@@ -385,7 +409,45 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 	})
 	app.MountRoot(engine)            // the accounts plugin's /auth routes
 	app.Mount(engine.Group("/sync")) // the protocol, and plugins' routes under it
-	return &Server{App: app, DB: db, JWT: jwt, RxDB: rx, engine: engine, acc: acc, cfg: cfg}, nil
+	return &Server{App: app, DB: db, JWT: jwt, RxDB: rx, Realtime: live, engine: engine, acc: acc, cfg: cfg}, nil
+}
+
+// newRealtime builds the realtime plugin on the bus cfg.Realtime names.
+func newRealtime(cfg Config, jwtSecret []byte) (*realtime.Plugin, error) {
+	kind := cfg.Realtime
+	if kind == "" {
+		kind = "local"
+		if cfg.DatabaseURL != "" {
+			kind = "postgres"
+		}
+	}
+	var bus realtime.Bus
+	switch kind {
+	case "local":
+		bus = realtime.NewLocalBus()
+	case "postgres":
+		if cfg.DatabaseURL == "" {
+			return nil, errors.New("FERRY_REALTIME_BUS=postgres needs DATABASE_URL")
+		}
+		b, err := realtime.NewPostgresBus(cfg.DatabaseURL, realtime.PostgresOptions{Logger: cfg.Logger})
+		if err != nil {
+			return nil, err
+		}
+		bus = b
+	case "nats":
+		url := cfg.NATSURL
+		if url == "" {
+			url = "nats://127.0.0.1:4222"
+		}
+		bus = realtime.NewNATSBus(url, realtime.NATSOptions{Logger: cfg.Logger})
+	default:
+		return nil, fmt.Errorf("FERRY_REALTIME_BUS=%q: want postgres, nats or local", kind)
+	}
+	// Stream tokens must open a stream on every replica: their key comes
+	// from the secret the replicas share.
+	mac := hmac.New(sha256.New, jwtSecret)
+	mac.Write([]byte("ferry example app: realtime stream tokens"))
+	return realtime.New(realtime.Config{Bus: bus, TokenSecret: mac.Sum(nil)})
 }
 
 func requestLog(log *slog.Logger) gin.HandlerFunc {
@@ -400,8 +462,11 @@ func requestLog(log *slog.Logger) gin.HandlerFunc {
 // Handler is the app's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.engine }
 
-// Close closes the store.
-func (s *Server) Close() error { return s.DB.Close() }
+// Close stops the plugins (live streams end, the realtime bus
+// disconnects) and closes the store.
+func (s *Server) Close() error {
+	return errors.Join(s.App.Close(), s.DB.Close())
+}
 
 // Run listens on Config.Addr and serves there: see [Server.Serve].
 func (s *Server) Run(ctx context.Context) error {

@@ -177,6 +177,7 @@ type Plugin struct {
 var (
 	_ framework.Plugin       = (*Plugin)(nil)
 	_ framework.RouteMounter = (*Plugin)(nil)
+	_ framework.Closer       = (*Plugin)(nil)
 )
 
 // New validates cfg and returns the plugin.
@@ -272,12 +273,16 @@ func (p *Plugin) Setup(app *framework.App) error {
 	return nil
 }
 
-// Close ends the open streams (clients reconnect, to another replica or
-// after a restart, and get "RESYNC"); streams opened afterwards end at
-// once. Call it when the HTTP server shuts down, e.g. with
-// http.Server.RegisterOnShutdown, since a graceful shutdown otherwise waits
-// for streams that never end. It is safe to call more than once.
-func (p *Plugin) Close() { p.hub.close() }
+// Close implements [framework.Closer]: it ends the open streams (clients
+// reconnect, to another replica or after a restart, and get "RESYNC");
+// streams opened afterwards end at once. [framework.App.Close] calls it;
+// call that when the HTTP server shuts down (e.g. from
+// http.Server.RegisterOnShutdown), since a graceful shutdown otherwise
+// waits for streams that never end. It is safe to call more than once.
+func (p *Plugin) Close() error {
+	p.hub.close()
+	return nil
+}
 
 // Streams returns the number of open streams, for metrics and tests.
 func (p *Plugin) Streams() int { return p.hub.open() }
