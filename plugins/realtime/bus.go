@@ -236,4 +236,3 @@ func (b *backoff) next() time.Duration {
 	b.n++
 	return d/2 + rand.N(d/2+1)
 }
-
