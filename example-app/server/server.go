@@ -368,13 +368,16 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	rxCfg := cfg.RxDB
-	rxCfg.Collections = map[string]string{"tasks": "data.Task"}
-	rx, err := rxdb.New(rxCfg)
+	// Live hints at /sync/stream, across replicas; RxDB's streams hear
+	// them too.
+	live, err := newRealtime(cfg, secret)
 	if err != nil {
 		return nil, err
 	}
-	live, err := newRealtime(cfg, secret)
+	rxCfg := cfg.RxDB
+	rxCfg.Collections = map[string]string{"tasks": "data.Task"}
+	rxCfg.Hints = live
+	rx, err := rxdb.New(rxCfg)
 	if err != nil {
 		return nil, err
 	}

@@ -240,6 +240,16 @@ func (p *Plugin) Close() error {
 	return p.cfg.Bus.Close()
 }
 
+// OnHint calls fn with every hint this replica hears, from every replica,
+// after the plugin's own streams were woken: scopes that changed, or
+// resync when hints may have been lost and every listener should check
+// everything it watches. Other plugins' live streams (the RxDB adapter's)
+// use it to work across replicas. fn runs on the bus's goroutine and
+// must return quickly. The returned function stops the calls.
+func (p *Plugin) OnHint(fn func(scopes []string, resync bool)) (cancel func()) {
+	return p.reg.listen(fn)
+}
+
 // Streams is the number of open streams on this replica.
 func (p *Plugin) Streams() int { return p.reg.count() }
 

@@ -19,6 +19,9 @@ type registry struct {
 	all     map[*stream]struct{}
 	users   map[string]int
 	closed  bool
+	// listeners hear every hint after the streams ([Plugin.OnHint]).
+	listeners map[int]func(scopes []string, resync bool)
+	nextID    int
 }
 
 // stream is one open stream's registration.
@@ -109,20 +112,44 @@ func (r *registry) remove(s *stream) {
 	}
 }
 
-// deliver wakes the streams a hint concerns.
+// deliver wakes the streams a hint concerns, then tells the listeners.
 func (r *registry) deliver(h Hint) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if h.Resync {
 		for s := range r.all {
 			s.poke()
 		}
-		return
-	}
-	for _, sc := range h.Scopes {
-		for s := range r.byScope[sc] {
-			s.poke()
+	} else {
+		for _, sc := range h.Scopes {
+			for s := range r.byScope[sc] {
+				s.poke()
+			}
 		}
+	}
+	listeners := make([]func([]string, bool), 0, len(r.listeners))
+	for _, fn := range r.listeners {
+		listeners = append(listeners, fn)
+	}
+	r.mu.Unlock()
+	for _, fn := range listeners {
+		fn(h.Scopes, h.Resync)
+	}
+}
+
+// listen adds a listener; the returned function removes it.
+func (r *registry) listen(fn func(scopes []string, resync bool)) func() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.listeners == nil {
+		r.listeners = map[int]func([]string, bool){}
+	}
+	id := r.nextID
+	r.nextID++
+	r.listeners[id] = fn
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		delete(r.listeners, id)
 	}
 }
 

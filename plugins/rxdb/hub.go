@@ -40,6 +40,9 @@ type subscriber struct {
 type pending struct {
 	docs  int
 	bytes int64
+	// unknown is set when a hint from another replica woke the stream:
+	// it does not say how much was written.
+	unknown bool
 }
 
 const saturated = 1 << 30
@@ -108,10 +111,37 @@ func (h *hub) wake(key string, docs int, bytes int64) {
 	defer h.mu.Unlock()
 	for s := range h.subs[key] {
 		s.pending.add(docs, bytes)
-		select {
-		case s.notify <- struct{}{}:
-		default: // a wake-up is already pending
+		s.poke()
+	}
+}
+
+// wakeUnknown tells every stream of key that something was written, not
+// how much (a hint from the bus).
+func (h *hub) wakeUnknown(key string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs[key] {
+		s.pending.unknown = true
+		s.poke()
+	}
+}
+
+// wakeAll wakes every stream: hints may have been lost.
+func (h *hub) wakeAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, subs := range h.subs {
+		for s := range subs {
+			s.pending.unknown = true
+			s.poke()
 		}
+	}
+}
+
+func (s *subscriber) poke() {
+	select {
+	case s.notify <- struct{}{}:
+	default: // a wake-up is already pending
 	}
 }
 

@@ -149,6 +149,18 @@ type Config struct {
 	// stream reads at most that many documents from the store per event.
 	MaxEventDocuments int
 	MaxEventBytes     int64
+	// Hints, when set, wakes the streams from every replica: a push
+	// served by another replica reaches this one's streams too. The
+	// realtime plugin is one ([github.com/ferrysync/ferry/plugins/realtime.Plugin]).
+	// Without it streams hear only of this replica's pushes.
+	Hints HintSource
+}
+
+// HintSource delivers hints of changes from every replica of a
+// deployment: the scopes (owners) that changed, or resync when hints may
+// have been lost. fn must return quickly.
+type HintSource interface {
+	OnHint(fn func(scopes []string, resync bool)) (cancel func())
 }
 
 // Defaults of [Config].
@@ -171,6 +183,7 @@ type Plugin struct {
 	app         *framework.App
 	collections map[string]string // collection -> model
 	byModel     map[string]string // model -> collection
+	cancelHints func()
 	hub         *hub
 }
 
@@ -270,7 +283,25 @@ func (p *Plugin) Setup(app *framework.App) error {
 	}
 	p.app = app
 	app.OnCommit().Bind(&hook.Handler[*framework.CommitEvent]{ID: "rxdb.stream", Func: p.onCommit})
+	if p.cfg.Hints != nil {
+		p.cancelHints = p.cfg.Hints.OnHint(p.onHint)
+	}
 	return nil
+}
+
+// onHint wakes the streams of the scopes another replica (or this one)
+// changed. A hint does not say what changed, so a woken stream reads up
+// to MaxEventDocuments and answers "RESYNC" when there is more.
+func (p *Plugin) onHint(scopes []string, resync bool) {
+	if resync {
+		p.hub.wakeAll()
+		return
+	}
+	for _, owner := range scopes {
+		for _, coll := range p.byModel {
+			p.hub.wakeUnknown(owner + "\x00" + coll)
+		}
+	}
 }
 
 // Close implements [framework.Closer]: it ends the open streams (clients
@@ -280,6 +311,9 @@ func (p *Plugin) Setup(app *framework.App) error {
 // http.Server.RegisterOnShutdown), since a graceful shutdown otherwise
 // waits for streams that never end. It is safe to call more than once.
 func (p *Plugin) Close() error {
+	if p.cancelHints != nil {
+		p.cancelHints()
+	}
 	p.hub.close()
 	return nil
 }
@@ -670,7 +704,7 @@ func (p *Plugin) position(ctx context.Context, who framework.Principal, model st
 // than [Config.MaxEventDocuments], and nothing at all when the commits
 // were already too large.
 func (p *Plugin) event(ctx context.Context, who framework.Principal, model string, seq int64, pend pending) ([]byte, int64, error) {
-	if pend.docs > p.cfg.MaxEventDocuments || pend.bytes > p.cfg.MaxEventBytes {
+	if !pend.unknown && (pend.docs > p.cfg.MaxEventDocuments || pend.bytes > p.cfg.MaxEventBytes) {
 		now, err := p.position(ctx, who, model)
 		if err != nil {
 			return nil, seq, err
@@ -678,6 +712,9 @@ func (p *Plugin) event(ctx context.Context, who framework.Principal, model strin
 		return resyncEvent, max(seq, now), nil
 	}
 	limit := min(max(pend.docs, 1), p.cfg.MaxEventDocuments)
+	if pend.unknown {
+		limit = p.cfg.MaxEventDocuments // a hint from the bus says only "something"
+	}
 	resp, err := p.app.ReadSince(ctx, who, framework.SinceRequest{Models: []string{model}, After: seq, Limit: limit})
 	if err != nil {
 		return nil, seq, err

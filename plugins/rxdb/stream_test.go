@@ -21,6 +21,7 @@ import (
 	"github.com/ferrysync/ferry/framework"
 	"github.com/ferrysync/ferry/framework/synctest"
 	"github.com/ferrysync/ferry/plugins/jwtauth"
+	"github.com/ferrysync/ferry/plugins/realtime"
 	"github.com/ferrysync/ferry/plugins/rxdb"
 	"github.com/gin-gonic/gin"
 	"github.com/uptrace/bun"
@@ -44,6 +45,9 @@ type streamOptions struct {
 	revocation jwtauth.Revocation
 	// server changes the test server before it starts.
 	server func(*http.Server)
+	// live, when set, is a realtime plugin used beside RxDB's (and as
+	// its source of hints from other replicas); the App is started.
+	live *realtime.Plugin
 }
 
 func newStreamEnv(t *testing.T, db *bun.DB, o streamOptions) *streamEnv {
@@ -60,13 +64,26 @@ func newStreamEnv(t *testing.T, db *bun.DB, o streamOptions) *streamEnv {
 		t.Fatal(err)
 	}
 	o.rx.Collections = map[string]string{"tasks": "data.Task"}
+	if o.live != nil {
+		o.rx.Hints = o.live
+	}
 	rx, err := rxdb.New(o.rx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	app.MustUse(jwt, rx)
+	if o.live != nil {
+		app.MustUse(jwt, o.live, rx)
+	} else {
+		app.MustUse(jwt, rx)
+	}
 	if err := app.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	if o.live != nil {
+		if err := app.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { app.Close() })
 	}
 	router := gin.New()
 	app.Mount(router.Group("/sync"))
