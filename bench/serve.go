@@ -62,7 +62,11 @@ func serveMain(args []string) error {
 		return err
 	}
 	defer db.Close()
+	// On PostgreSQL the server publishes live hints through the
+	// database's LISTEN/NOTIFY, as the example app does there
+	// (FERRY_REALTIME_BUS=local measures without).
 	srv, err := server.New(ctx, server.Config{DataDir: *dataDir, JWTSecret: *secret, Logger: log,
+		DatabaseURL: *dbURL, Realtime: os.Getenv("FERRY_REALTIME_BUS"),
 		// The benchmarks sign users up by the dozen from one address and
 		// measure sync, not password hashing.
 		Auth: server.AuthConfig{PasswordCost: bcrypt.MinCost, PerIP: server.RateLimit{Requests: -1}, PerAccount: server.RateLimit{Requests: -1}}}, db)

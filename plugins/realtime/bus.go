@@ -131,6 +131,8 @@ type batcher struct {
 	maxPayload int
 	maxPending int
 	onError    func(error)
+	// linger is how long a wake-up waits for more hints before sending.
+	linger time.Duration
 
 	mu      sync.Mutex
 	pending map[string]struct{}
@@ -187,6 +189,16 @@ func (b *batcher) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-b.wake:
+		}
+		// Linger a moment so that the hints of concurrent pushes travel
+		// in one message: each NOTIFY is a transaction of its own, with
+		// its commit's flush.
+		if b.linger > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(b.linger):
+			}
 		}
 		scopes, resync := b.take()
 		if len(scopes) == 0 && !resync {

@@ -27,6 +27,7 @@ type PostgresBus struct {
 	listenCfg, publishCfg *pgx.ConnConfig
 	channel               string
 	log                   *slog.Logger
+	linger                time.Duration
 
 	mu       sync.Mutex
 	cancel   context.CancelFunc
@@ -43,6 +44,11 @@ type PostgresOptions struct {
 	Channel string
 	// Logger receives connection failures (default: discarded).
 	Logger *slog.Logger
+	// Linger is how long the publisher gathers hints before it sends them
+	// (default 2ms; negative: not at all). Every NOTIFY commits a
+	// transaction of its own, so gathering the hints of concurrent pushes
+	// into one saves the database work for a hint's latency.
+	Linger time.Duration
 }
 
 // PostgresPayloadLimit is the largest NOTIFY payload the bus sends, under
@@ -74,7 +80,13 @@ func NewPostgresBus(databaseURL string, opts PostgresOptions) (*PostgresBus, err
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &PostgresBus{listenCfg: listen, publishCfg: publish, channel: opts.Channel, log: opts.Logger}, nil
+	switch {
+	case opts.Linger == 0:
+		opts.Linger = 2 * time.Millisecond
+	case opts.Linger < 0:
+		opts.Linger = 0
+	}
+	return &PostgresBus{listenCfg: listen, publishCfg: publish, channel: opts.Channel, log: opts.Logger, linger: opts.Linger}, nil
 }
 
 // Start implements [Bus]: it connects the listener (failing when
@@ -88,6 +100,7 @@ func (b *PostgresBus) Start(ctx context.Context, deliver func(Hint)) error {
 	batch := newBatcher(b.notify, PostgresPayloadLimit, maxPendingScopes, func(err error) {
 		b.log.Warn("realtime: could not publish hints; replicas will resync", "err", err)
 	})
+	batch.linger = b.linger
 	b.mu.Lock()
 	b.cancel, b.batch = cancel, batch
 	b.mu.Unlock()
