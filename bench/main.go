@@ -53,6 +53,8 @@ type options struct {
 	pullRecords int
 	incSmall    int
 	incLarge    int
+	streams     int
+	hints       int
 	cpuProfile  string
 	memProfile  string
 	serverURL   string
@@ -86,6 +88,8 @@ func main() {
 	flag.IntVar(&o.pullRecords, "pull-records", 100_000, "records of the initial-pull store")
 	flag.IntVar(&o.incSmall, "inc-small", 10_000, "records of the small incremental-pull store")
 	flag.IntVar(&o.incLarge, "inc-large", 1_000_000, "records of the large store (full pull with RSS, then incremental pull)")
+	flag.IntVar(&o.streams, "streams", 1000, "idle live streams the realtime workload opens on one replica (10000 for the 300 MB target)")
+	flag.IntVar(&o.hints, "hints", 300, "push-to-hint latency samples of the realtime workload")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the server's CPU profile for the whole run to this file")
 	flag.StringVar(&o.driverProfile, "driverprofile", "", "write the driver's (this process's) CPU profile for the whole run to this file")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write the server's allocation profile to this file at exit")
@@ -95,6 +99,7 @@ func main() {
 		o.duration, o.reps, o.bigReps = 400*time.Millisecond, 1, 1
 		o.batch, o.pullLimit = 100, 1000
 		o.pullRecords, o.incSmall, o.incLarge = 3000, 1000, 10_000
+		o.streams, o.hints = 50, 20
 	}
 	if err := mainErr(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -224,6 +229,7 @@ func mainErr(o options) (err error) {
 			}
 			return b.incrementalPull(fmt.Sprintf("pull_incremental_%d_of_%s", o.changes, size(o.incLarge)), ps)
 		}},
+		{"realtime", nil}, // two replicas per bus: run below
 	}
 	start := time.Now()
 	for _, s := range steps {
@@ -231,12 +237,17 @@ func mainErr(o options) (err error) {
 			continue
 		}
 		t0 := time.Now()
-		if err := b.step(childArgs, s.name, s.fn); err != nil {
+		if s.name == "realtime" {
+			if err := b.realtimeSteps(childArgs); err != nil {
+				return err
+			}
+		} else if err := b.step(childArgs, s.name, s.fn); err != nil {
 			return err
 		}
 		logf("%s done in %s", s.name, time.Since(t0).Round(time.Millisecond))
 	}
 	printTable(results)
+	printRealtime(b.realtimeResults)
 	logf("total %s", time.Since(start).Round(time.Millisecond))
 	return nil
 }
@@ -270,6 +281,35 @@ func (b *bencher) step(args []string, name string, fn func() error) (err error) 
 		logf("%s: server pid %d on %s, RSS at start %.1f MB", name, b.pid, c.addr, rss)
 	}
 	return fn()
+}
+
+// realtimeSteps runs the realtime workload on each bus, two server
+// processes per bus (they read the bus from FERRY_REALTIME_BUS). Across
+// replicas needs PostgreSQL; NATS is skipped when it does not answer.
+func (b *bencher) realtimeSteps(args []string) error {
+	if b.store != "postgres" {
+		logf("realtime: skipped on %s (replicas share a PostgreSQL)", b.store)
+		return nil
+	}
+	prev, had := os.LookupEnv("FERRY_REALTIME_BUS")
+	defer func() {
+		if had {
+			os.Setenv("FERRY_REALTIME_BUS", prev)
+		} else {
+			os.Unsetenv("FERRY_REALTIME_BUS")
+		}
+	}()
+	for _, bus := range []string{"postgres", "nats"} {
+		if bus == "nats" && !natsReachable() {
+			logf("realtime: NATS does not answer; the nats bus is skipped")
+			continue
+		}
+		os.Setenv("FERRY_REALTIME_BUS", bus)
+		if err := b.step(args, "realtime-"+bus, func() error { return b.realtime(args, bus) }); err != nil {
+			return fmt.Errorf("realtime on %s: %w", bus, err)
+		}
+	}
+	return nil
 }
 
 // size names a record count: 100k, 1m, 3000.

@@ -21,6 +21,8 @@ type bencher struct {
 	runID string
 	nUser int
 	emit  func(Result)
+	// realtimeResults are the realtime workload's lines.
+	realtimeResults []RealtimeResult
 }
 
 func (b *bencher) users(n int) ([]user, error) {

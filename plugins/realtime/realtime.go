@@ -69,8 +69,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ferrysync/ferry/framework"
@@ -128,10 +128,14 @@ const streamRetryAfter = 30 * time.Second
 
 // Plugin is the realtime plugin; see the package documentation.
 type Plugin struct {
-	cfg    Config
-	app    *framework.App
-	reg    *registry
-	checks chan struct{}
+	cfg Config
+	app *framework.App
+	reg *registry
+	// headsq feeds the counter workers, which run from Start until
+	// Close (stopWorkers).
+	headsq      chan headsRequest
+	stopWorkers chan struct{}
+	closeOnce   sync.Once
 }
 
 var (
@@ -196,7 +200,7 @@ func New(cfg Config) (*Plugin, error) {
 		return nil, fmt.Errorf("realtime: TokenSecret must hold at least 32 bytes, not %d", len(cfg.TokenSecret))
 	}
 	return &Plugin{cfg: cfg, reg: newRegistry(cfg.MaxStreamsPerUser, cfg.MaxStreams),
-		checks: make(chan struct{}, cfg.MaxConcurrentChecks)}, nil
+		headsq: make(chan headsRequest)}, nil
 }
 
 // Name implements [framework.Plugin].
@@ -230,13 +234,23 @@ func contains(xs []string, x string) bool {
 
 // Start implements [framework.Starter]: it starts the bus.
 func (p *Plugin) Start(ctx context.Context) error {
-	return p.cfg.Bus.Start(ctx, p.reg.deliver)
+	if err := p.cfg.Bus.Start(ctx, p.reg.deliver); err != nil {
+		return err
+	}
+	p.stopWorkers = make(chan struct{})
+	p.startWorkers(p.stopWorkers)
+	return nil
 }
 
 // Close implements [framework.Closer]: it ends the open streams (clients
 // reconnect, to another replica or after a restart) and closes the bus.
 func (p *Plugin) Close() error {
 	p.reg.close()
+	p.closeOnce.Do(func() {
+		if p.stopWorkers != nil {
+			close(p.stopWorkers)
+		}
+	})
 	return p.cfg.Bus.Close()
 }
 
@@ -324,135 +338,6 @@ func (p *Plugin) streamPrincipal(r *http.Request) (framework.Principal, bool, er
 		who.ExpiresAt = time.Unix(t.Expires, 0)
 	}
 	return who, true, nil
-}
-
-var (
-	keepAliveEvent = sse.Comment(nil, "keep-alive")
-	expiredEvent   = sse.Comment(nil, "the credentials expired; reconnect with fresh ones")
-	revokedEvent   = sse.Comment(nil, "the credentials are no longer valid; reconnect with fresh ones")
-	closingEvent   = sse.Comment(nil, "the server is stopping; reconnect")
-)
-
-func (p *Plugin) serveStream(c *gin.Context) error {
-	who, viaToken, err := p.streamPrincipal(c.Request)
-	if err != nil {
-		return err
-	}
-	var expired <-chan time.Time
-	if !who.ExpiresAt.IsZero() {
-		left := who.ExpiresAt.Sub(p.app.Config().Now())
-		if left <= 0 {
-			return framework.NewError(framework.CodeUnauthenticated, "the credentials have expired")
-		}
-		t := time.NewTimer(left)
-		defer t.Stop()
-		expired = t.C
-	}
-	s, err := p.reg.open(who.UserID, []string{who.UserID})
-	switch {
-	case errors.Is(err, errUserStreams):
-		return &framework.Error{Code: framework.CodeRateLimited, RetryAfter: streamRetryAfter,
-			Message: fmt.Sprintf("a user may hold at most %d open streams; close one", p.cfg.MaxStreamsPerUser)}
-	case errors.Is(err, errTotalStreams):
-		p.app.Logger().Warn("realtime: stream refused: the server holds its maximum of streams", "max", p.cfg.MaxStreams)
-		return &framework.Error{Code: framework.CodeUnavailable, RetryAfter: streamRetryAfter,
-			Message: "this server holds its maximum of open streams; retry later"}
-	case err != nil:
-		return err
-	}
-	defer p.reg.remove(s)
-	ctx := c.Request.Context()
-	// Registered before reading the counters: a commit after this read
-	// wakes the stream, one before it is in what it reads.
-	heads, err := p.heads(ctx, who, s)
-	if err != nil {
-		return err
-	}
-	behind, err := p.behind(c.Request, heads)
-	if err != nil {
-		return err
-	}
-	w := sse.NewWriter(c.Writer, p.cfg.WriteTimeout)
-	c.Status(http.StatusOK)
-	first := append([]byte(nil), "retry: 2000\n\n"...)
-	if behind {
-		first = changesEvent(first, "changes", heads)
-	} else {
-		first = changesEvent(first, "ready", heads)
-	}
-	if w.Send(first) != nil {
-		return nil
-	}
-	told := heads
-	keepAlive := time.NewTicker(p.cfg.KeepAlive)
-	defer keepAlive.Stop()
-	var recheck <-chan time.Time
-	if p.cfg.Recheck > 0 {
-		t := time.NewTicker(p.cfg.Recheck)
-		defer t.Stop()
-		recheck = t.C
-	}
-	for {
-		var ev []byte
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-s.done:
-			_ = w.Send(closingEvent)
-			return nil
-		case <-expired:
-			_ = w.Send(expiredEvent)
-			return nil
-		case <-keepAlive.C:
-			if !viaToken && !p.stillValid(c.Request, who) {
-				_ = w.Send(revokedEvent)
-				return nil
-			}
-			ev = keepAliveEvent
-		case <-recheck:
-			s.poke()
-			continue
-		case <-s.wake:
-			now, err := p.heads(ctx, who, s)
-			if err != nil {
-				if ctx.Err() == nil {
-					p.app.Logger().Error("realtime: stream could not read the scope counters", "err", err, "user", who.UserID)
-				}
-				return nil // the client reconnects and is told where it stands
-			}
-			if !ahead(now, told) {
-				continue
-			}
-			told = now
-			ev = changesEvent(nil, "changes", now)
-		}
-		if err := w.Send(ev); err != nil {
-			p.app.Logger().Debug("realtime: stream dropped", "err", err, "user", who.UserID)
-			return nil
-		}
-	}
-}
-
-// heads reads the counters of the scopes who may read, at most
-// MaxConcurrentChecks streams at a time, and makes s watch them.
-func (p *Plugin) heads(ctx context.Context, who framework.Principal, s *stream) (map[string]int64, error) {
-	select {
-	case p.checks <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	heads, err := p.app.Heads(ctx, who)
-	<-p.checks
-	if err != nil {
-		return nil, err
-	}
-	scopes := make([]string, 0, len(heads))
-	for sc := range heads {
-		scopes = append(scopes, sc)
-	}
-	sort.Strings(scopes)
-	p.reg.rescope(s, scopes)
-	return heads, nil
 }
 
 // behind says whether the device that opens a stream has something to

@@ -60,9 +60,16 @@ type env struct {
 	auth *auth
 	url  string
 	now  *atomic.Int64 // the App's clock, Unix nanoseconds
+	hc   *http.Client
 }
 
 func newEnv(t *testing.T, db *bun.DB, cfg realtime.Config) *env {
+	t.Helper()
+	return newEnvOn(t, db, cfg, false)
+}
+
+// newEnvOn is newEnv, served over HTTP/2 (with TLS) when h2 is set.
+func newEnvOn(t *testing.T, db *bun.DB, cfg realtime.Config, h2 bool) *env {
 	t.Helper()
 	now := &atomic.Int64{}
 	now.Store(time.Now().UnixNano())
@@ -90,14 +97,22 @@ func newEnv(t *testing.T, db *bun.DB, cfg realtime.Config) *env {
 	router := gin.New()
 	app.Mount(router.Group("/sync"))
 	app.MountRoot(router)
-	hs := httptest.NewServer(router)
+	hs := httptest.NewUnstartedServer(router)
+	hc := http.DefaultClient
+	if h2 {
+		hs.EnableHTTP2 = true
+		hs.StartTLS()
+		hc = hs.Client()
+	} else {
+		hs.Start()
+	}
 	t.Cleanup(func() {
 		if err := app.Close(); err != nil {
 			t.Errorf("close: %v", err)
 		}
 		hs.Close()
 	})
-	return &env{t: t, app: app, rt: rt, auth: a, url: hs.URL, now: now}
+	return &env{t: t, app: app, rt: rt, auth: a, url: hs.URL, now: now, hc: hc}
 }
 
 // push writes one note of user through POST /sync/.
@@ -107,7 +122,7 @@ func (e *env) push(t *testing.T, user, uid string) {
 	req, _ := http.NewRequest("POST", e.url+"/sync/", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+user)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +140,7 @@ func (e *env) pullCursor(t *testing.T, user string) string {
 	for {
 		req, _ := http.NewRequest("GET", e.url+"/sync/pull?cursor="+url.QueryEscape(cursor), nil)
 		req.Header.Set("Authorization", "Bearer "+user)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := e.hc.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -167,7 +182,7 @@ func (e *env) open(t *testing.T, user string, header http.Header, query string) 
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +369,7 @@ func TestStreamAuthentication(t *testing.T) {
 		if user != "" {
 			req.Header.Set("Authorization", "Bearer "+user)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := e.hc.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -504,5 +519,45 @@ func TestReplicasOnPostgres(t *testing.T) {
 	one.push(t, "lena", "n2")
 	if next := s.hint("changes", "lena"); next["lena"] <= pos["lena"] {
 		t.Fatalf("position went from %v to %v", pos, next)
+	}
+}
+
+// TestStreamOverHTTP2: where the connection cannot be taken over (HTTP/2
+// multiplexes it), the stream is served through net/http, the same.
+func TestStreamOverHTTP2(t *testing.T) {
+	e := newEnvOn(t, synctest.OpenSQLite(t), realtime.Config{}, true)
+	s, resp := e.open(t, "olga", nil, "")
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("served over %s", resp.Proto)
+	}
+	s.hint("changes", "olga")
+	e.push(t, "olga", "n1")
+	s.hint("changes", "olga")
+	resp.Body.Close()
+	waitStreams(t, e, 0)
+}
+
+// TestStreamFreesItsSlot: a client that leaves frees its stream at once
+// (its replica notices the connection close), so a user at the cap can
+// reconnect.
+func TestStreamFreesItsSlot(t *testing.T) {
+	e := newEnv(t, synctest.OpenSQLite(t), realtime.Config{MaxStreamsPerUser: 1})
+	for range 3 {
+		s, resp := e.open(t, "pete", nil, "")
+		if s == nil {
+			wantError(t, resp, http.StatusOK, "")
+		}
+		s.hint("changes", "pete")
+		resp.Body.Close()
+		waitStreams(t, e, 0)
+	}
+}
+
+func waitStreams(t *testing.T, e *env, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); e.rt.Streams() != n; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d streams open, want %d", e.rt.Streams(), n)
+		}
 	}
 }
