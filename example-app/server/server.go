@@ -261,9 +261,9 @@ type Server struct {
 	// Realtime serves the live stream at /sync/stream. Serve ends the
 	// live streams (these and RxDB's) on shutdown, through App.Close.
 	Realtime *realtime.Plugin
-	engine *gin.Engine
-	acc    *accounts
-	cfg    Config
+	engine   *gin.Engine
+	acc      *accounts
+	cfg      Config
 }
 
 // Open opens the store, registers the models and plugins, migrates, and
