@@ -393,8 +393,11 @@ func TestConfigFromEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := srv.RxDB.Config(); got.MaxStreams != 25 || got.MaxStreamsPerUser != 4 {
-		t.Fatalf("rxdb config: streams %d per user %d; want half the connections and 4", got.MaxStreams, got.MaxStreamsPerUser)
+	if got := srv.RxDB.Config(); got.MaxStreams != 12 || got.MaxStreamsPerUser != 4 {
+		t.Fatalf("rxdb config: streams %d per user %d; want a quarter of the connections and 4", got.MaxStreams, got.MaxStreamsPerUser)
+	}
+	if got := srv.Realtime.Config(); got.MaxStreams != 12 || got.MaxStreamsPerUser != 4 {
+		t.Fatalf("realtime config: streams %d per user %d; want a quarter of the connections and 4", got.MaxStreams, got.MaxStreamsPerUser)
 	}
 
 	t.Setenv("FERRY_IDLE_TIMEOUT", "soon")
@@ -402,7 +405,7 @@ func TestConfigFromEnv(t *testing.T) {
 		t.Fatalf("a bad duration: %v", err)
 	}
 	t.Setenv("FERRY_IDLE_TIMEOUT", "")
-	t.Setenv("FERRY_MAX_STREAMS", "50")
+	t.Setenv("FERRY_MAX_STREAMS", "25") // twice that is every connection
 	bad := server.ConfigFromEnv()
 	bad.DataDir, bad.JWTSecret = t.TempDir(), servertest.Secret
 	if _, err := server.New(context.Background(), bad, db); err == nil || !strings.Contains(err.Error(), "FERRY_MAX_STREAMS") {

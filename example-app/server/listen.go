@@ -148,11 +148,13 @@ func connDefaults(cfg *Config) error {
 	if cfg.HTTP, err = cfg.HTTP.withDefaults(); err != nil {
 		return err
 	}
+	// Two kinds of live streams (RxDB's and /sync/stream) each get the
+	// cap: together they keep half the connections for everything else.
 	if cfg.RxDB.MaxStreams == 0 {
-		cfg.RxDB.MaxStreams = cfg.HTTP.MaxConns / 2
+		cfg.RxDB.MaxStreams = cfg.HTTP.MaxConns / 4
 	}
-	if cfg.RxDB.MaxStreams >= cfg.HTTP.MaxConns {
-		return fmt.Errorf("server: the stream cap (FERRY_MAX_STREAMS %d) must be below the connection cap (FERRY_MAX_CONNS %d), or streams could take every connection",
+	if 2*cfg.RxDB.MaxStreams >= cfg.HTTP.MaxConns {
+		return fmt.Errorf("server: the stream cap (FERRY_MAX_STREAMS %d, for each of RxDB's streams and /sync/stream) must be below half the connection cap (FERRY_MAX_CONNS %d), or streams could take every connection",
 			cfg.RxDB.MaxStreams, cfg.HTTP.MaxConns)
 	}
 	return nil

@@ -64,7 +64,7 @@ type Config struct {
 	// [HTTPConfig] for the FERRY_… variables and defaults).
 	HTTP HTTPConfig
 	// RxDB configures the RxDB plugin's live streams (its Collections are
-	// the app's): FERRY_STREAMS_PER_USER, FERRY_MAX_STREAMS (default half
+	// the app's): FERRY_STREAMS_PER_USER, FERRY_MAX_STREAMS (default a quarter
 	// of HTTP.MaxConns), FERRY_STREAM_WRITE_TIMEOUT, FERRY_STREAM_KEEPALIVE,
 	// FERRY_STREAM_EVENT_DOCUMENTS and FERRY_STREAM_EVENT_BYTES; zero
 	// fields take rxdb's defaults.
@@ -450,7 +450,12 @@ func newRealtime(cfg Config, jwtSecret []byte) (*realtime.Plugin, error) {
 	// from the secret the replicas share.
 	mac := hmac.New(sha256.New, jwtSecret)
 	mac.Write([]byte("ferry example app: realtime stream tokens"))
-	return realtime.New(realtime.Config{Bus: bus, TokenSecret: mac.Sum(nil)})
+	// The stream limits are the RxDB streams' (FERRY_MAX_STREAMS,
+	// FERRY_STREAMS_PER_USER, FERRY_STREAM_KEEPALIVE,
+	// FERRY_STREAM_WRITE_TIMEOUT), for each kind.
+	return realtime.New(realtime.Config{Bus: bus, TokenSecret: mac.Sum(nil),
+		MaxStreams: cfg.RxDB.MaxStreams, MaxStreamsPerUser: cfg.RxDB.MaxStreamsPerUser,
+		KeepAlive: cfg.RxDB.KeepAlive, WriteTimeout: cfg.RxDB.WriteTimeout})
 }
 
 func requestLog(log *slog.Logger) gin.HandlerFunc {

@@ -264,6 +264,14 @@ func (p *Plugin) OnHint(fn func(scopes []string, resync bool)) (cancel func()) {
 	return p.reg.listen(fn)
 }
 
+// Config returns the plugin's configuration with its defaults filled in
+// (the token secret left out).
+func (p *Plugin) Config() Config {
+	c := p.cfg
+	c.TokenSecret = nil
+	return c
+}
+
 // Streams is the number of open streams on this replica.
 func (p *Plugin) Streams() int { return p.reg.count() }
 

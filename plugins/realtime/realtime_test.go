@@ -65,11 +65,16 @@ type env struct {
 
 func newEnv(t *testing.T, db *bun.DB, cfg realtime.Config) *env {
 	t.Helper()
-	return newEnvOn(t, db, cfg, false)
+	return newEnvOn(t, db, cfg, serverOptions{})
 }
 
-// newEnvOn is newEnv, served over HTTP/2 (with TLS) when h2 is set.
-func newEnvOn(t *testing.T, db *bun.DB, cfg realtime.Config, h2 bool) *env {
+type serverOptions struct {
+	h2     bool               // serve over HTTP/2, with TLS
+	server func(*http.Server) // changes the server before it starts
+}
+
+// newEnvOn is newEnv on a server of its own making.
+func newEnvOn(t *testing.T, db *bun.DB, cfg realtime.Config, o serverOptions) *env {
 	t.Helper()
 	now := &atomic.Int64{}
 	now.Store(time.Now().UnixNano())
@@ -98,8 +103,11 @@ func newEnvOn(t *testing.T, db *bun.DB, cfg realtime.Config, h2 bool) *env {
 	app.Mount(router.Group("/sync"))
 	app.MountRoot(router)
 	hs := httptest.NewUnstartedServer(router)
+	if o.server != nil {
+		o.server(hs.Config)
+	}
 	hc := http.DefaultClient
-	if h2 {
+	if o.h2 {
 		hs.EnableHTTP2 = true
 		hs.StartTLS()
 		hc = hs.Client()
@@ -525,7 +533,7 @@ func TestReplicasOnPostgres(t *testing.T) {
 // TestStreamOverHTTP2: where the connection cannot be taken over (HTTP/2
 // multiplexes it), the stream is served through net/http, the same.
 func TestStreamOverHTTP2(t *testing.T) {
-	e := newEnvOn(t, synctest.OpenSQLite(t), realtime.Config{}, true)
+	e := newEnvOn(t, synctest.OpenSQLite(t), realtime.Config{}, serverOptions{h2: true})
 	s, resp := e.open(t, "olga", nil, "")
 	if resp.ProtoMajor != 2 {
 		t.Fatalf("served over %s", resp.Proto)
@@ -560,4 +568,31 @@ func waitStreams(t *testing.T, e *env, n int) {
 			t.Fatalf("%d streams open, want %d", e.rt.Streams(), n)
 		}
 	}
+}
+
+// TestStreamLivesPastServerTimeouts: a stream outlives the HTTP server's
+// read and write timeouts (it sets its own deadlines), heartbeats and
+// hints alike.
+func TestStreamLivesPastServerTimeouts(t *testing.T) {
+	e := newEnvOn(t, synctest.OpenSQLite(t), realtime.Config{KeepAlive: 50 * time.Millisecond}, serverOptions{
+		server: func(s *http.Server) { s.ReadTimeout, s.WriteTimeout = 300*time.Millisecond, 300*time.Millisecond },
+	})
+	s, _ := e.open(t, "quinn", nil, "")
+	s.hint("changes", "quinn")
+	beats := 0
+	for deadline := time.Now().Add(1500 * time.Millisecond); time.Now().Before(deadline) || beats < 3; {
+		select {
+		case ev, ok := <-s.events:
+			if !ok {
+				t.Fatalf("the stream ended after %d keep-alives", beats)
+			}
+			if ev.comment == "keep-alive" {
+				beats++
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("no keep-alive")
+		}
+	}
+	e.push(t, "quinn", "late")
+	s.hint("changes", "quinn")
 }
