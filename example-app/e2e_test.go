@@ -56,11 +56,28 @@ func TestE2E(t *testing.T) {
 			runE2E(ctx, t, url, "node", "--test", "--test-concurrency=1", "--test-timeout=120000")
 		})
 	}
+	// Live replication across two replicas on one PostgreSQL, on each bus
+	// (it fails with FERRY_REALTIME_BUS=local: replica 2 never hears).
+	for _, bus := range []string{"postgres", "nats"} {
+		t.Run("replicas-"+bus, func(t *testing.T) {
+			if bus == "nats" {
+				requireNATS(t)
+			}
+			databaseURL := synctest.PostgresURL(t)
+			shared := []string{"FERRY_REALTIME_BUS=" + bus,
+				"FERRY_JWT_SECRET=6532652d7265706c696361732d7365637265742d6532652d7265706c69636173"}
+			one := startE2EApp(ctx, t, bin, databaseURL, shared...)
+			two := startE2EApp(ctx, t, bin, databaseURL, shared...)
+			t.Setenv("FERRY_URL2", two)
+			runE2E(ctx, t, one, "node", "--test", "--test-timeout=120000", "replicas.test.js")
+		})
+	}
 }
 
 // startE2EApp starts the built example app on a free loopback port with a
 // temporary data dir and returns its URL once it is healthy.
-func startE2EApp(ctx context.Context, t *testing.T, bin, databaseURL string) string {
+// extra environment variables come last, so they win.
+func startE2EApp(ctx context.Context, t *testing.T, bin, databaseURL string, extra ...string) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -72,6 +89,7 @@ func startE2EApp(ctx context.Context, t *testing.T, bin, databaseURL string) str
 	srv := exec.Command(bin)
 	srv.Env = append(os.Environ(), "FERRY_ADDR="+addr, "FERRY_DATA_DIR="+filepath.Join(t.TempDir(), "data"),
 		"DATABASE_URL="+databaseURL, "FERRY_JWT_SECRET=", "FERRY_BCRYPT_COST=4", "FERRY_AUTH_RATE_IP=off")
+	srv.Env = append(srv.Env, extra...)
 	srv.Stdout, srv.Stderr = &logs, &logs
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
