@@ -123,9 +123,6 @@ const (
 	DefaultMaxTokenStream    = time.Hour
 )
 
-// streamRetryAfter is the Retry-After of a refused stream.
-const streamRetryAfter = 30 * time.Second
-
 // Plugin is the realtime plugin; see the package documentation.
 type Plugin struct {
 	cfg Config
@@ -409,20 +406,4 @@ func parsePosition(s string) (map[string]int64, bool) {
 		return nil, false
 	}
 	return m, true
-}
-
-// stillValid asks the App's authenticator again whether the credentials
-// that opened the stream still hold. A failure of the authenticator
-// itself (its store is down) keeps the stream.
-func (p *Plugin) stillValid(r *http.Request, who framework.Principal) bool {
-	now, err := p.app.Authenticate(r)
-	if err == nil {
-		return now.UserID == who.UserID
-	}
-	var pe *framework.Error
-	if errors.As(err, &pe) && pe.Code == framework.CodeUnauthenticated {
-		return false
-	}
-	p.app.Logger().Warn("realtime: could not check a stream's credentials again; the stream goes on", "err", err, "user", who.UserID)
-	return true
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"sort"
@@ -62,12 +61,10 @@ func (p *Plugin) serveStream(c *gin.Context) error {
 	s, err := p.reg.open(who.UserID, []string{who.UserID})
 	switch {
 	case errors.Is(err, errUserStreams):
-		return &framework.Error{Code: framework.CodeRateLimited, RetryAfter: streamRetryAfter,
-			Message: fmt.Sprintf("a user may hold at most %d open streams; close one", p.cfg.MaxStreamsPerUser)}
+		return framework.StreamRefused(true, p.cfg.MaxStreamsPerUser)
 	case errors.Is(err, errTotalStreams):
 		p.app.Logger().Warn("realtime: stream refused: the server holds its maximum of streams", "max", p.cfg.MaxStreams)
-		return &framework.Error{Code: framework.CodeUnavailable, RetryAfter: streamRetryAfter,
-			Message: "this server holds its maximum of open streams; retry later"}
+		return framework.StreamRefused(false, p.cfg.MaxStreams)
 	case err != nil:
 		return err
 	}
@@ -220,7 +217,7 @@ func (ls *liveStream) run(w sender, gone <-chan struct{}) {
 			_ = w.Send(expiredEvent)
 			return
 		case <-keepAlive.C:
-			if ls.reauth != nil && !p.stillValid(ls.reauth, who) {
+			if ls.reauth != nil && !p.app.StillAuthenticated(ls.reauth, who) {
 				_ = w.Send(revokedEvent)
 				return
 			}

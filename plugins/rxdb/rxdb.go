@@ -173,10 +173,6 @@ const (
 	DefaultMaxEventBytes     = 128 << 10
 )
 
-// streamRetryAfter is the Retry-After of a refused stream: streams are
-// long-lived, so a slot frees up slowly.
-const streamRetryAfter = 30 * time.Second
-
 // Plugin serves RxDB's replication protocol; attach it with app.Use.
 type Plugin struct {
 	cfg         Config
@@ -600,12 +596,10 @@ func (p *Plugin) stream(c *gin.Context, who framework.Principal, collection, mod
 	sub, err := p.hub.subscribe(who.UserID, who.UserID+"\x00"+collection)
 	switch {
 	case errors.Is(err, errUserStreams):
-		return &framework.Error{Code: framework.CodeRateLimited, RetryAfter: streamRetryAfter,
-			Message: fmt.Sprintf("a user may hold at most %d open streams; close one", p.cfg.MaxStreamsPerUser)}
+		return framework.StreamRefused(true, p.cfg.MaxStreamsPerUser)
 	case errors.Is(err, errTotalStreams):
 		p.app.Logger().Warn("rxdb stream refused: the server holds its maximum of streams", "max", p.cfg.MaxStreams)
-		return &framework.Error{Code: framework.CodeUnavailable, RetryAfter: streamRetryAfter,
-			Message: "this server holds its maximum of open streams; retry later"}
+		return framework.StreamRefused(false, p.cfg.MaxStreams)
 	case err != nil:
 		return err
 	}
@@ -639,7 +633,7 @@ func (p *Plugin) stream(c *gin.Context, who framework.Principal, collection, mod
 			_ = w.send(expiredEvent)
 			return nil
 		case <-tick.C:
-			if !p.stillValid(c.Request, who) {
+			if !p.app.StillAuthenticated(c.Request, who) {
 				_ = w.send(revokedEvent)
 				return nil
 			}
@@ -662,25 +656,6 @@ func (p *Plugin) stream(c *gin.Context, who framework.Principal, collection, mod
 			return nil
 		}
 	}
-}
-
-// stillValid asks the App's authenticator again, at each keep-alive,
-// whether the credentials that opened the stream still hold: a revoked
-// token (a password change, a deleted account, a logout) ends the stream
-// within one keep-alive interval plus the authenticator's own cache. A
-// failure of the authenticator itself (its store is down) keeps the
-// stream, as it does not log anyone out either.
-func (p *Plugin) stillValid(r *http.Request, who framework.Principal) bool {
-	now, err := p.app.Authenticate(r)
-	if err == nil {
-		return now.UserID == who.UserID
-	}
-	var pe *framework.Error
-	if errors.As(err, &pe) && pe.Code == framework.CodeUnauthenticated {
-		return false
-	}
-	p.app.Logger().Warn("rxdb stream: could not check its credentials again; the stream goes on", "err", err, "user", who.UserID)
-	return true
 }
 
 // position is the caller's scope version: the stream sends what commits
