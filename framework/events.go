@@ -24,7 +24,9 @@ type ValidateEvent struct {
 
 // ApplyEvent is triggered inside the write transaction, after the conflict
 // policy decided to write, for every record about to be written. Record is
-// what will be stored (handlers may modify its Data); Stored is the
+// what will be stored (handlers may modify its Data: what they set is
+// checked like an incoming change's data, schema, Validate and canonical
+// form, and invalid data rejects the change); Stored is the
 // previous state or nil. The core write is the last link: work after
 // e.Next() sees the record written. Returning an error undoes this
 // record's write (a *ValidationError rejects it, [ErrForbidden] forbids it,

@@ -1,6 +1,7 @@
 package framework_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -71,7 +72,9 @@ func TestHooksOverHTTP(t *testing.T) {
 			case "veto":
 				return framework.Invalid("/data/n", "vetoed")
 			case "mod":
-				e.Record.Data = json.RawMessage(`{"n":42,"s":"modified"}`)
+				e.Record.Data = json.RawMessage(`{ "s" : "modified",  "n":42 }`) // stored canonical
+			case "mod-bad":
+				e.Record.Data = json.RawMessage(`{"n":"not a number"}`) // against the schema
 			case "fail-after":
 				if err := e.Next(); err != nil {
 					return err
@@ -99,19 +102,26 @@ func TestHooksOverHTTP(t *testing.T) {
 			ch("ok", "2026-01-01T00:00:00Z", 1), ch("veto", "2026-01-01T00:00:00Z", 1),
 			ch("mod", "2026-01-01T00:00:00Z", 1), ch("fail-after", "2026-01-01T00:00:00Z", 1),
 			`{"model":"test.Unknown","uid":"u","modify_at":0,"data":{}}`,
+			ch("mod-bad", "2026-01-01T00:00:00Z", 1),
 		}, ",") + `]}`)
 		if st != 200 {
 			t.Fatalf("push: %d %v", st, out)
 		}
 		results := out["results"].([]any)
 		status := func(i int) string { return results[i].(map[string]any)["status"].(string) }
-		if status(0) != "applied" || status(1) != "rejected" || status(2) != "applied" || status(3) != "forbidden" || status(4) != "rejected" {
+		if status(0) != "applied" || status(1) != "rejected" || status(2) != "applied" || status(3) != "forbidden" || status(4) != "rejected" || status(5) != "rejected" {
 			t.Fatalf("statuses: %v", results)
+		}
+		if errs := results[5].(map[string]any)["errors"].([]any); errs[0].(map[string]any)["path"] != "/data/n" {
+			t.Fatalf("an apply hook's invalid data: %v", errs)
 		}
 		if data := results[2].(map[string]any)["record"].(map[string]any)["data"].(map[string]any); data["s"] != "modified" {
 			t.Fatalf("modified data not stored: %v", data)
 		}
-		if validated.Load() != 4 || applied.Load() != 4 || committed.Load() != 1 || committedRecords.Load() != 2 {
+		if rec, err := app.Get(context.Background(), "ann", "test.Item", "mod"); err != nil || string(rec.Data) != `{"n":42,"s":"modified"}` {
+			t.Fatalf("an apply hook's data is stored as %s (%v), not in canonical form", rec.Data, err)
+		}
+		if validated.Load() != 5 || applied.Load() != 5 || committed.Load() != 1 || committedRecords.Load() != 2 {
 			t.Fatalf("hooks fired: validate %d apply %d commit %d (%d records)", validated.Load(), applied.Load(), committed.Load(), committedRecords.Load())
 		}
 		// A push that only loses conflicts commits nothing and fires no commit hook.

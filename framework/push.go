@@ -234,23 +234,23 @@ func (a *App) checkData(m *model, rec *models.Record, data json.RawMessage, v an
 	return nil
 }
 
-// checkMerge validates a policy's merged data for m and stores it in
-// next, in the form the HTTP layer gives a client's data (compact, keys
+// checkMerge validates data a policy merged or an apply hook set (source
+// names which, for the errors) for m and stores it in next, in the form the HTTP layer gives a client's data (compact, keys
 // sorted), then the model's canonical form.
-func (a *App) checkMerge(m *model, next *models.Record, data json.RawMessage) error {
+func (a *App) checkMerge(m *model, next *models.Record, data json.RawMessage, source string) error {
 	if len(data) > a.cfg.MaxDataBytes {
-		return Invalid("/data", fmt.Sprintf("merged data is larger than %d bytes", a.cfg.MaxDataBytes))
+		return Invalid("/data", fmt.Sprintf("%s data is larger than %d bytes", source, a.cfg.MaxDataBytes))
 	}
 	v, ok := jsonvalue.Parse(data)
 	if !ok {
-		return Invalid("/data", "merged data is not valid JSON")
+		return Invalid("/data", source+" data is not valid JSON")
 	}
 	text, err := jsonvalue.Append(make([]byte, 0, len(data)), v)
 	if err != nil {
-		return Invalid("/data", "merged data is not valid JSON")
+		return Invalid("/data", source+" data is not valid JSON")
 	}
 	if len(text) > a.cfg.MaxDataBytes {
-		return Invalid("/data", fmt.Sprintf("merged data is larger than %d bytes", a.cfg.MaxDataBytes))
+		return Invalid("/data", fmt.Sprintf("%s data is larger than %d bytes", source, a.cfg.MaxDataBytes))
 	}
 	return a.checkData(m, next, text, v)
 }
@@ -529,7 +529,7 @@ func (a *App) resolve(ctx context.Context, m *model, policy ConflictPolicy, stor
 			next.IsDeleted = *resolution.Deleted
 		}
 		if resolution.Data != nil {
-			if err := a.checkMerge(m, next, resolution.Data); err != nil {
+			if err := a.checkMerge(m, next, resolution.Data, "merged"); err != nil {
 				a.log.Error("conflict policy merged an invalid record; the change is rejected", "model", m.name, "uid", next.UID, "err", err)
 				a.failResult(res, err)
 				return false, nil
@@ -558,7 +558,12 @@ func (a *App) write(ctx context.Context, st *pushTx, p Principal, m *model, stor
 	err := st.tx.InSavepoint(ctx, func() error {
 		return a.onApply.Trigger(ev, func(e *ApplyEvent) error {
 			if !bytes.Equal(next.Data, e.Record.Data) {
-				next.Data, next.Value = e.Record.Data, nil // a hook changed it
+				// A hook changed the data: it is checked and stored like
+				// an incoming change's (schema, Validate, canonical form).
+				if err := a.checkMerge(m, next, e.Record.Data, "an apply hook's"); err != nil {
+					a.log.Error("an apply hook set invalid data; the change is rejected", "model", m.name, "uid", next.UID, "err", err)
+					return err
+				}
 			}
 			// Checked here, after the hooks before Next changed what is
 			// written; counted once the whole write stands.
