@@ -131,7 +131,7 @@ type batcher struct {
 	maxPayload int
 	maxPending int
 	onError    func(error)
-	// linger is how long a wake-up waits for more hints before sending.
+	// linger is the shortest time between two sends.
 	linger time.Duration
 
 	mu      sync.Mutex
@@ -184,22 +184,24 @@ func (b *batcher) take() ([]string, bool) {
 // run sends until ctx ends.
 func (b *batcher) run(ctx context.Context) {
 	backoff := newBackoff()
+	var last time.Time // the last send
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-b.wake:
 		}
-		// Linger a moment so that the hints of concurrent pushes travel
-		// in one message: each NOTIFY is a transaction of its own, with
-		// its commit's flush.
-		if b.linger > 0 {
+		// At most one send per linger: under load the hints of
+		// concurrent pushes gather into one message (each NOTIFY is a
+		// transaction of its own), while a lone hint goes at once.
+		if wait := b.linger - time.Since(last); wait > 0 {
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(b.linger):
+			case <-time.After(wait):
 			}
 		}
+		last = time.Now()
 		scopes, resync := b.take()
 		if len(scopes) == 0 && !resync {
 			continue
