@@ -15,7 +15,7 @@ func TestReadmeSnippets(t *testing.T) {
 		t.Fatal(err)
 	}
 	blocks := regexp.MustCompile("(?s)<!-- file: ([^ ]+) -->\n```[a-z]*\n(.*?)```\n").FindAllStringSubmatch(string(readme), -1)
-	want := map[string]bool{"example-app/e2e/watermelon-sync.js": false, "example-app/e2e/rxdb-sync.js": false}
+	want := map[string]bool{"example-app/e2e/watermelon-sync.js": false, "example-app/e2e/rxdb-sync.js": false, "example-app/e2e/watermelon-live.js": false}
 	for _, b := range blocks {
 		path, text := b[1], b[2]
 		file, err := os.ReadFile("../../" + path)
