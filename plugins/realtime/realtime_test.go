@@ -480,6 +480,12 @@ func TestStreamEnds(t *testing.T) {
 			t.Fatal(err)
 		}
 		ends(s, "stopping")
+		// A stream asked for after that is refused, with Retry-After.
+		_, resp := e.open(t, "ken", nil, "")
+		if resp.Header.Get("Retry-After") == "" {
+			t.Fatal("no Retry-After")
+		}
+		wantError(t, resp, http.StatusServiceUnavailable, "unavailable")
 	})
 }
 

@@ -68,6 +68,12 @@ func (p *Plugin) serveStream(c *gin.Context) error {
 	case err != nil:
 		return err
 	}
+	select {
+	case <-s.done:
+		return &framework.Error{Code: framework.CodeUnavailable, RetryAfter: time.Second,
+			Message: "this server is stopping; connect again"}
+	default:
+	}
 	handedOver := false
 	defer func() {
 		if !handedOver {
