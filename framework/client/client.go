@@ -90,7 +90,8 @@ type Rejection struct {
 // for concurrent use: local edits may run at any time, and calls to
 // [Client.Sync] are serialized.
 type Client struct {
-	base       string
+	root       string // Config.BaseURL, without a trailing slash
+	base       string // root and the mount
 	http       *http.Client
 	token      func(ctx context.Context) (string, error)
 	owner      string
@@ -138,6 +139,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("client: Config.PullLimit %d must not be negative", cfg.PullLimit)
 	}
 	c := &Client{
+		root:       strings.TrimRight(cfg.BaseURL, "/"),
 		base:       strings.TrimRight(cfg.BaseURL, "/") + strings.TrimRight(mount, "/"),
 		http:       cfg.HTTPClient,
 		owner:      cfg.Owner,

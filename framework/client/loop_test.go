@@ -54,24 +54,29 @@ func (r *loopRecorder) wait(t *testing.T, what string) error {
 	return r.errs[len(r.errs)-1]
 }
 
-// startLoop runs d's loop until the test ends and checks that it stops
-// with the context.
-func startLoop(t *testing.T, d *device, opts client.RunOptions) {
+// startLoop runs d's loop until the test ends, or until the returned
+// function stops it sooner, and checks that it stops with the context.
+func startLoop(t *testing.T, d *device, opts client.RunOptions) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx, opts) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if !errors.Is(err, context.Canceled) {
-				t.Errorf("Run returned %v, want context.Canceled", err)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if !errors.Is(err, context.Canceled) {
+					t.Errorf("Run returned %v, want context.Canceled", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Error("Run did not stop when its context was cancelled")
 			}
-		case <-time.After(20 * time.Second):
-			t.Error("Run did not stop when its context was cancelled")
-		}
-	})
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 func TestRunLoop(t *testing.T) {
@@ -80,7 +85,10 @@ func TestRunLoop(t *testing.T) {
 	u := e.signUp("Loop")
 	a, b := e.device(u), e.device(u)
 	rec := newLoopRecorder()
-	startLoop(t, a, client.RunOptions{Interval: -1, Debounce: 150 * time.Millisecond, OnSync: rec.onSync})
+	// Without the live stream: this is the loop's own behaviour (A's pushes
+	// would wake its stream too).
+	startLoop(t, a, client.RunOptions{Interval: -1, Debounce: 150 * time.Millisecond, OnSync: rec.onSync,
+		Stream: client.StreamOptions{Mode: client.StreamOff}})
 
 	// At start.
 	if err := rec.wait(t, "at start"); err != nil {
@@ -147,7 +155,9 @@ func TestRunLoopPeriodicAndRetry(t *testing.T) {
 		return nil, nil
 	})
 	rec := newLoopRecorder()
-	startLoop(t, a, client.RunOptions{Interval: 150 * time.Millisecond, Debounce: 10 * time.Millisecond, OnSync: rec.onSync})
+	// Periodic syncs are what this tests: no live stream.
+	startLoop(t, a, client.RunOptions{Interval: 150 * time.Millisecond, Debounce: 10 * time.Millisecond, OnSync: rec.onSync,
+		Stream: client.StreamOptions{Mode: client.StreamOff}})
 	for i := range 2 {
 		if err := rec.wait(t, "while offline"); err == nil {
 			t.Fatalf("sync %d succeeded while the network was down", i)
