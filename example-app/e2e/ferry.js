@@ -77,3 +77,14 @@ export async function countRequests(part, fn) {
   }
   return n
 }
+
+// eventually waits until fn() resolves truthy, failing after ms (a bound
+// for a broken run, not a speed check).
+export async function eventually(fn, what, ms = 20_000) {
+  const until = Date.now() + ms
+  for (;;) {
+    if (await fn()) return
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+}

@@ -8,18 +8,9 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { replicateWithFerry } from './rxdb-sync.js'
 import { newDevice, tasks, newTask, closeAll } from './rxdb-device.js'
-import { url, signUp } from './ferry.js'
+import { url, signUp, eventually } from './ferry.js'
 
 const url2 = process.env.FERRY_URL2
-
-async function eventually(fn, what) {
-  const until = Date.now() + 20_000
-  for (;;) {
-    if (await fn()) return
-    if (Date.now() > until) assert.fail(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
-}
 
 test('RxDB devices on two replicas replicate live', { skip: !url2 && 'FERRY_URL2 (a second replica) is not set' }, async t => {
   t.after(closeAll)

@@ -5,16 +5,7 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { replicateWithFerry } from './rxdb-sync.js'
 import { newDevice, sync, tasks, newTask, closeAll } from './rxdb-device.js'
-import { url, signUp, nativePush, serverTasks, countRequests } from './ferry.js'
-
-async function eventually(fn, what) {
-  const until = Date.now() + 10_000
-  for (;;) {
-    if (await fn()) return
-    if (Date.now() > until) assert.fail(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
-}
+import { url, signUp, nativePush, serverTasks, countRequests, eventually } from './ferry.js'
 
 test('RxDB devices converge through Ferry', { skip: !url && 'FERRY_URL is not set' }, async t => {
   t.after(closeAll)

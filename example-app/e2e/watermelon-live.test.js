@@ -8,16 +8,7 @@ import { EventSource } from 'eventsource'
 import { syncWithFerry } from './watermelon-sync.js'
 import { syncOnHints } from './watermelon-live.js'
 import { newDevice, create, tasks } from './watermelon-device.js'
-import { url, signUp } from './ferry.js'
-
-async function eventually(fn, what) {
-  const until = Date.now() + 20_000
-  for (;;) {
-    if (await fn()) return
-    if (Date.now() > until) assert.fail(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
-}
+import { url, signUp, eventually } from './ferry.js'
 
 test('WatermelonDB syncs on live hints', { skip: !url && 'FERRY_URL is not set' }, async t => {
   const ann = await signUp('ann')
