@@ -46,8 +46,12 @@ func TestReplicasDeliverEveryHint(t *testing.T) {
 			}
 			dsn := synctest.PostgresURL(t)
 			dir := t.TempDir()
+			// This run's own channel, the same on its three replicas: other
+			// runs on the database do not wake them.
+			channel := fmt.Sprintf("ferry_test_%s_%d", bus, time.Now().UnixNano())
 			env := func(i int) []string {
 				return []string{"DATABASE_URL=" + dsn, "FERRY_REALTIME_BUS=" + bus,
+					"FERRY_REALTIME_CHANNEL=" + channel,
 					"FERRY_DATA_DIR=" + filepath.Join(dir, fmt.Sprint("replica", i)),
 					"FERRY_JWT_SECRET=7265706c696361732d746573742d7365637265742d7265706c696361732d7465",
 					"FERRY_BCRYPT_COST=4", "FERRY_AUTH_RATE_IP=off", "FERRY_AUTH_RATE_ACCOUNT=off"}
@@ -115,7 +119,8 @@ func TestReplicasDeliverEveryHint(t *testing.T) {
 				defer db.Close()
 				var killed int
 				if err := db.NewRaw(`SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-					WHERE application_name = ? AND datname = current_database()) k`, realtime.ListenerApplicationName).Scan(ctx, &killed); err != nil {
+					WHERE application_name = ? AND datname = current_database() AND query LIKE ?) k`,
+					realtime.ListenerApplicationName, "LISTEN%"+channel+"%").Scan(ctx, &killed); err != nil {
 					t.Fatal(err)
 				}
 				if killed != 3 {

@@ -86,6 +86,12 @@ type Config struct {
 	// NATSURL is the NATS server of the "nats" bus (FERRY_NATS_URL,
 	// default nats://127.0.0.1:4222).
 	NATSURL string
+	// RealtimeChannel names the bus's channel (FERRY_REALTIME_CHANNEL):
+	// the NOTIFY channel on PostgreSQL (default ferry_hints), the subject
+	// on NATS (default ferry.hints). Deployments that share a database or
+	// a NATS server keep apart with different names; every replica of one
+	// deployment uses the same.
+	RealtimeChannel string
 
 	// envErr is what ConfigFromEnv could not read; New reports it.
 	envErr error
@@ -169,6 +175,7 @@ func ConfigFromEnv() Config {
 		Realtime:    os.Getenv("FERRY_REALTIME_BUS"),
 		NATSURL:     os.Getenv("FERRY_NATS_URL"),
 	}
+	cfg.RealtimeChannel = os.Getenv("FERRY_REALTIME_CHANNEL")
 	var errs []error
 	if v := os.Getenv("FERRY_TRUSTED_PROXIES"); v != "" {
 		for _, p := range strings.Split(v, ",") {
@@ -432,7 +439,7 @@ func newRealtime(cfg Config, jwtSecret []byte) (*realtime.Plugin, error) {
 		if cfg.DatabaseURL == "" {
 			return nil, errors.New("FERRY_REALTIME_BUS=postgres needs DATABASE_URL")
 		}
-		b, err := realtime.NewPostgresBus(cfg.DatabaseURL, realtime.PostgresOptions{Logger: cfg.Logger})
+		b, err := realtime.NewPostgresBus(cfg.DatabaseURL, realtime.PostgresOptions{Channel: cfg.RealtimeChannel, Logger: cfg.Logger})
 		if err != nil {
 			return nil, err
 		}
@@ -442,7 +449,7 @@ func newRealtime(cfg Config, jwtSecret []byte) (*realtime.Plugin, error) {
 		if url == "" {
 			url = "nats://127.0.0.1:4222"
 		}
-		bus = realtime.NewNATSBus(url, realtime.NATSOptions{Logger: cfg.Logger})
+		bus = realtime.NewNATSBus(url, realtime.NATSOptions{Subject: cfg.RealtimeChannel, Logger: cfg.Logger})
 	default:
 		return nil, fmt.Errorf("FERRY_REALTIME_BUS=%q: want postgres, nats or local", kind)
 	}

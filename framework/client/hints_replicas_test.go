@@ -108,11 +108,13 @@ func TestHintsAcrossReplicasConverge(t *testing.T) {
 			killed = true
 			var n int
 			if err := replicas[0].db.NewRaw(`SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-				WHERE application_name = ? AND datname = current_database() AND query LIKE 'LISTEN%') k`,
-				realtime.ListenerApplicationName).Scan(ctx, &n); err != nil {
+				WHERE application_name = ? AND datname = current_database() AND query LIKE ?) k`,
+				realtime.ListenerApplicationName, "LISTEN%"+channel+"%").Scan(ctx, &n); err != nil {
 				t.Fatal(err)
 			}
-			t.Logf("killed %d listening connections mid-run", n)
+			if n != 2 {
+				t.Fatalf("killed %d listening connections, want 2 (one per replica)", n)
+			}
 		}
 		time.Sleep(time.Duration(rng.IntN(4000)) * time.Microsecond)
 	}
