@@ -259,19 +259,9 @@ func runReplicaEpoch(t *testing.T, set *replicaSet, seed uint64, n, rounds int, 
 		}
 	}()
 	drawn := 2 + e.intn(7)
-	if rounds == 0 && budget == 0 {
-		rounds = drawn
-	}
 	e.faulty.Store(true)
 	cutter := e.startCutter()
-	start := time.Now()
-	for r := 0; ; r++ {
-		if rounds > 0 && r >= rounds || rounds == 0 && r >= 2 && time.Since(start) >= budget || t.Failed() {
-			break
-		}
-		e.round()
-		played++
-	}
+	playRounds(t, rounds, drawn, budget, e.round, &played)
 	cutter()
 	e.faulty.Store(false)
 	e.lateWG.Wait()
@@ -450,18 +440,7 @@ func (e *repEpoch) round() {
 // revival of a note.
 func (e *repEpoch) work(d *repDevice) {
 	ctx := context.Background()
-	recs, err := d.c.Store().List(ctx, client.ListParams{Model: "data.Note", IncludeDeleted: true})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	var live, dead []*client.Record
-	for _, r := range recs {
-		if r.IsDeleted {
-			dead = append(dead, r)
-		} else {
-			live = append(live, r)
-		}
-	}
+	live, dead := notesOf(e.t, d.c.Store(), d.user.acc.ID)
 	x := e.intn(100)
 	switch {
 	case x < 35 || len(live) == 0 && x < 85 || len(dead) == 0 && x >= 85:
@@ -587,14 +566,9 @@ type repTransport struct{ e *repEpoch }
 func (tr *repTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	e := tr.e
 	e.stats.requests.Add(1)
-	var raw []byte
-	if req.Body != nil {
-		b, err := io.ReadAll(req.Body)
-		req.Body.Close()
-		if err != nil {
-			return nil, err
-		}
-		raw = b
+	raw, err := readBody(req)
+	if err != nil {
+		return nil, err
 	}
 	host, ok := e.set.pick(e.intn(2))
 	if !ok {

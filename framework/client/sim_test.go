@@ -400,17 +400,7 @@ func runEpoch(t *testing.T, srv *simServer, seed uint64, n, rounds int, budget t
 	e.purges = e.rng.IntN(2) == 0
 	e.setUp()
 	drawn := 2 + e.rng.IntN(7) // drawn always, so a replay takes the same path
-	if rounds == 0 && budget == 0 {
-		rounds = drawn
-	}
-	start := time.Now()
-	for r := 0; ; r++ {
-		if rounds > 0 && r >= rounds || rounds == 0 && r >= 2 && time.Since(start) >= budget || t.Failed() {
-			break
-		}
-		e.round()
-		played++
-	}
+	playRounds(t, rounds, drawn, budget, e.round, &played)
 	if t.Failed() {
 		return e.stats
 	}
@@ -422,6 +412,24 @@ func runEpoch(t *testing.T, srv *simServer, seed uint64, n, rounds int, budget t
 		t.Errorf("purge at the end of the epoch: %v", err)
 	}
 	return e.stats
+}
+
+// playRounds plays an epoch's rounds: rounds of them; with rounds 0, as
+// many as budget allows (at least two); with both 0, drawn of them. It
+// stops when the test failed, and counts the rounds played in played.
+func playRounds(t *testing.T, rounds, drawn int, budget time.Duration, round func(), played *int) {
+	t.Helper()
+	if rounds == 0 && budget == 0 {
+		rounds = drawn
+	}
+	start := time.Now()
+	for r := 0; ; r++ {
+		if rounds > 0 && r >= rounds || rounds == 0 && r >= 2 && time.Since(start) >= budget || t.Failed() {
+			return
+		}
+		round()
+		*played++
+	}
 }
 
 // setUp signs up 2 or 3 users with 2 to 3 devices each, 5 devices at least.
@@ -616,18 +624,7 @@ func (e *epoch) work(d *simDevice, n int) {
 	u := d.user
 	for range n {
 		e.tick()
-		recs, err := d.store.List(ctx, client.ListParams{Owner: u.acc.ID, Model: "data.Note", IncludeDeleted: true})
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		var live, dead []*client.Record
-		for _, r := range recs {
-			if r.IsDeleted {
-				dead = append(dead, r)
-			} else {
-				live = append(live, r)
-			}
-		}
+		live, dead := notesOf(e.t, d.store, u.acc.ID)
 		x := e.rng.IntN(100)
 		if len(live) == 0 && x >= 35 && x < 85 {
 			x = 0 // nothing to edit or delete: create
@@ -662,6 +659,24 @@ func (e *epoch) work(d *simDevice, n int) {
 			e.put(d, "data.Setting", uid, map[string]any{"key": fmt.Sprint("k", k), "value": e.rng.IntN(1000)})
 		}
 	}
+}
+
+// notesOf returns the notes of owner in st, those alive and the
+// tombstones.
+func notesOf(t *testing.T, st client.Store, owner string) (live, dead []*client.Record) {
+	t.Helper()
+	recs, err := st.List(context.Background(), client.ListParams{Owner: owner, Model: "data.Note", IncludeDeleted: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.IsDeleted {
+			dead = append(dead, r)
+		} else {
+			live = append(live, r)
+		}
+	}
+	return live, dead
 }
 
 var simWords = []string{"milk", "bread", "call", "mom", "fix", "bike", "plan", "trip", "read", "book", "pay", "rent"}
@@ -1034,6 +1049,16 @@ func mustJSON(t *testing.T, v any) []byte {
 	return b
 }
 
+// readBody reads and closes a request's body (nil when it has none), so
+// that the request can be sent several times.
+func readBody(req *http.Request) ([]byte, error) {
+	if req.Body == nil {
+		return nil, nil
+	}
+	defer req.Body.Close()
+	return io.ReadAll(req.Body)
+}
+
 // simTransport is a device's connection to the server: it rewrites the
 // host to the server's current address and, while the epoch is faulty,
 // injects faults drawn from the epoch's generator.
@@ -1045,15 +1070,9 @@ type simTransport struct {
 
 func (tr *simTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	e := tr.e
-	// Read the body once, so the request can be sent several times.
-	var raw []byte
-	if req.Body != nil {
-		b, err := io.ReadAll(req.Body)
-		req.Body.Close()
-		if err != nil {
-			return nil, err
-		}
-		raw = b
+	raw, err := readBody(req)
+	if err != nil {
+		return nil, err
 	}
 	cp := req.Clone(req.Context())
 	if raw != nil {
