@@ -70,7 +70,7 @@
 // is down, Run syncs every RunOptions.Interval as without a stream. The
 // stream reconnects after a wait random below a bound that doubles with
 // every failure in a row (from ReconnectDelay, 1s, to MaxReconnectDelay,
-// a minute), at least as long as a 429's or 503's Retry-After. A server
+// a minute), on top of a 429's or 503's Retry-After. A server
 // that answers 404 (or anything that is not an event stream) has no
 // stream: Run asks again every Interval, in case an upgrade adds it. A 401
 // stops the stream until a sync succeeds (the sync reports the error
