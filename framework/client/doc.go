@@ -48,8 +48,40 @@
 //	res, err := c.Sync(ctx) // whenever the network is back
 //
 // [Client.Run] syncs in the background instead: at start, after local
-// changes (debounced), periodically, and on [Client.Trigger] (for a
-// realtime notification).
+// changes (debounced), periodically, and on [Client.Trigger].
+//
+// # The live stream
+//
+// When the server has the realtime plugin, Run also keeps its live stream
+// open (GET /sync/stream, Server-Sent Events; [StreamOptions.Path] is
+// relative to Config.BaseURL) in a goroutine of its own, which ends
+// before Run returns. The stream carries hints, never data: an event
+// "changes" means the server may have something the device has not
+// pulled, and Run syncs (after [StreamOptions.Debounce], so that a burst
+// of hints costs a few syncs; the syncs are the same serialized
+// [Client.Sync]). Each connection sends the stored pull cursor, so the
+// server's first event says exactly whether the device is behind
+// ("changes") or not ("ready"), and a device that was disconnected
+// catches up as soon as it is back. A device's own pushes wake its stream
+// too; that costs one pull that finds nothing.
+//
+// While the stream is up, periodic syncs are only a safety net, every
+// [StreamOptions.Interval] (ten RunOptions.Interval by default); while it
+// is down, Run syncs every RunOptions.Interval as without a stream. The
+// stream reconnects after a wait random below a bound that doubles with
+// every failure in a row (from ReconnectDelay, 1s, to MaxReconnectDelay,
+// a minute), on top of a 429's or 503's Retry-After. A server
+// that answers 404 (or anything that is not an event stream) has no
+// stream: Run asks again every Interval, in case an upgrade adds it. A 401
+// stops the stream until a sync succeeds (the sync reports the error
+// through RunOptions.OnSync). A stream silent for
+// [StreamOptions.IdleTimeout] is taken for dead and reconnected.
+// [StreamOptions.OnState] reports what the stream does; StreamOff turns
+// it off. A stream costs one goroutine and one connection, and the
+// client holds at most 16 KiB of its lines.
+//
+// [Client.Trigger] remains for hints from elsewhere (a push
+// notification).
 //
 // The store is the seam for persistence: [MemoryStore] keeps everything in
 // memory; [SQLiteStore] ([OpenSQLiteStore]) keeps records, queue and cursor

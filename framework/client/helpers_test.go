@@ -296,18 +296,11 @@ type state struct {
 // included, and fails if any is unsynced.
 func (d *device) localState() map[string]state {
 	d.t.Helper()
-	recs, err := d.store.List(context.Background(), client.ListParams{IncludeDeleted: true})
-	if err != nil {
-		d.t.Fatal(err)
+	got, unsynced := storeState(d.t, d.store)
+	for _, k := range unsynced {
+		d.t.Errorf("%s is not synced", k)
 	}
-	out := map[string]state{}
-	for _, r := range recs {
-		if !r.Synced {
-			d.t.Errorf("%s/%s is not synced", r.Model, r.UID)
-		}
-		out[r.Model+"/"+r.UID] = state{ModifyAt: r.ModifyAt.UTC(), IsDeleted: r.IsDeleted, Version: r.Version, Data: normJSON(d.t, r.Data)}
-	}
-	return out
+	return got
 }
 
 func normJSON(t *testing.T, raw json.RawMessage) any {

@@ -79,37 +79,8 @@ var errInjected = errors.New("injected fault")
 
 func TestSimConvergence(t *testing.T) {
 	t.Parallel()
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("FERRY_SIM_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("FERRY_SIM_SEED=%q: %v", s, err)
-		}
-		seed = v
-	}
-	var long time.Duration
-	if s := os.Getenv("FERRY_SIM_DURATION"); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			t.Fatalf("FERRY_SIM_DURATION=%q: %v", s, err)
-		}
-		long = d
-	}
-	rounds, epoch0 := 0, 0
-	if s := os.Getenv("FERRY_SIM_EPOCH"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil || v < 0 {
-			t.Fatalf("FERRY_SIM_EPOCH=%q must be a number", s)
-		}
-		epoch0 = v
-	}
-	if s := os.Getenv("FERRY_SIM_ROUNDS"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil || v < 1 {
-			t.Fatalf("FERRY_SIM_ROUNDS=%q must be a positive integer", s)
-		}
-		rounds = v
-	}
+	cfg := simSettingsFromEnv(t)
+	seed, long, rounds, epoch0 := cfg.seed, cfg.long, cfg.rounds, cfg.epoch0
 	for _, kind := range []synctest.Store{synctest.SQLite, synctest.Postgres} {
 		t.Run(string(kind), func(t *testing.T) {
 			t.Parallel()
@@ -133,6 +104,49 @@ func TestSimConvergence(t *testing.T) {
 				kind, seed, total.epochs, total.rounds, total.serverRestarts, total.deviceRestarts, total.writes, total.editsInFlight, total.syncs, total.failedSyncs, total.resets, total.purges, total.purged, total.requests, total.cursorMoves, total.faults(), time.Since(start).Round(time.Millisecond))
 		})
 	}
+}
+
+// simSettings are the FERRY_SIM_* variables (see the simulation's
+// comment): the seed, the duration of a long run, the rounds of a short
+// one and its epoch number.
+type simSettings struct {
+	seed           uint64
+	long           time.Duration
+	rounds, epoch0 int
+}
+
+func simSettingsFromEnv(t *testing.T) simSettings {
+	t.Helper()
+	cfg := simSettings{seed: uint64(time.Now().UnixNano())}
+	if s := os.Getenv("FERRY_SIM_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("FERRY_SIM_SEED=%q: %v", s, err)
+		}
+		cfg.seed = v
+	}
+	if s := os.Getenv("FERRY_SIM_DURATION"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatalf("FERRY_SIM_DURATION=%q: %v", s, err)
+		}
+		cfg.long = d
+	}
+	if s := os.Getenv("FERRY_SIM_EPOCH"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 0 {
+			t.Fatalf("FERRY_SIM_EPOCH=%q must be a number", s)
+		}
+		cfg.epoch0 = v
+	}
+	if s := os.Getenv("FERRY_SIM_ROUNDS"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 {
+			t.Fatalf("FERRY_SIM_ROUNDS=%q must be a positive integer", s)
+		}
+		cfg.rounds = v
+	}
+	return cfg
 }
 
 // simStats counts what a run did.
@@ -277,6 +291,51 @@ type simDevice struct {
 	seen map[string]time.Time
 }
 
+// writeLog holds the latest local write of every record, keyed by
+// owner/model/uid.
+type writeLog map[string]*write
+
+// note records a local write as the latest of its record when it is.
+func (l writeLog) note(t *testing.T, rec *client.Record) {
+	t.Helper()
+	k := rec.Owner + "/" + rec.Model + "/" + rec.UID
+	w := &write{at: rec.ModifyAt, deleted: rec.IsDeleted, data: simData(t, rec.Model, rec.Data)}
+	old := l[k]
+	switch {
+	case old == nil || w.at.After(old.at):
+		l[k] = w
+	case w.at.Equal(old.at) && (w.deleted != old.deleted || w.data != old.data):
+		// Either may win; deleted then says whether one of them deletes.
+		old.tie = true
+		old.deleted = old.deleted || w.deleted
+	}
+}
+
+// check fails for every record of owner whose state on the server (want,
+// keyed by model/uid) is not its latest local write: a local write, or a
+// change the server acknowledged, was lost. A record missing from want
+// may be a tombstone purged since.
+func (l writeLog) check(t *testing.T, owner string, want map[string]state, purged map[string]bool) {
+	t.Helper()
+	for k, w := range l {
+		o, mk, _ := strings.Cut(k, "/")
+		if o != owner {
+			continue
+		}
+		s, ok := want[mk]
+		switch {
+		case !ok && w.deleted && purged[k]:
+			// The latest write was a delete, purged since.
+		case !ok:
+			t.Errorf("%s: written (latest at %s) but not on the server", mk, w.at.Format(time.RFC3339Nano))
+		case !s.ModifyAt.Equal(w.at):
+			t.Errorf("%s: the server has modify_at %s, the latest write was at %s", mk, s.ModifyAt.Format(time.RFC3339Nano), w.at.Format(time.RFC3339Nano))
+		case !w.tie && (s.IsDeleted != w.deleted || !w.deleted && simData(t, mk[:strings.Index(mk, "/")], mustJSON(t, s.Data)) != w.data):
+			t.Errorf("%s: the server has deleted=%v %v, the latest write was deleted=%v %s", mk, s.IsDeleted, s.Data, w.deleted, w.data)
+		}
+	}
+}
+
 // write is the latest local write of one record.
 type write struct {
 	at      time.Time
@@ -300,7 +359,7 @@ type epoch struct {
 	stats  simStats
 	http   *http.Transport
 
-	writes map[string]*write    // key: owner/model/uid
+	writes writeLog
 	acked  map[string]time.Time // highest applied modify_at the server answered
 	late   []*http.Request      // push copies waiting to be delivered late
 	lateBy []*simUser           // whose push each late copy is
@@ -320,7 +379,7 @@ func runEpoch(t *testing.T, srv *simServer, seed uint64, n, rounds int, budget t
 		rng:    rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		base:   time.Now().UTC().Add(-time.Hour).Truncate(time.Second),
 		http:   &http.Transport{MaxIdleConnsPerHost: 4},
-		writes: map[string]*write{},
+		writes: writeLog{},
 		acked:  map[string]time.Time{},
 		purged: map[string]bool{},
 	}
@@ -341,17 +400,7 @@ func runEpoch(t *testing.T, srv *simServer, seed uint64, n, rounds int, budget t
 	e.purges = e.rng.IntN(2) == 0
 	e.setUp()
 	drawn := 2 + e.rng.IntN(7) // drawn always, so a replay takes the same path
-	if rounds == 0 && budget == 0 {
-		rounds = drawn
-	}
-	start := time.Now()
-	for r := 0; ; r++ {
-		if rounds > 0 && r >= rounds || rounds == 0 && r >= 2 && time.Since(start) >= budget || t.Failed() {
-			break
-		}
-		e.round()
-		played++
-	}
+	playRounds(t, rounds, drawn, budget, e.round, &played)
 	if t.Failed() {
 		return e.stats
 	}
@@ -363,6 +412,24 @@ func runEpoch(t *testing.T, srv *simServer, seed uint64, n, rounds int, budget t
 		t.Errorf("purge at the end of the epoch: %v", err)
 	}
 	return e.stats
+}
+
+// playRounds plays an epoch's rounds: rounds of them; with rounds 0, as
+// many as budget allows (at least two); with both 0, drawn of them. It
+// stops when the test failed, and counts the rounds played in played.
+func playRounds(t *testing.T, rounds, drawn int, budget time.Duration, round func(), played *int) {
+	t.Helper()
+	if rounds == 0 && budget == 0 {
+		rounds = drawn
+	}
+	start := time.Now()
+	for r := 0; ; r++ {
+		if rounds > 0 && r >= rounds || rounds == 0 && r >= 2 && time.Since(start) >= budget || t.Failed() {
+			return
+		}
+		round()
+		*played++
+	}
 }
 
 // setUp signs up 2 or 3 users with 2 to 3 devices each, 5 devices at least.
@@ -557,18 +624,7 @@ func (e *epoch) work(d *simDevice, n int) {
 	u := d.user
 	for range n {
 		e.tick()
-		recs, err := d.store.List(ctx, client.ListParams{Owner: u.acc.ID, Model: "data.Note", IncludeDeleted: true})
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		var live, dead []*client.Record
-		for _, r := range recs {
-			if r.IsDeleted {
-				dead = append(dead, r)
-			} else {
-				live = append(live, r)
-			}
-		}
+		live, dead := notesOf(e.t, d.store, u.acc.ID)
 		x := e.rng.IntN(100)
 		if len(live) == 0 && x >= 35 && x < 85 {
 			x = 0 // nothing to edit or delete: create
@@ -605,6 +661,24 @@ func (e *epoch) work(d *simDevice, n int) {
 	}
 }
 
+// notesOf returns the notes of owner in st, those alive and the
+// tombstones.
+func notesOf(t *testing.T, st client.Store, owner string) (live, dead []*client.Record) {
+	t.Helper()
+	recs, err := st.List(context.Background(), client.ListParams{Owner: owner, Model: "data.Note", IncludeDeleted: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.IsDeleted {
+			dead = append(dead, r)
+		} else {
+			live = append(live, r)
+		}
+	}
+	return live, dead
+}
+
 var simWords = []string{"milk", "bread", "call", "mom", "fix", "bike", "plan", "trip", "read", "book", "pay", "rent"}
 
 func (e *epoch) noteData() map[string]any {
@@ -635,17 +709,7 @@ func (e *epoch) put(d *simDevice, model, uid string, data any) {
 func (e *epoch) wrote(d *simDevice, rec *client.Record) {
 	e.trace(rec.UID, "%s wrote %s at %s deleted=%v %s", d.name, rec.UID, rec.ModifyAt.Format(time.RFC3339Nano), rec.IsDeleted, rec.Data)
 	e.stats.writes++
-	k := rec.Owner + "/" + rec.Model + "/" + rec.UID
-	w := &write{at: rec.ModifyAt, deleted: rec.IsDeleted, data: simData(e.t, rec.Model, rec.Data)}
-	old := e.writes[k]
-	switch {
-	case old == nil || w.at.After(old.at):
-		e.writes[k] = w
-	case w.at.Equal(old.at) && (w.deleted != old.deleted || w.data != old.data):
-		// Either may win; deleted then says whether one of them deletes.
-		old.tie = true
-		old.deleted = old.deleted || w.deleted
-	}
+	e.writes.note(e.t, rec)
 }
 
 // simTrace is FERRY_SIM_TRACE: writes, push answers and purges of records
@@ -874,20 +938,14 @@ func (e *epoch) finish() {
 			if n, err := d.c.PendingCount(ctx); err != nil || n != 0 {
 				e.t.Errorf("%s: %d changes still queued (%v)", d.name, n, err)
 			}
-			got := map[string]state{}
-			recs, err := d.store.List(ctx, client.ListParams{IncludeDeleted: true})
-			if err != nil {
-				e.t.Fatal(err)
+			got, unsynced := storeState(e.t, d.store)
+			for _, k := range unsynced {
+				e.t.Errorf("%s: %s is not synced", d.name, k)
 			}
-			for _, r := range recs {
-				if !r.Synced {
-					e.t.Errorf("%s: %s/%s is not synced", d.name, r.Model, r.UID)
+			for k, g := range got {
+				if _, ok := want[k]; !ok && g.IsDeleted && e.purged[u.acc.ID+"/"+k] {
+					delete(got, k) // a tombstone the device saw before the server purged it
 				}
-				k := r.Model + "/" + r.UID
-				if _, ok := want[k]; !ok && r.IsDeleted && e.purged[u.acc.ID+"/"+k] {
-					continue // a tombstone the device saw before the server purged it
-				}
-				got[k] = state{ModifyAt: r.ModifyAt.UTC(), IsDeleted: r.IsDeleted, Version: r.Version, Data: normJSON(e.t, r.Data)}
 			}
 			if !reflect.DeepEqual(got, want) {
 				e.t.Errorf("%s differs from the server: %s", d.name, simDiff(got, want))
@@ -895,23 +953,7 @@ func (e *epoch) finish() {
 		}
 		// Every record's final state is its latest local write; no
 		// acknowledged write was lost.
-		for k, w := range e.writes {
-			owner, mk, _ := strings.Cut(k, "/")
-			if owner != u.acc.ID {
-				continue
-			}
-			s, ok := want[mk]
-			switch {
-			case !ok && w.deleted && e.purged[k]:
-				// The latest write was a delete, purged since.
-			case !ok:
-				e.t.Errorf("%s: written (latest at %s) but not on the server", mk, w.at.Format(time.RFC3339Nano))
-			case !s.ModifyAt.Equal(w.at):
-				e.t.Errorf("%s: the server has modify_at %s, the latest write was at %s", mk, s.ModifyAt.Format(time.RFC3339Nano), w.at.Format(time.RFC3339Nano))
-			case !w.tie && (s.IsDeleted != w.deleted || !w.deleted && simData(e.t, mk[:strings.Index(mk, "/")], mustJSON(e.t, s.Data)) != w.data):
-				e.t.Errorf("%s: the server has deleted=%v %v, the latest write was deleted=%v %s", mk, s.IsDeleted, s.Data, w.deleted, w.data)
-			}
-		}
+		e.writes.check(e.t, u.acc.ID, want, e.purged)
 		for k, at := range e.acked {
 			owner, mk, _ := strings.Cut(k, "/")
 			if owner != u.acc.ID {
@@ -922,6 +964,26 @@ func (e *epoch) finish() {
 			}
 		}
 	}
+}
+
+// storeState returns what a device's store holds, keyed by model/uid,
+// tombstones included, and the keys of its unsynced records.
+func storeState(t *testing.T, st client.Store) (map[string]state, []string) {
+	t.Helper()
+	recs, err := st.List(context.Background(), client.ListParams{IncludeDeleted: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]state, len(recs))
+	var unsynced []string
+	for _, r := range recs {
+		k := r.Model + "/" + r.UID
+		if !r.Synced {
+			unsynced = append(unsynced, k)
+		}
+		out[k] = state{ModifyAt: r.ModifyAt.UTC(), IsDeleted: r.IsDeleted, Version: r.Version, Data: normJSON(t, r.Data)}
+	}
+	return out, unsynced
 }
 
 // simFullPull pulls everything acc can read, from an empty cursor.
@@ -987,6 +1049,16 @@ func mustJSON(t *testing.T, v any) []byte {
 	return b
 }
 
+// readBody reads and closes a request's body (nil when it has none), so
+// that the request can be sent several times.
+func readBody(req *http.Request) ([]byte, error) {
+	if req.Body == nil {
+		return nil, nil
+	}
+	defer req.Body.Close()
+	return io.ReadAll(req.Body)
+}
+
 // simTransport is a device's connection to the server: it rewrites the
 // host to the server's current address and, while the epoch is faulty,
 // injects faults drawn from the epoch's generator.
@@ -998,15 +1070,9 @@ type simTransport struct {
 
 func (tr *simTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	e := tr.e
-	// Read the body once, so the request can be sent several times.
-	var raw []byte
-	if req.Body != nil {
-		b, err := io.ReadAll(req.Body)
-		req.Body.Close()
-		if err != nil {
-			return nil, err
-		}
-		raw = b
+	raw, err := readBody(req)
+	if err != nil {
+		return nil, err
 	}
 	cp := req.Clone(req.Context())
 	if raw != nil {

@@ -97,9 +97,9 @@ type StreamOptions struct {
 	// ReconnectDelay bounds the wait before reconnecting after the stream
 	// failed (default 1s); the bound doubles with every failure in a row,
 	// up to MaxReconnectDelay (default one minute), and each wait is
-	// random below it (full jitter). A Retry-After of a 429 or 503 answer
-	// lengthens the wait (up to an hour). A stream that stayed up for
-	// MaxReconnectDelay starts the count again.
+	// random below it (full jitter). After a 429 or 503 answer the wait
+	// comes on top of its Retry-After (counted up to an hour). A stream
+	// that stayed up for MaxReconnectDelay starts the count again.
 	ReconnectDelay    time.Duration
 	MaxReconnectDelay time.Duration
 	// IdleTimeout is how long a stream may stay silent before it is taken
@@ -254,11 +254,13 @@ func (s *streamer) run(ctx context.Context) {
 }
 
 // delay is the wait before reconnecting after the given failure in a row
-// (1-based): full jitter below an exponential bound, lengthened by
-// retryAfter.
+// (1-based): full jitter below an exponential bound, after retryAfter.
+// The jitter comes on top of a Retry-After: a replica that refuses
+// streams at its cap tells every device the same time, and they should
+// not all come back at once.
 func (s *streamer) delay(failures int, retryAfter time.Duration) time.Duration {
 	r := Retry{BaseDelay: s.opts.ReconnectDelay, MaxDelay: s.opts.MaxReconnectDelay}
-	return max(r.delay(failures, 0), min(retryAfter, maxRetryAfter))
+	return min(retryAfter, maxRetryAfter) + r.delay(failures, 0)
 }
 
 func (s *streamer) report(state StreamState, err error) {
