@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -84,7 +85,7 @@ func (b *bencher) realtime(args []string, bus string) error {
 				// The first event arrived: the stream is open.
 				opened.Add(1)
 				<-sem
-				_, _ = bufio.NewReader(resp.Body).WriteTo(discard{})
+				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				return
 			}
@@ -202,10 +203,6 @@ func openStream(ctx context.Context, hc *http.Client, base, token string) (*http
 type closer struct{ c interface{ Close() error } }
 
 func (c closer) Close() error { return c.c.Close() }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // natsReachable says whether the NATS server of the example app's
 // default answers.

@@ -69,6 +69,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -210,7 +211,7 @@ func (p *Plugin) Setup(app *framework.App) error {
 	app.OnCommit().Bind(&hook.Handler[*framework.CommitEvent]{ID: "realtime.publish", Func: func(e *framework.CommitEvent) error {
 		var scopes []string
 		for _, r := range e.Records {
-			if !contains(scopes, r.Owner) {
+			if !slices.Contains(scopes, r.Owner) {
 				scopes = append(scopes, r.Owner)
 			}
 		}
@@ -218,15 +219,6 @@ func (p *Plugin) Setup(app *framework.App) error {
 		return e.Next()
 	}})
 	return nil
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 // Start implements [framework.Starter]: it starts the bus.
