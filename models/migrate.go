@@ -27,6 +27,9 @@ func Migrations() (*migrate.Migrations, error) {
 	if err := registerKeys(m); err != nil {
 		return nil, fmt.Errorf("register keys migration: %w", err)
 	}
+	if err := registerMembers(m); err != nil {
+		return nil, fmt.Errorf("register members migration: %w", err)
+	}
 	return m, nil
 }
 

@@ -71,6 +71,9 @@ type Reader interface {
 	// Tombstones returns up to Limit tombstones of a model, of any scope,
 	// last written before Before.
 	Tombstones(ctx context.Context, p TombstonesParams) ([]Record, error)
+	// Memberships returns memberships of shared scopes (see
+	// [MembershipsParams]).
+	Memberships(ctx context.Context, p MembershipsParams) ([]Membership, error)
 }
 
 // Tx is a transaction of a [Store]. After Commit or Rollback it must not
@@ -100,6 +103,11 @@ type Tx interface {
 	// LockForPurge takes the scope's counter lock and raises its purge
 	// horizon: a cursor older than the horizon must reset.
 	LockForPurge(ctx context.Context, p LockForPurgeParams) error
+	// SetMembership writes or removes one membership of a shared scope;
+	// the caller holds the scope's counter lock ([Tx.ReserveVersion]).
+	SetMembership(ctx context.Context, p SetMembershipParams) error
+	// DropMemberships removes every membership of a shared scope.
+	DropMemberships(ctx context.Context, p DropMembershipsParams) error
 	// InSavepoint runs fn; when fn fails, what it wrote is undone and the
 	// transaction stays usable.
 	InSavepoint(ctx context.Context, fn func() error) error
@@ -427,6 +435,10 @@ func (s *bunStore) Tombstones(ctx context.Context, p TombstonesParams) ([]Record
 	return bunReader{s: s, idb: s.db}.Tombstones(ctx, p)
 }
 
+func (s *bunStore) Memberships(ctx context.Context, p MembershipsParams) ([]Membership, error) {
+	return ReadMemberships(ctx, s.db, p)
+}
+
 // bunReader reads through idb: the database or a transaction.
 type bunReader struct {
 	s   *bunStore
@@ -449,6 +461,10 @@ func (r bunReader) Load(ctx context.Context, p LoadParams) ([]Record, error) {
 
 func (r bunReader) ScopeState(ctx context.Context, p ScopeStateParams) (map[string]Scope, error) {
 	return ScopeState(ctx, r.idb, p.Scopes)
+}
+
+func (r bunReader) Memberships(ctx context.Context, p MembershipsParams) ([]Membership, error) {
+	return ReadMemberships(ctx, r.idb, p)
 }
 
 func (r bunReader) Usage(ctx context.Context, scope string) (Usage, error) {
@@ -635,6 +651,14 @@ func (t *bunTx) Delete(ctx context.Context, p DeleteParams) error {
 		return err
 	}
 	return tbl.Delete(ctx, t.tx, p.Scope, p.Model, p.UIDs)
+}
+
+func (t *bunTx) SetMembership(ctx context.Context, p SetMembershipParams) error {
+	return SetMembership(ctx, t.tx, p)
+}
+
+func (t *bunTx) DropMemberships(ctx context.Context, p DropMembershipsParams) error {
+	return DropMemberships(ctx, t.tx, p)
 }
 
 func (t *bunTx) LockForPurge(ctx context.Context, p LockForPurgeParams) error {

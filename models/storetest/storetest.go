@@ -66,6 +66,7 @@ func Run(t *testing.T, open func(t testing.TB) models.Store) {
 		{"InsertValue", testInsertValue},
 		{"WriteIfNewer", testWriteIfNewer},
 		{"ReadSnapshot", testReadSnapshot},
+		{"Memberships", testMemberships},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)
@@ -620,5 +621,84 @@ func testReadSnapshot(t *testing.T, s models.Store) {
 	<-written
 	if before["ann"].Version != 1 || after["ann"].Version != 1 || got != "ann:1@1" {
 		t.Fatalf("a read transaction saw a later write: %+v %+v %s", before, after, got)
+	}
+}
+
+// members renders memberships as "scope/user=role" in the order read.
+func members(t *testing.T, r models.Reader, p models.MembershipsParams) string {
+	t.Helper()
+	rows, err := r.Memberships(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := make([]string, len(rows))
+	for i, m := range rows {
+		parts[i] = m.Scope + "/" + m.User + "=" + m.Role
+	}
+	return strings.Join(parts, " ")
+}
+
+func testMemberships(t *testing.T, s models.Store) {
+	ctx := context.Background()
+	tx, _ := begin(t, s, "s:list")
+	for _, m := range []models.SetMembershipParams{
+		{Scope: "s:list", User: "ann", Role: "admin"},
+		{Scope: "s:list", User: "bob", Role: "reader"},
+		{Scope: "s:other", User: "bob", Role: "writer"},
+		{Scope: "s:list", User: "bob", Role: "writer"}, // a role change replaces the row
+	} {
+		if err := tx.SetMembership(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Uncommitted memberships are the transaction's own.
+	if got := members(t, tx, models.MembershipsParams{User: "bob"}); got != "s:list/bob=writer s:other/bob=writer" {
+		t.Fatalf("in the transaction, bob's memberships = %q", got)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		p    models.MembershipsParams
+		want string
+	}{
+		{models.MembershipsParams{User: "bob"}, "s:list/bob=writer s:other/bob=writer"},
+		{models.MembershipsParams{Scope: "s:list"}, "s:list/ann=admin s:list/bob=writer"},
+		{models.MembershipsParams{Scope: "s:list", User: "ann"}, "s:list/ann=admin"},
+		{models.MembershipsParams{User: "bob", Limit: 1}, "s:list/bob=writer"},
+		{models.MembershipsParams{User: "carl"}, ""},
+	} {
+		if got := members(t, s, c.p); got != c.want {
+			t.Errorf("memberships %+v = %q, want %q", c.p, got, c.want)
+		}
+	}
+	if _, err := s.Memberships(ctx, models.MembershipsParams{}); err == nil {
+		t.Error("memberships of nobody in no scope: no error")
+	}
+
+	tx, _ = begin(t, s, "s:list")
+	if err := tx.SetMembership(ctx, models.SetMembershipParams{Scope: "s:list", User: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.DropMemberships(ctx, models.DropMembershipsParams{Scope: "s:other"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got := members(t, s, models.MembershipsParams{User: "bob"}); got != "" {
+		t.Fatalf("after removal, bob's memberships = %q", got)
+	}
+	if got := members(t, s, models.MembershipsParams{Scope: "s:list"}); got != "s:list/ann=admin" {
+		t.Fatalf("after removal, the list's members = %q", got)
+	}
+	// A read transaction sees memberships as of its snapshot.
+	rd, err := s.BeginRead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Rollback() //nolint:errcheck // read-only
+	if got := members(t, rd, models.MembershipsParams{User: "ann"}); got != "s:list/ann=admin" {
+		t.Fatalf("read transaction: ann's memberships = %q", got)
 	}
 }
