@@ -103,6 +103,20 @@ type Config struct {
 	// PushOptions.Policy over both); nil means [LastWriterWins]. Set it
 	// before registering: a registration takes the default it finds.
 	DefaultPolicy ConflictPolicy
+
+	// Spaces turns on shared spaces: the built-in models ferry.Space and
+	// ferry.Member are registered, a change may name the space it writes
+	// to, and pulls cover every space the user reads (see the README's
+	// protocol section). Off, the App syncs each user's own records only.
+	Spaces bool
+	// Authorizer decides what users may do in spaces beyond the built-in
+	// rules; nil means [RoleAuthorizer].
+	Authorizer Authorizer
+	// MaxSpaces caps the spaces one user reads (default 100): a pull's
+	// cursor holds a position per space, so this bounds its size (about
+	// 60 bytes per space). Adding a member who is in as many spaces
+	// already is refused with quota_exceeded.
+	MaxSpaces int
 }
 
 func (c *Config) setDefaults() {
@@ -145,6 +159,12 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.MaxSpaces <= 0 {
+		c.MaxSpaces = 100
+	}
+	if c.Authorizer == nil {
+		c.Authorizer = RoleAuthorizer{}
+	}
 }
 
 // App holds a Ferry server's registry, hooks and configuration. Register
@@ -156,7 +176,10 @@ type App struct {
 	store      models.Store
 	log        *slog.Logger
 	appSchemas *schemaSet
-	protocol   protocolSchemas
+	// builtinSchemas are the framework's own models' (schemas.Builtin).
+	builtinSchemas *schemaSet
+	protocol       protocolSchemas
+	authorizer     Authorizer
 
 	mu      sync.RWMutex
 	sealed  bool
@@ -213,6 +236,10 @@ func New(cfg Config) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("framework: %w", err)
 	}
+	builtinSchemas, err := newSchemaSet(schemas.Builtin)
+	if err != nil {
+		return nil, fmt.Errorf("framework: built-in schemas: %w", err)
+	}
 	protoSet, err := newSchemaSet(schemas.Protocol)
 	if err != nil {
 		return nil, fmt.Errorf("framework: protocol schemas: %w", err)
@@ -229,7 +256,12 @@ func New(cfg Config) (*App, error) {
 	ps.push = protoSet.checked(push)
 	a := &App{
 		cfg: cfg, db: cfg.DB, store: cfg.Store, log: cfg.Logger, appSchemas: appSchemas, protocol: ps,
-		models: map[string]*model{},
+		builtinSchemas: builtinSchemas, authorizer: cfg.Authorizer, models: map[string]*model{},
+	}
+	if cfg.Spaces {
+		if err := a.registerSpaces(); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.RateLimit > 0 {
 		burst := cfg.RateBurst

@@ -184,6 +184,9 @@ func (a *App) decodeChange(v any) (*Change, []FieldError) {
 	model, _ := obj["model"].(string)
 	uid, _ := obj["uid"].(string)
 	ch.Model, ch.UID = strings.Clone(model), strings.Clone(uid)
+	if space, ok := obj["space"].(string); ok {
+		ch.Space = strings.Clone(space)
+	}
 	if op, ok := obj["op_id"].(string); ok {
 		op = strings.Clone(op)
 		ch.OpID = &op
@@ -242,7 +245,7 @@ func envelopeOK(obj map[string]any) bool {
 			if s, ok := val.(string); !ok || utf8.RuneCountInString(s) > 128 {
 				return false
 			}
-		case "owner":
+		case "owner", "space":
 			if _, ok := val.(string); !ok {
 				return false
 			}

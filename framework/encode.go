@@ -17,12 +17,15 @@ import (
 // recordSize is about the length of r as JSON (more if strings need
 // escapes), so that an answer's buffer is allocated once.
 func recordSize(r *Record) int {
-	return 128 + len(r.Model) + len(r.UID) + len(r.Owner) + len(r.Data)
+	return 128 + len(r.Model) + len(r.UID) + len(r.Space) + len(r.Owner) + len(r.Data)
 }
 
 // pullResponseSize is about the length of the page as JSON.
 func pullResponseSize(p *PullResponse) int {
 	n := 64 + len(p.Cursor)
+	for _, uid := range p.Removed {
+		n += 8 + len(uid)
+	}
 	for _, r := range p.Changes {
 		n += recordSize(r)
 	}
@@ -51,6 +54,10 @@ func appendRecord(b []byte, r *Record) []byte {
 	b = jsonvalue.AppendString(b, r.Model)
 	b = append(b, `,"uid":`...)
 	b = jsonvalue.AppendString(b, r.UID)
+	if r.Space != "" {
+		b = append(b, `,"space":`...)
+		b = jsonvalue.AppendString(b, r.Space)
+	}
 	b = append(b, `,"owner":`...)
 	b = jsonvalue.AppendString(b, r.Owner)
 	b = append(b, `,"modify_at":"`...)
@@ -81,6 +88,16 @@ func appendPullResponse(b []byte, p *PullResponse) []byte {
 	b = jsonvalue.AppendString(b, p.Cursor)
 	b = append(b, `,"has_more":`...)
 	b = strconv.AppendBool(b, p.HasMore)
+	if len(p.Removed) > 0 {
+		b = append(b, `,"removed":[`...)
+		for i, uid := range p.Removed {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = jsonvalue.AppendString(b, uid)
+		}
+		b = append(b, ']')
+	}
 	return append(b, '}')
 }
 

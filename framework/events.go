@@ -61,9 +61,12 @@ type CommitEvent struct {
 // convert with [NewChange] and [Change.Wire].
 type Change struct {
 	// OpID is echoed in the result when the client sent one.
-	OpID      *string
-	Model     string
-	UID       string
+	OpID  *string
+	Model string
+	UID   string
+	// Space is the shared space the change writes to ("": the caller's
+	// personal space).
+	Space     string
 	ModifyAt  Time
 	IsDeleted bool
 	// Data is the record's data; nil for a tombstone sent without data. A
@@ -84,13 +87,13 @@ type Change struct {
 // NewChange returns the server's change for a change off the wire. It
 // shares w's OpID and Data.
 func NewChange(w *wire.Change) *Change {
-	return &Change{OpID: w.OpID, Model: w.Model, UID: w.UID, ModifyAt: w.ModifyAt, IsDeleted: w.IsDeleted, Data: w.Data}
+	return &Change{OpID: w.OpID, Model: w.Model, UID: w.UID, Space: w.Space, ModifyAt: w.ModifyAt, IsDeleted: w.IsDeleted, Data: w.Data}
 }
 
 // Wire returns the change as a client sends it; Assumed is not part of
 // it. It shares ch's OpID and Data.
 func (ch *Change) Wire() wire.Change {
-	return wire.Change{OpID: ch.OpID, Model: ch.Model, UID: ch.UID, ModifyAt: ch.ModifyAt, IsDeleted: ch.IsDeleted, Data: ch.Data}
+	return wire.Change{OpID: ch.OpID, Model: ch.Model, UID: ch.UID, Space: ch.Space, ModifyAt: ch.ModifyAt, IsDeleted: ch.IsDeleted, Data: ch.Data}
 }
 
 // decodedData returns Data decoded, decoding it only if needed.

@@ -16,7 +16,10 @@ func (a *App) Heads(ctx context.Context, p Principal) (map[string]int64, error) 
 	if p.UserID == "" {
 		return nil, NewError(CodeUnauthenticated, "no user")
 	}
-	scopes := a.readScopes(p)
+	scopes, err := a.readScopes(ctx, a.store, p)
+	if err != nil {
+		return nil, fmt.Errorf("heads: %w", err)
+	}
 	state, err := a.store.ScopeState(ctx, models.ScopeStateParams{Scopes: scopes})
 	if err != nil {
 		return nil, fmt.Errorf("heads: %w", err)
@@ -44,6 +47,11 @@ func (a *App) CursorBehind(cursor string, heads map[string]int64) (bool, error) 
 	for scope, v := range heads {
 		if v > c.Pos[scope] {
 			return true, nil
+		}
+	}
+	for scope := range c.Pos {
+		if _, readable := heads[scope]; !readable && spaceOf(scope) != "" {
+			return true, nil // a space the user lost: the pull says removed
 		}
 	}
 	return false, nil

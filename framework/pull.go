@@ -25,12 +25,6 @@ type PullRequest struct {
 // PullResponse is one page of changes ([wire.PullResponse]).
 type PullResponse = wire.PullResponse
 
-// readScopes are the scopes p may read: its own. Sharing plugins will widen
-// this.
-func (a *App) readScopes(p Principal) []string {
-	return []string{p.UserID}
-}
-
 // Pull returns the latest state of each record the caller may read that
 // changed after the cursor, tombstones included, in version order. When
 // HasMore is set the client pulls again with the returned cursor and
@@ -55,9 +49,6 @@ func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResp
 	if err != nil {
 		return nil, err
 	}
-	scopes := a.readScopes(p)
-	sort.Strings(scopes)
-
 	resp := &PullResponse{Changes: []*Record{}}
 	tx, err := a.store.BeginRead(ctx)
 	if err != nil {
@@ -65,6 +56,15 @@ func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResp
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only
 
+	// What the user reads is read in the same snapshot as the records: a
+	// membership removed before this snapshot lets nothing of its space
+	// through, one added is read whole.
+	scopes, err := a.readScopes(ctx, tx, p)
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(scopes)
+	resp.Removed = removedSpaces(cur, scopes)
 	next := &cursor{Pos: map[string]int64{}, Filter: cur.Filter}
 	state, err := tx.ScopeState(ctx, models.ScopeStateParams{Scopes: scopes})
 	if err != nil {
@@ -83,7 +83,7 @@ func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResp
 		horizon := state[s].PurgedVersion
 		stale := named && pos < horizon
 		if cur.Upper != nil {
-			stale = horizon > cur.Purged[s] && pos < horizon
+			stale = named && horizon > cur.Purged[s] && pos < horizon
 		}
 		if stale {
 			return nil, NewError(CodeResetRequired, "changes after this cursor were purged; discard the cursor and local synced state, and pull from the start")
@@ -98,7 +98,11 @@ func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResp
 	if upper == nil {
 		// First page: freeze the upper bounds, so paging ends.
 		upper = map[string]int64{}
-		for _, s := range scopes {
+	}
+	for _, s := range scopes {
+		if _, frozen := upper[s]; !frozen {
+			// The first page, or a space granted while paging: it is read
+			// up to its version now, from its beginning.
 			upper[s] = state[s].Version
 		}
 	}
@@ -119,9 +123,10 @@ func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResp
 		resp.Changes[i] = wireRecord(&feed.Records[i])
 	}
 	if resp.HasMore {
-		next.Upper = upper
+		next.Upper = map[string]int64{}
 		next.Purged = map[string]int64{}
 		for _, s := range scopes {
+			next.Upper[s] = upper[s]
 			next.Purged[s] = state[s].PurgedVersion
 		}
 	}

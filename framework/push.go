@@ -15,6 +15,8 @@ import (
 
 // prepared is a change that passed validation, ready for the transaction.
 type prepared struct {
+	// scope is where the change writes: the caller's, or a space's.
+	scope  string
 	model  *model
 	plan   *modelPlan // the model's route, as of the push's start
 	change *Change
@@ -85,49 +87,15 @@ func (a *App) push(ctx context.Context, p Principal, changes []*Change, opts Pus
 	if err != nil {
 		return nil, nil, err
 	}
-	var written []*Record
-	slow := preps
-	if a.storeDecides(preps, opts) {
-		written, slow, err = a.pushNewer(ctx, p, preps, results, quota)
-		switch {
-		case errors.Is(err, models.ErrOverQuota):
-			// The push might take the user over the quota: nothing was
-			// written, and the ordinary path decides change by change.
-			written, slow = nil, preps
-		case err != nil:
-			// Nothing was written (the statement or its transaction
-			// failed whole); a unique column or a deadlock is best
-			// settled by the ordinary path, change by change if needed.
-			a.log.Debug("store-decided push failed; pushing the ordinary way", "err", err, "user", p.UserID)
-			written, slow = nil, preps
-		case slow != nil:
-			// The ordinary path runs in a transaction of its own, so the
-			// push's versions are no longer consecutive: only that
-			// transaction's writes may move the push cursor.
-			for i := range results {
-				results[i].slot = 0
-			}
-		}
-	}
-	careful := a.fastestRoute >= routeCareful
-	for attempt := 0; slow != nil; attempt++ {
-		var more []*Record
-		more, err = a.applyAll(ctx, p, slow, results, opts, quota, careful)
-		if err == nil {
-			written = append(written, more...)
-		}
-		var fe *flushError
-		if errors.As(err, &fe) && !careful {
-			// A bulk write failed (a unique field, a uid another user just
-			// took): run the batch again writing change by change, so the
-			// failure lands on the change that caused it.
-			careful = true
-			continue
-		}
-		if err == nil || !models.IsRetryable(err) || attempt >= 8 || ctx.Err() != nil {
+	personal, shared := splitByScope(p, preps)
+	written, err := a.pushPersonal(ctx, p, personal, results, opts, quota)
+	for _, sp := range shared {
+		if err != nil {
 			break
 		}
-		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+		var more []*Record
+		more, err = a.applyRetrying(ctx, p, sp.scope, sp.preps, results, opts, quota, false)
+		written = append(written, more...)
 	}
 	if errors.Is(err, errAbortStale) {
 		for i := range results {
@@ -153,6 +121,67 @@ func (a *App) push(ctx context.Context, p Principal, changes []*Change, opts Pus
 	return wires, results, nil
 }
 
+// pushPersonal applies the changes to p's personal scope (preps holds nil
+// for the others): by the store-decided statement when it can, else in one
+// transaction.
+func (a *App) pushPersonal(ctx context.Context, p Principal, preps []*prepared, results []outcome, opts PushOptions, quota Quota) ([]*Record, error) {
+	if preps == nil {
+		return nil, nil
+	}
+	var written []*Record
+	var err error
+	slow := preps
+	if a.storeDecides(preps, opts) {
+		written, slow, err = a.pushNewer(ctx, p, preps, results, quota)
+		switch {
+		case errors.Is(err, models.ErrOverQuota):
+			// The push might take the user over the quota: nothing was
+			// written, and the ordinary path decides change by change.
+			written, slow = nil, preps
+		case err != nil:
+			// Nothing was written (the statement or its transaction
+			// failed whole); a unique column or a deadlock is best
+			// settled by the ordinary path, change by change if needed.
+			a.log.Debug("store-decided push failed; pushing the ordinary way", "err", err, "user", p.UserID)
+			written, slow = nil, preps
+		case slow != nil:
+			// The ordinary path runs in a transaction of its own, so the
+			// push's versions are no longer consecutive: only that
+			// transaction's writes may move the push cursor.
+			for i := range results {
+				results[i].slot = 0
+			}
+		}
+	}
+	if slow == nil {
+		return written, nil
+	}
+	more, err := a.applyRetrying(ctx, p, p.UserID, slow, results, opts, quota, false)
+	return append(written, more...), err
+}
+
+// applyRetrying applies preps (nil for changes not of this scope) to scope
+// in one transaction, retried whole when the store reports a concurrency
+// failure, and change by change when a bulk write failed.
+func (a *App) applyRetrying(ctx context.Context, p Principal, scope string, preps []*prepared, results []outcome, opts PushOptions, quota Quota, careful bool) ([]*Record, error) {
+	careful = careful || a.fastestRoute >= routeCareful
+	for attempt := 0; ; attempt++ {
+		written, err := a.applyAll(ctx, p, scope, preps, results, opts, quota, careful)
+		var fe *flushError
+		if errors.As(err, &fe) && !careful {
+			// A bulk write failed (a unique field, a uid another user just
+			// took): run the batch again writing change by change, so the
+			// failure lands on the change that caused it.
+			careful = true
+			continue
+		}
+		if err == nil || !models.IsRetryable(err) || attempt >= 8 || ctx.Err() != nil {
+			return written, err
+		}
+		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+	}
+}
+
 // prepare validates one change outside the transaction. It returns nil
 // and fills res when the change is rejected.
 func (a *App) prepare(ctx context.Context, p Principal, ch *Change, res *outcome) *prepared {
@@ -163,6 +192,11 @@ func (a *App) prepare(ctx context.Context, p Principal, ch *Change, res *outcome
 	}
 	if !validUID(ch.UID) {
 		res.reject(CodeInvalid, FieldError{Path: "/uid", Message: "uid must be 1 to 64 letters, digits, '-' or '_'"})
+		return nil
+	}
+	scope, fe := a.scopeOf(p, m, ch)
+	if fe != nil {
+		res.reject(CodeInvalid, *fe)
 		return nil
 	}
 	var out *prepared
@@ -176,6 +210,7 @@ func (a *App) prepare(ctx context.Context, p Principal, ch *Change, res *outcome
 		a.failResult(res, err)
 		return nil
 	}
+	out.scope = scope
 	return out
 }
 
@@ -262,11 +297,21 @@ func (a *App) failResult(res *outcome, err error) {
 	case errors.As(err, &ve):
 		res.reject(CodeInvalid, ve.Details...)
 	case errors.Is(err, ErrForbidden):
+		// A reason is given only where the caller may know the record is
+		// there (see [Forbidden]).
 		res.Status, res.Record, res.Errors = StatusForbidden, nil, nil
+		var pe *Error
+		if errors.As(err, &pe) {
+			res.Errors = pe.Details
+		}
 	default:
 		pe := asProtocolError(err)
 		if pe.Code == CodeInternal {
 			a.log.Error("change failed", "model", res.Model, "uid", res.UID, "err", err)
+		}
+		if len(pe.Details) > 0 {
+			res.reject(pe.Code, pe.Details...)
+			return
 		}
 		res.reject(pe.Code, FieldError{Path: "", Message: pe.Message})
 	}
@@ -289,6 +334,9 @@ type pushTx struct {
 	// transaction's writes so far.
 	quota Quota
 	usage models.Usage
+	// space is the caller's access to the shared space the transaction
+	// writes; nil for the caller's personal scope.
+	space *spaceAccess
 }
 
 type stagedModel struct {
@@ -334,7 +382,7 @@ func (st *pushTx) flush(ctx context.Context) error {
 	return nil
 }
 
-func (a *App) applyAll(ctx context.Context, p Principal, preps []*prepared, results []outcome, opts PushOptions, quota Quota, careful bool) ([]*Record, error) {
+func (a *App) applyAll(ctx context.Context, p Principal, scope string, preps []*prepared, results []outcome, opts PushOptions, quota Quota, careful bool) ([]*Record, error) {
 	byModel := map[*model][]string{}
 	for _, pr := range preps {
 		if pr != nil {
@@ -349,17 +397,23 @@ func (a *App) applyAll(ctx context.Context, p Principal, preps []*prepared, resu
 		return nil, err
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	// Every record the caller may write lives in the caller's scope, so
-	// locking that scope first makes the reads below stable until commit.
-	st := &pushTx{tx: tx, scope: p.UserID, careful: careful, quota: quota}
+	// Every record the transaction writes lives in one scope, so locking
+	// that scope first makes the reads below (records, memberships) stable
+	// until commit.
+	st := &pushTx{tx: tx, scope: scope, careful: careful, quota: quota}
 	res, err := tx.ReserveVersion(ctx, models.ReserveVersionParams{Scope: st.scope})
 	if err != nil {
 		return nil, err
 	}
 	st.first, st.usage = res.Next, res.Usage
+	if scope != p.UserID {
+		if st.space, err = a.loadSpaceAccess(ctx, tx, p, scope); err != nil {
+			return nil, err
+		}
+	}
 	loaded := map[string]*models.Record{}
 	for m, uids := range byModel {
-		rows, err := tx.Load(ctx, models.LoadParams{Scope: p.UserID, Model: m.name, UIDs: uids})
+		rows, err := tx.Load(ctx, models.LoadParams{Scope: scope, Model: m.name, UIDs: uids})
 		if err != nil {
 			return nil, fmt.Errorf("load %s: %w", m.name, err)
 		}
@@ -374,10 +428,23 @@ func (a *App) applyAll(ctx context.Context, p Principal, preps []*prepared, resu
 		if pr == nil {
 			continue
 		}
-		results[i].slot = version
+		if st.space == nil {
+			results[i].slot = version
+		}
 		rec, err := a.applyOne(ctx, st, p, pr, version, loaded, &results[i], opts.Policy)
 		if err != nil {
 			return nil, err
+		}
+		if st.space != nil && st.space.created {
+			// The space was created: its creator's membership is written
+			// with it, at the next version.
+			st.space.created = false
+			version++
+			member, err := a.writeFirstAdmin(ctx, st, p, version)
+			if err != nil {
+				return nil, err
+			}
+			written = append(written, member)
 		}
 		if opts.AbortOnStale && results[i].Status == StatusStale {
 			aborted = true
@@ -426,15 +493,26 @@ func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepare
 	key := m.name + "\x00" + in.UID
 	for try := 0; ; try++ {
 		stored := loaded[key]
-		// Records are the caller's own (loaded by owner, model and uid);
-		// only a self-owned model's record, whose uid is its owner, can
-		// belong to someone else.
+		// Records are the scope's (loaded by scope, model and uid); only a
+		// self-owned model's record, whose uid is its owner, can belong to
+		// someone else.
 		if m.selfOwned && in.UID != p.UserID {
 			res.Status, res.Record = StatusForbidden, nil
 			return nil, nil
 		}
+		if st.space != nil {
+			creates, err := a.authorizeSpaceWrite(ctx, st.tx, st.space, p, m, pr.change)
+			if err != nil {
+				if !isAnswer(err) {
+					return nil, err
+				}
+				a.failResult(res, err)
+				return nil, nil
+			}
+			st.space.creating = creates
+		}
 		next := in
-		next.Owner = p.UserID
+		next.Owner = st.scope
 		now := a.cfg.Now().UTC().Truncate(time.Microsecond)
 		next.CreatedAt, next.UpdatedAt = now, now
 		if stored != nil {
@@ -459,6 +537,9 @@ func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepare
 			}
 			st.usage.Records, st.usage.Bytes = st.usage.Records+g.Records, st.usage.Bytes+g.Bytes
 			st.stage(m, &next)
+			if err := a.recordSpaceWrite(ctx, st, &next); err != nil {
+				return nil, err
+			}
 			loaded[key] = &next
 			rec := wireRecord(&next)
 			res.Status, res.Record = StatusApplied, rec
@@ -466,13 +547,16 @@ func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepare
 		}
 		rec, err := a.write(ctx, st, p, m, stored, &next)
 		if err == nil {
+			if err := a.recordSpaceWrite(ctx, st, &next); err != nil {
+				return nil, err
+			}
 			loaded[key] = &next
 			res.Status, res.Record = StatusApplied, rec
 			return rec, nil
 		}
 		if models.IsUniqueViolation(err) && stored == nil && try == 0 {
 			// The record was created since we looked: look again.
-			rows, lerr := st.tx.Load(ctx, models.LoadParams{Scope: p.UserID, Model: m.name, UIDs: []string{in.UID}})
+			rows, lerr := st.tx.Load(ctx, models.LoadParams{Scope: st.scope, Model: m.name, UIDs: []string{in.UID}})
 			if lerr != nil {
 				return nil, lerr
 			}

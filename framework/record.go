@@ -21,7 +21,7 @@ func wireRecord(r *models.Record) *Record {
 		data = json.RawMessage(`{}`)
 	}
 	return &Record{
-		Model: r.Model, UID: r.UID, Owner: r.Owner, ModifyAt: Time{Time: r.ModifyAt},
+		Model: r.Model, UID: r.UID, Space: spaceOf(r.Owner), Owner: r.Owner, ModifyAt: Time{Time: r.ModifyAt},
 		IsDeleted: r.IsDeleted, Version: r.Version, Data: data,
 	}
 }

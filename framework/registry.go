@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -60,6 +61,9 @@ type model struct {
 	emptyData json.RawMessage
 	// typed is set for typed models (plan A).
 	typed bool
+	// builtin marks the framework's own models (spaces'): their schemas
+	// are the framework's, and their names are reserved.
+	builtin bool
 }
 
 // Register registers a typed model (plan A): T is a struct embedding
@@ -135,14 +139,21 @@ func (a *App) register(m *model, opts ModelOptions) error {
 	if err := a.checkOpen("register " + m.name); err != nil {
 		return err
 	}
+	if strings.HasPrefix(m.name, "ferry.") != m.builtin {
+		return fmt.Errorf("framework: model names starting \"ferry.\" are the framework's own; choose another name than %q", m.name)
+	}
+	set := a.appSchemas
+	if m.builtin {
+		set = a.builtinSchemas
+	}
 	if opts.Schema == "" {
 		return fmt.Errorf("framework: register %s: ModelOptions.Schema is empty; name the model's JSON Schema file in Config.Schemas", m.name)
 	}
-	sch, err := a.appSchemas.compile(opts.Schema)
+	sch, err := set.compile(opts.Schema)
 	if err != nil {
 		return fmt.Errorf("framework: register %s: %w", m.name, err)
 	}
-	m.schema = a.appSchemas.checked(sch)
+	m.schema = set.checked(sch)
 	if m.emptyData == nil {
 		m.emptyData = json.RawMessage(`{}`)
 	}

@@ -74,6 +74,11 @@ type PullResponse struct {
 	Changes []*Record `json:"changes"`
 	Cursor  string    `json:"cursor"`
 	HasMore bool      `json:"has_more"`
+	// Removed lists the spaces the user can no longer read that the
+	// request's cursor still covered: the device drops every record of
+	// them (and their unsynced changes are refused from now on). A pull
+	// restarted from the same cursor reports them again.
+	Removed []string `json:"removed,omitempty"`
 }
 
 // Query parameters of GET /sync/pull, and the limits the protocol fixes

@@ -18,10 +18,14 @@ const MaxUIDLength = 64
 // Record is a record as it travels on the wire: in pull pages, in push
 // results and in the single-record answer. Owner and Version are set by
 // the server. Data is the record's JSON object; the server always sends
-// one ({} when the record has none).
+// one ({} when the record has none). A record of a shared space carries
+// the space's uid in Space, and its Owner is the space's scope
+// ("s:" + the space's uid); a personal record has no Space and its Owner
+// is its user.
 type Record struct {
 	Model     string          `json:"model"`
 	UID       string          `json:"uid"`
+	Space     string          `json:"space,omitempty"`
 	Owner     string          `json:"owner"`
 	ModifyAt  Time            `json:"modify_at"`
 	IsDeleted bool            `json:"is_deleted"`
@@ -34,9 +38,12 @@ type Record struct {
 // used). Data is nil for a tombstone sent without data (the server keeps
 // the data it has). OpID, when set, is echoed in the change's [Result].
 type Change struct {
-	OpID      *string         `json:"op_id,omitempty"`
-	Model     string          `json:"model"`
-	UID       string          `json:"uid"`
+	OpID  *string `json:"op_id,omitempty"`
+	Model string  `json:"model"`
+	UID   string  `json:"uid"`
+	// Space names the shared space the change writes to; empty is the
+	// user's personal space.
+	Space     string          `json:"space,omitempty"`
 	ModifyAt  Time            `json:"modify_at"`
 	IsDeleted bool            `json:"is_deleted"`
 	Data      json.RawMessage `json:"data,omitempty"`
