@@ -210,9 +210,18 @@ func (p *Plugin) Setup(app *framework.App) error {
 	p.app = app
 	app.OnCommit().Bind(&hook.Handler[*framework.CommitEvent]{ID: "realtime.publish", Func: func(e *framework.CommitEvent) error {
 		var scopes []string
+		add := func(scope string) {
+			if !slices.Contains(scopes, scope) {
+				scopes = append(scopes, scope)
+			}
+		}
 		for _, r := range e.Records {
-			if !slices.Contains(scopes, r.Owner) {
-				scopes = append(scopes, r.Owner)
+			add(r.Owner)
+			if r.Model == framework.MemberModel {
+				// A membership changed: the member's streams watch their
+				// personal scope, and rescope at its hint (a space gained
+				// or lost).
+				add(r.UID)
 			}
 		}
 		p.cfg.Bus.Publish(scopes)
@@ -361,6 +370,11 @@ func ahead(now, told map[string]int64) bool {
 	for sc, v := range now {
 		if v > told[sc] {
 			return true
+		}
+	}
+	for sc := range told {
+		if _, readable := now[sc]; !readable {
+			return true // a space the user lost: the next pull says removed
 		}
 	}
 	return false

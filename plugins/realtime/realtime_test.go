@@ -69,6 +69,7 @@ func newEnv(t *testing.T, db *bun.DB, cfg realtime.Config) *env {
 }
 
 type serverOptions struct {
+	spaces bool               // Config.Spaces
 	h2     bool               // serve over HTTP/2, with TLS
 	server func(*http.Server) // changes the server before it starts
 }
@@ -80,7 +81,7 @@ func newEnvOn(t *testing.T, db *bun.DB, cfg realtime.Config, o serverOptions) *e
 	now.Store(time.Now().UnixNano())
 	app, err := framework.New(framework.Config{DB: db, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Schemas: fstest.MapFS{"note.json": {Data: []byte(`{"type":"object"}`)}},
-		Now:     func() time.Time { return time.Unix(0, now.Load()) }})
+		Now:     func() time.Time { return time.Unix(0, now.Load()) }, Spaces: o.spaces})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +127,12 @@ func newEnvOn(t *testing.T, db *bun.DB, cfg realtime.Config, o serverOptions) *e
 // push writes one note of user through POST /sync/.
 func (e *env) push(t *testing.T, user, uid string) {
 	t.Helper()
-	body := fmt.Sprintf(`{"model":"data.Note","uid":%q,"modify_at":%q,"data":{"n":1}}`, uid, time.Now().UTC().Format(time.RFC3339Nano))
+	e.sync(t, user, fmt.Sprintf(`{"model":"data.Note","uid":%q,"modify_at":%q,"data":{"n":1}}`, uid, time.Now().UTC().Format(time.RFC3339Nano)))
+}
+
+// sync sends one change through POST /sync/ as user; it must apply.
+func (e *env) sync(t *testing.T, user, body string) {
+	t.Helper()
 	req, _ := http.NewRequest("POST", e.url+"/sync/", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+user)
 	req.Header.Set("Content-Type", "application/json")
@@ -135,9 +141,9 @@ func (e *env) push(t *testing.T, user, uid string) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("push: %d %s", resp.StatusCode, b)
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"status":"applied"`) {
+		t.Fatalf("push %s: %d %s", body, resp.StatusCode, b)
 	}
 }
 
@@ -601,4 +607,51 @@ func TestStreamLivesPastServerTimeouts(t *testing.T) {
 	}
 	e.push(t, "quinn", "late")
 	s.hint("changes", "quinn")
+}
+
+func TestStreamFollowsSpaces(t *testing.T) {
+	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
+		e := newEnvOn(t, db, realtime.Config{}, serverOptions{spaces: true})
+		at := time.Now().UTC().Add(-time.Minute)
+		change := func(model, uid, data string, deleted bool) string {
+			at = at.Add(time.Millisecond)
+			return fmt.Sprintf(`{"space":"L","model":%q,"uid":%q,"modify_at":%q,"is_deleted":%v,"data":%s}`,
+				model, uid, at.Format(time.RFC3339Nano), deleted, data)
+		}
+		// expect reads bob's next event: changes, at a position naming
+		// exactly scopes.
+		expect := func(s *sseStream, scopes ...string) {
+			t.Helper()
+			ev, ok := s.next()
+			if !ok || ev.kind != "changes" {
+				t.Fatalf("event %+v, want changes", ev)
+			}
+			pos := position(t, ev.id)
+			if len(pos) != len(scopes) {
+				t.Fatalf("position %v, want the scopes %v", pos, scopes)
+			}
+			for _, sc := range scopes {
+				if _, ok := pos[sc]; !ok {
+					t.Fatalf("position %v, want the scopes %v", pos, scopes)
+				}
+			}
+		}
+		s, _ := e.open(t, "bob", nil, "")
+		s.hint("changes", "bob") // a device the server knows nothing of
+		e.sync(t, "ann", change(framework.SpaceModel, "L", `{"name":"list"}`, false))
+		e.sync(t, "ann", change("data.Note", "n1", `{"n":1}`, false))
+		// Granted: bob's stream hears of the space at once, then of its
+		// writes.
+		e.sync(t, "ann", change(framework.MemberModel, "bob", `{"role":"reader"}`, false))
+		expect(s, "bob", "s:L")
+		e.sync(t, "ann", change("data.Note", "n2", `{"n":2}`, false))
+		expect(s, "bob", "s:L")
+		// Revoked: told to pull (the pull says removed), then nothing of
+		// the space wakes it.
+		e.sync(t, "ann", change(framework.MemberModel, "bob", `null`, true))
+		expect(s, "bob")
+		e.sync(t, "ann", change("data.Note", "n3", `{"n":3}`, false))
+		e.push(t, "bob", "own")
+		expect(s, "bob")
+	})
 }
