@@ -112,9 +112,9 @@ type Config struct {
 	// Authorizer decides what users may do in spaces beyond the built-in
 	// rules; nil means [RoleAuthorizer].
 	Authorizer Authorizer
-	// MaxSpaces caps the spaces one user reads (default 100): a pull's
-	// cursor holds a position per space, so this bounds its size (about
-	// 60 bytes per space). Adding a member who is in as many spaces
+	// MaxSpaces caps the spaces one user reads (default 100, at most
+	// 500): a pull's cursor holds a position per space, so this bounds its
+	// size (about 60 bytes per space, three times that while paging). Adding a member who is in as many spaces
 	// already is refused with quota_exceeded.
 	MaxSpaces int
 }
@@ -229,6 +229,9 @@ func New(cfg Config) (*App, error) {
 		cfg.DB = cfg.Store.DB()
 	}
 	cfg.setDefaults()
+	if cfg.MaxSpaces > maxSpacesLimit {
+		return nil, fmt.Errorf("framework: Config.MaxSpaces %d is above %d: a cursor holds a position per space", cfg.MaxSpaces, maxSpacesLimit)
+	}
 	if cfg.Quota.MaxRecords < 0 || cfg.Quota.MaxBytes < 0 {
 		return nil, fmt.Errorf("framework: Config.Quota: MaxRecords %d and MaxBytes %d must not be negative (0 is no limit)", cfg.Quota.MaxRecords, cfg.Quota.MaxBytes)
 	}

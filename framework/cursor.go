@@ -27,6 +27,11 @@ type cursor struct {
 
 const cursorFormat = 1
 
+// maxCursorBytes bounds an encoded cursor: one of a user in the most spaces
+// allowed (maxSpacesLimit), while paging, with the longest space ids and
+// versions, is about 180 KB (TestCursorOfTheMostSpaces).
+const maxCursorBytes = 256 << 10
+
 func (c *cursor) encode() string {
 	c.V = cursorFormat
 	b, _ := json.Marshal(c) // maps of strings to ints always encode
@@ -56,7 +61,7 @@ func parseCursor(s, filter string) (*cursor, error) {
 		c.Filter = filter
 		return c, nil
 	}
-	if len(s) > 8192 {
+	if len(s) > maxCursorBytes {
 		return nil, errInvalidCursor("too long")
 	}
 	b, err := base64.RawURLEncoding.DecodeString(s)

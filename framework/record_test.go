@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -14,13 +15,28 @@ func TestCursorRoundTripAndRejects(t *testing.T) {
 	if err != nil || got.Pos["u1"] != 7 || got.Upper["u1"] != 9 {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
-	for _, bad := range []string{"!", "e30", enc + "A", "eyJ2IjoxLCJwIjp7InUiOi0xfX0", strings.Repeat("A", 9000)} {
+	for _, bad := range []string{"!", "e30", enc + "A", "eyJ2IjoxLCJwIjp7InUiOi0xfX0", strings.Repeat("A", maxCursorBytes+1)} {
 		if _, err := decodeCursor(bad, c.Filter); err == nil {
 			t.Errorf("decodeCursor(%q) accepted", bad)
 		}
 	}
 	if _, err := decodeCursor(enc, ""); err == nil {
 		t.Error("a cursor of another models filter was accepted")
+	}
+}
+
+func TestCursorOfTheMostSpaces(t *testing.T) {
+	c := &cursor{Pos: map[string]int64{}, Upper: map[string]int64{}, Purged: map[string]int64{}}
+	for i := range maxSpacesLimit + 1 {
+		scope := spaceScope(fmt.Sprintf("%064d", i))
+		if i == 0 {
+			scope = strings.Repeat("u", 64) // the personal scope
+		}
+		c.Pos[scope], c.Upper[scope], c.Purged[scope] = 1<<62, 1<<62, 1<<62
+	}
+	enc := c.encode()
+	if got, err := decodeCursor(enc, ""); err != nil || len(got.Pos) != maxSpacesLimit+1 {
+		t.Fatalf("a cursor of %d bytes, of a user in the most spaces while paging: %v", len(enc), err)
 	}
 }
 

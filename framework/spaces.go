@@ -98,6 +98,9 @@ func Forbidden(path, message string) error {
 	return &Error{Code: CodeForbidden, Message: message, Details: []FieldError{{Path: path, Message: message}}}
 }
 
+// maxSpacesLimit is the most Config.MaxSpaces may be (see maxCursorBytes).
+const maxSpacesLimit = 500
+
 // spaceScopePrefix starts every shared space's scope, so that no space can
 // take a user's personal scope (user ids hold no colon: see
 // [validUserID]).
@@ -140,6 +143,7 @@ func (a *App) registerSpaces() error {
 // membership change (which takes the same lock) cannot slip between the
 // check and the write.
 type spaceAccess struct {
+	user  string // the caller
 	space Space
 	// members is the space's membership index as of the lock, kept up to
 	// date with the transaction's own member writes.
@@ -158,7 +162,7 @@ func (a *App) loadSpaceAccess(ctx context.Context, tx models.Tx, p Principal, sc
 	if err != nil {
 		return nil, err
 	}
-	acc := &spaceAccess{space: Space{ID: spaceOf(scope)}, members: make(map[string]Role, len(rows))}
+	acc := &spaceAccess{user: p.UserID, space: Space{ID: spaceOf(scope)}, members: make(map[string]Role, len(rows))}
 	for _, r := range rows {
 		acc.members[r.User] = Role(r.Role)
 	}
@@ -293,6 +297,7 @@ func (a *App) recordSpaceWrite(ctx context.Context, st *pushTx, rec *models.Reco
 		} else {
 			acc.members[rec.UID] = role
 		}
+		acc.space.Role = acc.members[acc.user]
 		return tx.SetMembership(ctx, models.SetMembershipParams{Scope: rec.Owner, User: rec.UID, Role: string(role)})
 	}
 	return nil

@@ -261,6 +261,24 @@ func TestSpacesShareWriteAndForbid(t *testing.T) {
 			t.Fatalf("bob sees his role as %s", got)
 		}
 
+		// Created, written and shared in one push; a role lost in the
+		// middle of a push holds for the rest of it.
+		res := ann.push(t,
+			s.change("M", framework.SpaceModel, "M", map[string]any{}),
+			s.change("M", "test.Item", "x", itemN(1)),
+			s.change("M", framework.MemberModel, "bob", map[string]any{"role": "admin"}),
+			s.change("M", framework.MemberModel, "ann", map[string]any{"role": "reader"}),
+			s.change("M", "test.Item", "y", itemN(2)),
+			s.change("", "test.Item", "x", itemN(3)),
+		)
+		var got []string
+		for _, r := range res {
+			got = append(got, r.Status)
+		}
+		if want := []string{"applied", "applied", "applied", "applied", "forbidden", "applied"}; !slices.Equal(got, want) {
+			t.Fatalf("one push creating and sharing a space: %v, want %v", got, want)
+		}
+
 		// The last admin cannot leave while others remain.
 		r = ann.push(t, s.deletion("L", framework.MemberModel, "ann"))[0]
 		if r.Status != "rejected" || r.Code != "conflict" {

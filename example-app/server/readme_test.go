@@ -19,19 +19,8 @@ func TestReadmeCurl(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, after, ok := strings.Cut(string(readme), "<!-- curl-demo -->\n```sh\n")
-	script, _, ok2 := strings.Cut(after, "```")
-	if !ok || !ok2 {
-		t.Fatal("README lacks the curl-demo block")
-	}
 	e := newEnv(t, synctest.OpenSQLite(t))
-	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
-	cmd.Env = append(os.Environ(), "FERRY="+e.url)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("README script failed: %v\n%s", err, out)
-	}
-	s := string(out)
+	s := runReadmeBlock(t, string(readme), "curl-demo", e.url)
 	for _, want := range []string{
 		`{"status":"applied","record":{"model":"data.Note","uid":"note-1"`,
 		`"op_id":"1","model":"data.Note","uid":"note-1","status":"stale"`,
@@ -45,5 +34,54 @@ func TestReadmeCurl(t *testing.T) {
 	}
 	if n := strings.Count(s, `"model":"data.Note","uid":"note-1","owner"`); n < 3 {
 		t.Errorf("expected the note in the applied, stale and pull answers, saw it %d times:\n%s", n, s)
+	}
+}
+
+// runReadmeBlock runs the README's shell block after <!-- name --> against
+// the server at url and returns what it printed.
+func runReadmeBlock(t *testing.T, readme, name, url string) string {
+	t.Helper()
+	_, after, ok := strings.Cut(readme, "<!-- "+name+" -->\n```sh\n")
+	script, _, ok2 := strings.Cut(after, "```")
+	if !ok || !ok2 {
+		t.Fatalf("README lacks the %s block", name)
+	}
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Env = append(os.Environ(), "FERRY="+url)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("README %s script failed: %v\n%s", name, err, out)
+	}
+	return string(out)
+}
+
+// TestReadmeCurlSpaces runs the README's sharing walk-through: both users
+// see the shared list, and the removed one is told to drop it.
+func TestReadmeCurlSpaces(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl is not installed")
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, synctest.OpenSQLite(t))
+	s := runReadmeBlock(t, string(readme), "curl-spaces", e.url)
+	if n := strings.Count(s, `"status":"applied"`); n != 6 {
+		t.Errorf("%d changes applied, want 6 (four in the push, Kim's edit, the removal):\n%s", n, s)
+	}
+	for _, want := range []string{
+		`"model":"ferry.Member","uid":"`,             // the creator's and Kim's memberships
+		`"model":"data.Task","uid":"milk","space":"`, // the task reached Kim, then Lee
+		`"done":true`,                   // Kim's edit reached Lee
+		`"has_more":false,"removed":["`, // Kim is told to drop the space
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("README output lacks %s:\n%s", want, s)
+		}
+	}
+	last := s[strings.LastIndex(s, `{"changes":`):]
+	if !strings.HasPrefix(last, `{"changes":[]`) {
+		t.Errorf("after the removal Kim's pull brought records: %s", last)
 	}
 }

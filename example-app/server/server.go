@@ -345,7 +345,7 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 		return nil, err
 	}
 	app, err := framework.New(framework.Config{DB: db, Schemas: schemas.Examples, Logger: cfg.Logger,
-		Quota: exampleQuota(cfg.Quota), RateLimit: cfg.SyncRate})
+		Quota: exampleQuota(cfg.Quota), RateLimit: cfg.SyncRate, Spaces: true})
 	if err != nil {
 		return nil, err
 	}
@@ -359,6 +359,9 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 		return nil, err
 	}
 	if err := app.RegisterSchema("data.Task", framework.ModelOptions{Schema: "data/task.json"}); err != nil {
+		return nil, err
+	}
+	if err := app.RegisterSchema("data.List", framework.ModelOptions{Schema: "data/list.json"}); err != nil {
 		return nil, err
 	}
 	jwt, err := jwtauth.New(jwtauth.Config{Secret: secret, TTL: cfg.Auth.TokenTTL,
