@@ -197,14 +197,18 @@ func (c *Client) key(model, uid string) Key { return Key{Owner: c.owner, Model: 
 // an edit made after seeing another device's change is newer than it.
 // Putting a deleted record brings it back.
 func (c *Client) Put(ctx context.Context, model, uid string, data any) (*Record, error) {
-	if err := checkKey(model, uid); err != nil {
+	return c.put(ctx, c.key(model, uid), data)
+}
+
+func (c *Client) put(ctx context.Context, key Key, data any) (*Record, error) {
+	if err := checkKey(key.Model, key.UID); err != nil {
 		return nil, err
 	}
 	raw, err := objectJSON(data)
 	if err != nil {
-		return nil, fmt.Errorf("client: put %s/%s: %w", model, uid, err)
+		return nil, fmt.Errorf("client: put %s/%s: %w", key.Model, key.UID, err)
 	}
-	return c.write(ctx, model, uid, func(rec *Record) {
+	return c.write(ctx, key, func(rec *Record) {
 		rec.Data, rec.IsDeleted = raw, false
 	})
 }
@@ -214,37 +218,42 @@ func (c *Client) Put(ctx context.Context, model, uid string, data any) (*Record,
 // matching [ErrNotFound] when the store has no such record; deleting a
 // tombstone again changes nothing.
 func (c *Client) Delete(ctx context.Context, model, uid string) error {
-	if err := checkKey(model, uid); err != nil {
+	return c.delete(ctx, c.key(model, uid))
+}
+
+func (c *Client) delete(ctx context.Context, key Key) error {
+	if err := checkKey(key.Model, key.UID); err != nil {
 		return err
 	}
 	c.editMu.Lock()
 	defer c.editMu.Unlock()
-	prev, err := c.store.Get(ctx, c.key(model, uid))
+	prev, err := c.store.Get(ctx, key)
 	if err != nil {
-		return fmt.Errorf("client: delete %s/%s: %w", model, uid, err)
+		return fmt.Errorf("client: delete %s/%s: %w", key.Model, key.UID, err)
 	}
 	if prev.IsDeleted {
 		return nil
 	}
-	_, err = c.writeLocked(ctx, model, uid, prev, func(rec *Record) { rec.IsDeleted = true })
+	_, err = c.writeLocked(ctx, key, prev, func(rec *Record) { rec.IsDeleted = true })
 	return err
 }
 
-func (c *Client) write(ctx context.Context, model, uid string, edit func(*Record)) (*Record, error) {
+func (c *Client) write(ctx context.Context, key Key, edit func(*Record)) (*Record, error) {
 	c.editMu.Lock()
 	defer c.editMu.Unlock()
-	prev, err := c.store.Get(ctx, c.key(model, uid))
+	prev, err := c.store.Get(ctx, key)
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		return nil, fmt.Errorf("client: put %s/%s: %w", model, uid, err)
+		return nil, fmt.Errorf("client: put %s/%s: %w", key.Model, key.UID, err)
 	}
-	return c.writeLocked(ctx, model, uid, prev, edit)
+	return c.writeLocked(ctx, key, prev, edit)
 }
 
 // writeLocked stamps and stores an edit of prev (nil for a new record);
 // c.editMu is held.
-func (c *Client) writeLocked(ctx context.Context, model, uid string, prev *Record, edit func(*Record)) (*Record, error) {
+func (c *Client) writeLocked(ctx context.Context, key Key, prev *Record, edit func(*Record)) (*Record, error) {
+	model, uid := key.Model, key.UID
 	now := c.clock().UTC().Truncate(time.Microsecond)
-	rec := &Record{Model: model, UID: uid, Owner: c.owner}
+	rec := &Record{Model: model, UID: uid, Owner: key.Owner}
 	if prev != nil {
 		rec = prev.Clone()
 		if !now.After(prev.ModifyAt) {
@@ -264,17 +273,26 @@ func (c *Client) writeLocked(ctx context.Context, model, uid string, prev *Recor
 // Get returns the local record, tombstones included (see
 // [Record.IsDeleted]), or an error matching [ErrNotFound].
 func (c *Client) Get(ctx context.Context, model, uid string) (*Record, error) {
-	rec, err := c.store.Get(ctx, c.key(model, uid))
+	return c.get(ctx, c.key(model, uid))
+}
+
+func (c *Client) get(ctx context.Context, key Key) (*Record, error) {
+	rec, err := c.store.Get(ctx, key)
 	if err != nil {
-		return nil, fmt.Errorf("client: get %s/%s: %w", model, uid, err)
+		return nil, fmt.Errorf("client: get %s/%s: %w", key.Model, key.UID, err)
 	}
 	return rec, nil
 }
 
-// List returns the local records of model that are not deleted, sorted by
-// uid; an empty model lists every model.
+// List returns the local records of model in the user's personal space
+// that are not deleted, sorted by uid; an empty model lists every model.
+// A shared space's records are listed by [Space.List].
 func (c *Client) List(ctx context.Context, model string) ([]*Record, error) {
-	recs, err := c.store.List(ctx, ListParams{Model: model})
+	return c.list(ctx, c.owner, model)
+}
+
+func (c *Client) list(ctx context.Context, owner, model string) ([]*Record, error) {
+	recs, err := c.store.List(ctx, ListParams{Owner: owner, Model: model})
 	if err != nil {
 		return nil, fmt.Errorf("client: list %s: %w", model, err)
 	}

@@ -36,6 +36,10 @@ type SyncResult struct {
 	Pulled, Stored int
 	// Reset reports that the server required a pull from the start.
 	Reset bool
+	// Removed lists the shared spaces the user lost: the device dropped
+	// their records, and reported their queued changes to
+	// Config.OnRejected as forbidden (counted in Forbidden).
+	Removed []string
 }
 
 // fromWire is the device's record for a record off the wire.
@@ -129,7 +133,7 @@ func (c *Client) pushBatch(ctx context.Context, pending []Change, cursor string)
 	for i, p := range pending {
 		op := strconv.FormatInt(p.Seq, 10)
 		body.Changes[i] = wire.Change{
-			OpID: &op, Model: p.Model, UID: p.UID,
+			OpID: &op, Model: p.Model, UID: p.UID, Space: spaceOf(p.Owner),
 			ModifyAt: wire.Time{Time: p.ModifyAt}, IsDeleted: p.IsDeleted,
 		}
 		// A tombstone travels without data: the server keeps the data it
@@ -252,6 +256,11 @@ func (c *Client) pull(ctx context.Context, res *SyncResult) error {
 		}
 		if err != nil {
 			return err
+		}
+		for _, uid := range page.Removed {
+			if err := c.dropSpace(ctx, uid, res); err != nil {
+				return err
+			}
 		}
 		recs := make([]*Record, len(page.Changes))
 		for i := range page.Changes {

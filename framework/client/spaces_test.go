@@ -1,0 +1,128 @@
+package client_test
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/ferrysync/ferry/framework/client"
+)
+
+// rejections collects what a device's Config.OnRejected is told.
+type rejections struct {
+	mu  sync.Mutex
+	got []client.Rejection
+}
+
+func (r *rejections) config(cfg *client.Config) {
+	cfg.OnRejected = func(_ context.Context, rej client.Rejection) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.got = append(r.got, rej)
+	}
+}
+
+func (r *rejections) list() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, rej := range r.got {
+		out = append(out, rej.Status+" "+rej.Change.Model+"/"+rej.Change.UID)
+	}
+	return out
+}
+
+func TestClientSpaces(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		ann, bob := e.signUp("Ann"), e.signUp("Bob")
+		var bobRefused rejections
+		annPhone := e.device(ann)
+		// Bob's device keeps its records in SQLite, as an app does.
+		bobPhone := e.device(bob, bobRefused.config, func(cfg *client.Config) {
+			st, err := client.OpenSQLiteStore(ctx, filepath.Join(t.TempDir(), "bob.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			cfg.Store = st
+		})
+
+		list, err := annPhone.CreateSpace(ctx, "Groceries")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := list.Put(ctx, "data.Task", "milk", map[string]any{"title": "Milk"}); err != nil {
+			t.Fatal(err)
+		}
+		annPhone.put("milk", map[string]any{"title": "Ann's own milk note"}) // the personal space is apart
+		if err := list.SetMember(ctx, bob.ID, client.RoleWriter); err != nil {
+			t.Fatal(err)
+		}
+		if res := annPhone.sync(); res.Applied != 4 {
+			t.Fatalf("ann's push: %+v", res)
+		}
+		spaces, err := annPhone.Spaces(ctx)
+		if err != nil || len(spaces) != 1 || spaces[0] != (client.SpaceInfo{UID: list.UID(), Name: "Groceries", Role: client.RoleAdmin}) {
+			t.Fatalf("ann's spaces after the sync: %+v %v", spaces, err)
+		}
+
+		bobPhone.sync()
+		spaces, err = bobPhone.Spaces(ctx)
+		if err != nil || len(spaces) != 1 || spaces[0] != (client.SpaceInfo{UID: list.UID(), Name: "Groceries", Role: client.RoleWriter}) {
+			t.Fatalf("bob's spaces: %+v %v", spaces, err)
+		}
+		bobList := bobPhone.Space(list.UID())
+		if r, err := bobList.Get(ctx, "data.Task", "milk"); err != nil || r.Owner != client.SpaceOwner(list.UID()) {
+			t.Fatalf("bob's copy of the shared task: %+v %v", r, err)
+		}
+		if recs, _ := bobPhone.List(ctx, "data.Task"); len(recs) != 0 {
+			t.Fatalf("bob's personal tasks hold the shared one: %d", len(recs))
+		}
+		// Bob edits the shared list; Ann gets it.
+		if _, err := bobList.Put(ctx, "data.Task", "eggs", map[string]any{"title": "Eggs"}); err != nil {
+			t.Fatal(err)
+		}
+		bobPhone.sync()
+		annPhone.sync()
+		if _, err := list.Get(ctx, "data.Task", "eggs"); err != nil {
+			t.Fatalf("ann did not get bob's task: %v", err)
+		}
+
+		// Bob edits offline while Ann removes him: his change is refused,
+		// not lost silently, and the space leaves his device.
+		if _, err := bobList.Put(ctx, "data.Task", "bread", map[string]any{"title": "Bread"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := list.RemoveMember(ctx, bob.ID); err != nil {
+			t.Fatal(err)
+		}
+		annPhone.sync()
+		res := bobPhone.sync()
+		if !slices.Equal(res.Removed, []string{list.UID()}) || res.Forbidden != 1 {
+			t.Fatalf("bob's sync after the removal: %+v", res)
+		}
+		if got := bobRefused.list(); !slices.Equal(got, []string{"forbidden data.Task/bread"}) {
+			t.Fatalf("bob was told of %v", got)
+		}
+		if recs, err := bobList.List(ctx, ""); err != nil || len(recs) != 0 {
+			t.Fatalf("bob still holds %d records of the space: %v", len(recs), err)
+		}
+		if spaces, _ := bobPhone.Spaces(ctx); len(spaces) != 0 {
+			t.Fatalf("bob's spaces after the removal: %+v", spaces)
+		}
+		if n := bobPhone.pending(); n != 0 {
+			t.Fatalf("bob has %d queued changes left", n)
+		}
+		// Nothing of the space reaches him afterwards.
+		if _, err := list.Put(ctx, "data.Task", "later", map[string]any{"title": "Later"}); err != nil {
+			t.Fatal(err)
+		}
+		annPhone.sync()
+		if res := bobPhone.sync(); res.Pulled != 0 {
+			t.Fatalf("bob pulled %d records after his removal", res.Pulled)
+		}
+	})
+}
