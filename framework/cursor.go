@@ -23,6 +23,12 @@ type cursor struct {
 	// remaining pages would have carried.
 	Purged map[string]int64 `json:"h,omitempty"`
 	Filter string           `json:"f,omitempty"`
+	// Removed holds, while paging, the spaces the pull's first cursor
+	// covered that the user can no longer read: reported with the last
+	// page, when the device also stores the cursor, so that a pull cut
+	// short never leaves a device that dropped a space with a cursor still
+	// past the space's records.
+	Removed []string `json:"r,omitempty"`
 }
 
 const cursorFormat = 1
@@ -76,6 +82,11 @@ func parseCursor(s, filter string) (*cursor, error) {
 	for scope, pos := range c.Pos {
 		if pos < 0 || c.Upper != nil && c.Upper[scope] < pos {
 			return nil, errInvalidCursor("bad position")
+		}
+	}
+	for _, uid := range c.Removed {
+		if !validUID(uid) || c.Upper == nil {
+			return nil, errInvalidCursor("bad removed space")
 		}
 	}
 	return c, nil

@@ -26,6 +26,9 @@ func pullResponseSize(p *PullResponse) int {
 	for _, uid := range p.Removed {
 		n += 8 + len(uid)
 	}
+	for _, uid := range p.Spaces {
+		n += 8 + len(uid)
+	}
 	for _, r := range p.Changes {
 		n += recordSize(r)
 	}
@@ -89,16 +92,24 @@ func appendPullResponse(b []byte, p *PullResponse) []byte {
 	b = append(b, `,"has_more":`...)
 	b = strconv.AppendBool(b, p.HasMore)
 	if len(p.Removed) > 0 {
-		b = append(b, `,"removed":[`...)
-		for i, uid := range p.Removed {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = jsonvalue.AppendString(b, uid)
-		}
-		b = append(b, ']')
+		b = appendStrings(append(b, `,"removed":`...), p.Removed)
+	}
+	if len(p.Spaces) > 0 {
+		b = appendStrings(append(b, `,"spaces":`...), p.Spaces)
 	}
 	return append(b, '}')
+}
+
+// appendStrings appends a JSON array of strings.
+func appendStrings(b []byte, ss []string) []byte {
+	b = append(b, '[')
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = jsonvalue.AppendString(b, s)
+	}
+	return append(b, ']')
 }
 
 // appendSingleResponse appends the single-record answer as JSON.

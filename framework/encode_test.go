@@ -27,10 +27,15 @@ func TestPullEncodingMatchesEncodingJSON(t *testing.T) {
 	if got := appendPullResponse(nil, page); string(got) != string(want) {
 		t.Fatalf("\ngot  %s\nwant %s", got, want)
 	}
-	empty := &PullResponse{Changes: []*Record{}}
-	want, _ = json.Marshal(empty)
-	if got := appendPullResponse(nil, empty); string(got) != string(want) {
-		t.Fatalf("empty page: %s, want %s", got, want)
+	for _, p := range []*PullResponse{
+		{Changes: []*Record{}},
+		{Changes: []*Record{}, Removed: []string{"a<", "b"}, Spaces: []string{"c\u2028"}},
+		{Changes: []*Record{{Model: "m", UID: "u", Space: "s\"", Owner: "s:s\"", Data: json.RawMessage(`{}`)}}, Spaces: []string{}},
+	} {
+		want, _ = json.Marshal(p)
+		if got := appendPullResponse(nil, p); string(got) != string(want) {
+			t.Fatalf("page: %s, want %s", got, want)
+		}
 	}
 }
 

@@ -64,7 +64,7 @@ func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResp
 		return nil, err
 	}
 	sort.Strings(scopes)
-	resp.Removed = removedSpaces(cur, scopes)
+	removed := removedSpaces(cur, scopes)
 	next := &cursor{Pos: map[string]int64{}, Filter: cur.Filter}
 	state, err := tx.ScopeState(ctx, models.ScopeStateParams{Scopes: scopes})
 	if err != nil {
@@ -121,6 +121,12 @@ func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResp
 	resp.Changes = make([]*Record, len(feed.Records))
 	for i := range feed.Records {
 		resp.Changes[i] = wireRecord(&feed.Records[i])
+	}
+	if resp.HasMore {
+		next.Removed = removed
+	} else {
+		resp.Removed = removed
+		resp.Spaces = spacesOfScopes(scopes)
 	}
 	if resp.HasMore {
 		next.Upper = map[string]int64{}

@@ -349,17 +349,27 @@ func (a *App) readScopes(ctx context.Context, r models.Reader, p Principal) ([]s
 // spaces' ("s:…").
 func validUserID(id string) bool { return validUID(id) }
 
-// removedSpaces lists the spaces cur holds a position in that are not
-// among scopes (sorted) any more: the device drops their records. Other
+// removedSpaces lists the spaces cur holds a position in, or carries as
+// removed, that are not among scopes (sorted) any more: the device drops
+// their records. Other
 // scopes a cursor may name (a forged one, another user's) are ignored, as
 // the feed never reads them.
 func removedSpaces(cur *cursor, scopes []string) []string {
 	var out []string
+	readable := func(uid string) bool {
+		_, found := slices.BinarySearch(scopes, spaceScope(uid))
+		return found
+	}
 	for scope := range cur.Pos {
-		if uid := spaceOf(scope); uid != "" {
-			if _, found := slices.BinarySearch(scopes, scope); !found {
-				out = append(out, uid)
-			}
+		if uid := spaceOf(scope); uid != "" && !readable(uid) {
+			out = append(out, uid)
+		}
+	}
+	// Carried from earlier pages; a space granted again meanwhile is read
+	// from its beginning instead, so the device loses nothing.
+	for _, uid := range cur.Removed {
+		if !readable(uid) && !slices.Contains(out, uid) {
+			out = append(out, uid)
 		}
 	}
 	slices.Sort(out)
@@ -455,4 +465,15 @@ func isAnswer(err error) bool {
 	var ve *ValidationError
 	var pe *Error
 	return errors.As(err, &ve) || errors.As(err, &pe)
+}
+
+// spacesOfScopes lists the shared spaces among scopes (sorted).
+func spacesOfScopes(scopes []string) []string {
+	var out []string
+	for _, sc := range scopes {
+		if uid := spaceOf(sc); uid != "" {
+			out = append(out, uid)
+		}
+	}
+	return out
 }

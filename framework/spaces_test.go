@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,6 +27,7 @@ import (
 type spaceServer struct {
 	app  *framework.App
 	base string
+	mu   sync.Mutex
 	at   time.Time // the next change's modify_at, one microsecond apart
 	// later moves the server's clock forward (tombstones age for purges).
 	later atomic.Int64
@@ -59,8 +61,8 @@ type device struct {
 	cursor string
 	held   map[string]wire.Record // space/model/uid -> record
 	// seen counts every record a pull ever delivered, per space ("" is
-	// the personal one).
-	seen map[string]int
+	// the personal one), and lastPull those of the last sync.
+	seen, lastPull map[string]int
 }
 
 func (s *spaceServer) device(user string) *device {
@@ -91,8 +93,11 @@ func (d *device) do(t *testing.T, method, path string, body any, out any) int {
 
 // change is a change of model/uid in space ("" personal) with data.
 func (s *spaceServer) change(space, model, uid string, data any) map[string]any {
+	s.mu.Lock()
 	s.at = s.at.Add(time.Microsecond)
-	ch := map[string]any{"model": model, "uid": uid, "modify_at": s.at.Format(wire.TimeFormat), "data": data}
+	at := s.at
+	s.mu.Unlock()
+	ch := map[string]any{"model": model, "uid": uid, "modify_at": at.Format(wire.TimeFormat), "data": data}
 	if space != "" {
 		ch["space"] = space
 	}
@@ -134,9 +139,18 @@ func (d *device) pushOne(t *testing.T, ch map[string]any) string {
 // returns the spaces removed.
 func (d *device) sync(t *testing.T, limit int) []string {
 	t.Helper()
-	var removed []string
+	removed, _ := d.syncCut(t, limit, false)
+	return removed
+}
+
+// syncCut is sync that, when cut, stops after the first page without
+// storing the cursor, as a device that crashed mid-pull (pages is then
+// -1): what the page brought was applied.
+func (d *device) syncCut(t *testing.T, limit int, cut bool) (removed []string, pages int) {
+	t.Helper()
+	d.lastPull = map[string]int{}
 	cursor := d.cursor
-	for range 1000 {
+	for pages = 1; pages < 1000; pages++ {
 		var page wire.PullResponse
 		q := url.Values{"cursor": {cursor}, "limit": {fmt.Sprint(limit)}}
 		if st := d.do(t, "GET", "/sync/pull?"+q.Encode(), nil, &page); st != 200 {
@@ -152,6 +166,7 @@ func (d *device) sync(t *testing.T, limit int) []string {
 		}
 		for _, r := range page.Changes {
 			d.seen[r.Space]++
+			d.lastPull[r.Space]++
 			k := r.Space + "/" + r.Model + "/" + r.UID
 			if r.IsDeleted {
 				delete(d.held, k)
@@ -161,12 +176,22 @@ func (d *device) sync(t *testing.T, limit int) []string {
 		}
 		cursor = page.Cursor
 		if !page.HasMore {
+			// What the device holds of a space the cursor does not cover
+			// (brought by a pull cut short) goes too.
+			for k, r := range d.held {
+				if r.Space != "" && !slices.Contains(page.Spaces, r.Space) {
+					delete(d.held, k)
+				}
+			}
 			d.cursor = cursor
-			return removed
+			return removed, pages
+		}
+		if cut {
+			return removed, -1
 		}
 	}
 	t.Fatal("pull did not end")
-	return nil
+	return nil, 0
 }
 
 // holds lists what the device holds of a space, as "model/uid", sorted.

@@ -104,7 +104,12 @@ type Client struct {
 	onRejected func(ctx context.Context, r Rejection)
 
 	syncMu sync.Mutex // serializes Sync
-	editMu sync.Mutex // serializes local edits, so modify_at only grows
+	// spaces is what the last complete pull said the cursor covers, and
+	// spacesSwept whether the local records were checked against it since
+	// this client started or a pull was cut short (under syncMu).
+	spaces      []string
+	spacesSwept bool
+	editMu      sync.Mutex // serializes local edits, so modify_at only grows
 
 	// The background loop (see Run): whether one runs, and its signals,
 	// each buffered so that senders never block.

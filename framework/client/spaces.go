@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -198,4 +199,34 @@ func (c *Client) dropSpaceRecords(ctx context.Context, uid string) ([]Rejection,
 		return nil, err
 	}
 	return refused, nil
+}
+
+// sweepSpaces forgets the synced records of shared spaces a complete
+// pull's last page did not list (see wire.PullResponse.Spaces): what a pull
+// cut short brought of a space the user lost before the next pull, which
+// that pull's removed list cannot name. Records with local changes stay:
+// their push is answered (a space just created is not listed until its
+// push). It reads the whole store only when the list changed, after a pull
+// was cut short, and once per client.
+func (c *Client) sweepSpaces(ctx context.Context, spaces []string) error {
+	if c.spacesSwept && slices.Equal(spaces, c.spaces) {
+		return nil
+	}
+	recs, err := c.store.List(ctx, ListParams{IncludeDeleted: true})
+	if err != nil {
+		return fmt.Errorf("sweep spaces: %w", err)
+	}
+	var gone []Key
+	for _, r := range recs {
+		if uid := spaceOf(r.Owner); uid != "" && r.Synced && !slices.Contains(spaces, uid) {
+			gone = append(gone, r.Key())
+		}
+	}
+	if len(gone) > 0 {
+		if err := c.store.Forget(ctx, gone); err != nil {
+			return fmt.Errorf("sweep spaces: %w", err)
+		}
+	}
+	c.spaces, c.spacesSwept = slices.Clone(spaces), true
+	return nil
 }

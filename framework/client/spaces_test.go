@@ -2,8 +2,10 @@ package client_test
 
 import (
 	"context"
+	"net/http"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -123,6 +125,64 @@ func TestClientSpaces(t *testing.T) {
 		annPhone.sync()
 		if res := bobPhone.sync(); res.Pulled != 0 {
 			t.Fatalf("bob pulled %d records after his removal", res.Pulled)
+		}
+	})
+}
+
+// TestClientSpacesSweep: a pull cut short brings part of a space the user
+// just joined; the user is removed before the next pull, whose cursor never
+// covered the space, so no removed list can name it: the last page's list
+// of spaces makes the device drop it anyway.
+func TestClientSpacesSweep(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		ann, bob := e.signUp("Ann"), e.signUp("Bob")
+		annPhone := e.device(ann)
+		bobPhone := e.device(bob, func(cfg *client.Config) { cfg.PullLimit = 2 })
+		bobPhone.sync() // a cursor of his personal space alone
+
+		list, err := annPhone.CreateSpace(ctx, "Groceries")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, uid := range []string{"a", "b", "c", "d", "e"} {
+			if _, err := list.Put(ctx, "data.Task", uid, map[string]any{"title": uid}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := list.SetMember(ctx, bob.ID, client.RoleReader); err != nil {
+			t.Fatal(err)
+		}
+		annPhone.sync()
+
+		// Every pull request after the first page fails.
+		pages := 0
+		bobPhone.tr.setBefore(func(_ int, req *http.Request) (*http.Response, error) {
+			if strings.HasSuffix(req.URL.Path, "/pull") {
+				if pages++; pages > 1 {
+					return errorResponse(req, http.StatusServiceUnavailable, "unavailable"), nil
+				}
+			}
+			return nil, nil
+		})
+		if _, err := bobPhone.Sync(ctx); err == nil {
+			t.Fatal("the cut pull succeeded")
+		}
+		if recs, _ := bobPhone.Space(list.UID()).List(ctx, ""); len(recs) == 0 {
+			t.Fatal("the first page brought nothing of the space; the test proves nothing")
+		}
+		bobPhone.tr.setBefore(nil)
+
+		if err := list.RemoveMember(ctx, bob.ID); err != nil {
+			t.Fatal(err)
+		}
+		annPhone.sync()
+		res := bobPhone.sync()
+		if len(res.Removed) != 0 {
+			t.Fatalf("removed %v: the stored cursor never covered the space", res.Removed)
+		}
+		if recs, err := bobPhone.Space(list.UID()).List(ctx, ""); err != nil || len(recs) != 0 {
+			t.Fatalf("bob still holds %d records of a space he lost: %v", len(recs), err)
 		}
 	})
 }

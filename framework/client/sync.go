@@ -243,6 +243,16 @@ func (c *Client) pull(ctx context.Context, res *SyncResult) error {
 	if cursor == "" {
 		seen = map[Key]bool{}
 	}
+	// A pull that stops after applying a page may have brought records of
+	// a space its stored cursor does not cover: the next complete pull
+	// sweeps.
+	complete := false
+	defer func() {
+		if !complete {
+			c.spacesSwept = false
+		}
+	}()
+	var spaces []string
 	for {
 		page, err := c.pullPage(ctx, cursor)
 		if err != nil && seen == nil && cursor != "" && needsReset(err) {
@@ -282,8 +292,12 @@ func (c *Client) pull(ctx context.Context, res *SyncResult) error {
 			cursor = page.Cursor
 		}
 		if !page.HasMore {
+			spaces = page.Spaces
 			break
 		}
+	}
+	if err := c.sweepSpaces(ctx, spaces); err != nil {
+		return err
 	}
 	if seen != nil {
 		if err := c.forgetUnseen(ctx, seen); err != nil {
@@ -293,6 +307,7 @@ func (c *Client) pull(ctx context.Context, res *SyncResult) error {
 	if err := c.store.SetCursor(ctx, cursor); err != nil {
 		return fmt.Errorf("store cursor: %w", err)
 	}
+	complete = true
 	return nil
 }
 

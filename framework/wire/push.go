@@ -79,6 +79,11 @@ type PullResponse struct {
 	// them (and their unsynced changes are refused from now on). A pull
 	// restarted from the same cursor reports them again.
 	Removed []string `json:"removed,omitempty"`
+	// Spaces, on the last page (HasMore false), lists every shared space
+	// the returned cursor covers; absent, none. A device drops the records
+	// of any other shared space it holds: that also covers what a pull
+	// cut short had brought of a space lost since.
+	Spaces []string `json:"spaces,omitempty"`
 }
 
 // Query parameters of GET /sync/pull, and the limits the protocol fixes
