@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
+	"github.com/ferrysync/ferry/framework/wire"
 	"github.com/ferrysync/ferry/models"
 )
 
@@ -101,22 +101,13 @@ func Forbidden(path, message string) error {
 // maxSpacesLimit is the most Config.MaxSpaces may be (see maxCursorBytes).
 const maxSpacesLimit = 500
 
-// spaceScopePrefix starts every shared space's scope, so that no space can
-// take a user's personal scope (user ids hold no colon: see
-// [validUserID]).
-const spaceScopePrefix = "s:"
-
-// spaceScope is the scope of the space a client names uid.
-func spaceScope(uid string) string { return spaceScopePrefix + uid }
+// spaceScope is the scope of the space a client names uid (user ids hold
+// no colon, see [validUserID], so it is never a user's).
+func spaceScope(uid string) string { return wire.SpaceOwner(uid) }
 
 // spaceOf returns the space uid of a shared scope, or "" for a personal
 // one.
-func spaceOf(scope string) string {
-	if uid, ok := strings.CutPrefix(scope, spaceScopePrefix); ok {
-		return uid
-	}
-	return ""
-}
+func spaceOf(scope string) string { return wire.SpaceOf(scope) }
 
 // builtinModel reports whether name is a spaces model; the framework's own
 // rules decide their writes.

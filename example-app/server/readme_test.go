@@ -12,15 +12,7 @@ import (
 // TestReadmeCurl runs the README's curl walk-through against a real server
 // on SQLite, so the README cannot drift from what the server does.
 func TestReadmeCurl(t *testing.T) {
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("curl is not installed")
-	}
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := newEnv(t, synctest.OpenSQLite(t))
-	s := runReadmeBlock(t, string(readme), "curl-demo", e.url)
+	s := runReadmeBlock(t, "curl-demo")
 	for _, want := range []string{
 		`{"status":"applied","record":{"model":"data.Note","uid":"note-1"`,
 		`"op_id":"1","model":"data.Note","uid":"note-1","status":"stale"`,
@@ -38,10 +30,18 @@ func TestReadmeCurl(t *testing.T) {
 }
 
 // runReadmeBlock runs the README's shell block after <!-- name --> against
-// the server at url and returns what it printed.
-func runReadmeBlock(t *testing.T, readme, name, url string) string {
+// a fresh server on SQLite and returns what it printed.
+func runReadmeBlock(t *testing.T, name string) string {
 	t.Helper()
-	_, after, ok := strings.Cut(readme, "<!-- "+name+" -->\n```sh\n")
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl is not installed")
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := newEnv(t, synctest.OpenSQLite(t)).url
+	_, after, ok := strings.Cut(string(readme), "<!-- "+name+" -->\n```sh\n")
 	script, _, ok2 := strings.Cut(after, "```")
 	if !ok || !ok2 {
 		t.Fatalf("README lacks the %s block", name)
@@ -58,15 +58,7 @@ func runReadmeBlock(t *testing.T, readme, name, url string) string {
 // TestReadmeCurlSpaces runs the README's sharing walk-through: both users
 // see the shared list, and the removed one is told to drop it.
 func TestReadmeCurlSpaces(t *testing.T) {
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("curl is not installed")
-	}
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := newEnv(t, synctest.OpenSQLite(t))
-	s := runReadmeBlock(t, string(readme), "curl-spaces", e.url)
+	s := runReadmeBlock(t, "curl-spaces")
 	if n := strings.Count(s, `"status":"applied"`); n != 6 {
 		t.Errorf("%d changes applied, want 6 (four in the push, Kim's edit, the removal):\n%s", n, s)
 	}

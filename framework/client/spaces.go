@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
+
+	"github.com/ferrysync/ferry/framework/wire"
 )
 
 // The built-in models of shared spaces (the server's framework.SpaceModel
@@ -22,21 +23,12 @@ const (
 	RoleAdmin  = "admin"
 )
 
-// spaceOwnerPrefix starts the owner of a shared space's records: the
-// server's scope of the space.
-const spaceOwnerPrefix = "s:"
-
 // SpaceOwner is the [Record.Owner] (and [Key.Owner]) of the records of
-// the shared space uid.
-func SpaceOwner(uid string) string { return spaceOwnerPrefix + uid }
+// the shared space uid ([wire.SpaceOwner]).
+func SpaceOwner(uid string) string { return wire.SpaceOwner(uid) }
 
 // spaceOf returns the space uid of an owner, "" for the personal space.
-func spaceOf(owner string) string {
-	if uid, ok := strings.CutPrefix(owner, spaceOwnerPrefix); ok {
-		return uid
-	}
-	return ""
-}
+func spaceOf(owner string) string { return wire.SpaceOf(owner) }
 
 // Space is a handle on the records of one shared space on this device:
 // its writes are queued and synced like the personal space's, and name the

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math/big"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -190,4 +191,21 @@ func ValidUID(s string) bool {
 		}
 	}
 	return true
+}
+
+// spaceOwnerPrefix starts the owner of every shared space's records, so
+// that a space's scope can never be a user's (user ids hold no colon).
+const spaceOwnerPrefix = "s:"
+
+// SpaceOwner is the [Record.Owner] of the records of the shared space
+// uid: its scope on the server.
+func SpaceOwner(uid string) string { return spaceOwnerPrefix + uid }
+
+// SpaceOf returns the space uid of a record's owner, or "" when the owner
+// is a user (a personal record).
+func SpaceOf(owner string) string {
+	if uid, ok := strings.CutPrefix(owner, spaceOwnerPrefix); ok {
+		return uid
+	}
+	return ""
 }
