@@ -130,7 +130,9 @@ func (d *device) pushOne(t *testing.T, ch map[string]any) string {
 		out += " " + r.Code
 	}
 	for _, e := range r.Errors {
-		out += " " + e.Path
+		if e.Path != "" {
+			out += " " + e.Path
+		}
 	}
 	return out
 }
@@ -466,4 +468,25 @@ func mustCursor(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func TestSpacesQuota(t *testing.T) {
+	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
+		s := newSpaceServer(t, db, framework.Config{Quota: framework.Quota{MaxRecords: 3}})
+		ann := s.device("ann")
+		// The space's record and its first member take two of the space's
+		// three; the writer's quota applies to the space's own counters.
+		ann.pushOne(t, s.change("L", framework.SpaceModel, "L", map[string]any{}))
+		if got := ann.pushOne(t, s.change("L", "test.Item", "a", itemN(1))); got != "applied" {
+			t.Fatalf("the space's third record: %s", got)
+		}
+		if got := ann.pushOne(t, s.change("L", "test.Item", "b", itemN(1))); got != "rejected quota_exceeded" {
+			t.Fatalf("the space's fourth record: %s", got)
+		}
+		for _, uid := range []string{"a", "b", "c"} {
+			if got := ann.pushOne(t, s.change("", "test.Item", uid, itemN(1))); got != "applied" {
+				t.Fatalf("ann's own record %s (her space is apart): %s", uid, got)
+			}
+		}
+	})
 }
