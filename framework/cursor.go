@@ -54,7 +54,7 @@ func decodeCursor(s, filter string) (*cursor, error) {
 		return nil, err
 	}
 	if c.Filter != filter {
-		return nil, errInvalidCursor("it was issued for another models filter")
+		return nil, errInvalidCursor("it was issued for other models or spaces filters")
 	}
 	return c, nil
 }
@@ -92,13 +92,21 @@ func parseCursor(s, filter string) (*cursor, error) {
 	return c, nil
 }
 
-// filterKey fingerprints a models filter; "" means all models.
-func filterKey(models []string) string {
-	if len(models) == 0 {
+// filterKey fingerprints a pull's filters, by model and by space; ""
+// means none (a cursor of every model and space keeps the key it had
+// before spaces existed).
+func filterKey(models, spaces []string) string {
+	if len(models) == 0 && len(spaces) == 0 {
 		return ""
 	}
-	s := append([]string(nil), models...)
-	sort.Strings(s)
-	sum := sha256.Sum256([]byte(strings.Join(s, ",")))
+	m := append([]string(nil), models...)
+	sort.Strings(m)
+	key := strings.Join(m, ",")
+	if len(spaces) > 0 {
+		s := append([]string(nil), spaces...)
+		sort.Strings(s)
+		key += "|spaces:" + strings.Join(s, ",")
+	}
+	sum := sha256.Sum256([]byte(key))
 	return hex.EncodeToString(sum[:8])
 }

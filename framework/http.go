@@ -330,6 +330,13 @@ func (a *App) handlePull(c *gin.Context) error {
 			}
 		}
 	}
+	if s := c.Query("spaces"); s != "" {
+		for _, sp := range strings.Split(s, ",") {
+			if sp = strings.TrimSpace(sp); sp != "" {
+				req.Spaces = append(req.Spaces, sp)
+			}
+		}
+	}
 	resp, err := a.Pull(c.Request.Context(), principal(c), req)
 	if err != nil {
 		return err

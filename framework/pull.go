@@ -20,7 +20,17 @@ type PullRequest struct {
 	// Models filters by model; empty means all. A cursor belongs to the
 	// filter it was issued for.
 	Models []string
+	// Spaces filters by space: shared spaces' uids, and [PersonalSpace]
+	// for the caller's own; empty means every space the caller reads. A
+	// space the caller does not read brings nothing. Part of the cursor's
+	// filter, as Models.
+	Spaces []string
 }
+
+// PersonalSpace names the caller's own space in [PullRequest.Spaces] (the
+// query's spaces=~): no space uid can be it.
+const PersonalSpace = "~"
+
 
 // PullResponse is one page of changes ([wire.PullResponse]).
 type PullResponse = wire.PullResponse
@@ -45,7 +55,10 @@ func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResp
 		return nil, err
 	}
 	req.Models = names
-	cur, err := decodeCursor(req.Cursor, filterKey(req.Models))
+	if req.Spaces, err = a.spaceFilter(req.Spaces); err != nil {
+		return nil, err
+	}
+	cur, err := decodeCursor(req.Cursor, filterKey(req.Models, req.Spaces))
 	if err != nil {
 		return nil, err
 	}
@@ -63,6 +76,7 @@ func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResp
 	if err != nil {
 		return nil, err
 	}
+	scopes = filterScopes(p, scopes, req.Spaces)
 	sort.Strings(scopes)
 	removed := removedSpaces(cur, scopes)
 	next := &cursor{Pos: map[string]int64{}, Filter: cur.Filter}

@@ -9,9 +9,9 @@ import (
 )
 
 func TestCursorRoundTripAndRejects(t *testing.T) {
-	c := &cursor{Pos: map[string]int64{"u1": 7}, Upper: map[string]int64{"u1": 9}, Filter: filterKey([]string{"b", "a"})}
+	c := &cursor{Pos: map[string]int64{"u1": 7}, Upper: map[string]int64{"u1": 9}, Filter: filterKey([]string{"b", "a"}, nil)}
 	enc := c.encode()
-	got, err := decodeCursor(enc, filterKey([]string{"a", "b"}))
+	got, err := decodeCursor(enc, filterKey([]string{"a", "b"}, nil))
 	if err != nil || got.Pos["u1"] != 7 || got.Upper["u1"] != 9 {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}

@@ -468,3 +468,48 @@ func spacesOfScopes(scopes []string) []string {
 	}
 	return out
 }
+
+// spaceFilter checks a pull's spaces filter: uids or PersonalSpace, at
+// most one more than MaxSpaces, repeats counted once.
+func (a *App) spaceFilter(names []string) ([]string, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	bad := func(msg string) error {
+		return &Error{Code: CodeInvalid, Message: "spaces: " + msg, Details: []FieldError{{Path: "spaces", Message: msg}}}
+	}
+	if !a.cfg.Spaces && !(len(names) == 1 && names[0] == PersonalSpace) {
+		return nil, bad("this server has no shared spaces")
+	}
+	if len(names) > a.cfg.MaxSpaces+1 {
+		return nil, bad(fmt.Sprintf("at most %d names", a.cfg.MaxSpaces+1))
+	}
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		if n != PersonalSpace && !validUID(n) {
+			return nil, bad("each name is a space's uid, or ~ for your own")
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// filterScopes keeps the scopes a spaces filter names (all when none).
+func filterScopes(p Principal, scopes, filter []string) []string {
+	if len(filter) == 0 {
+		return scopes
+	}
+	out := scopes[:0:0]
+	for _, sc := range scopes {
+		name := spaceOf(sc)
+		if sc == p.UserID {
+			name = PersonalSpace
+		}
+		if slices.Contains(filter, name) {
+			out = append(out, sc)
+		}
+	}
+	return out
+}

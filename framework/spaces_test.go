@@ -490,3 +490,63 @@ func TestSpacesQuota(t *testing.T) {
 		}
 	})
 }
+
+func TestSpacesPullFilter(t *testing.T) {
+	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
+		s := newSpaceServer(t, db, framework.Config{})
+		ann, bob := s.device("ann"), s.device("bob")
+		for _, sp := range []string{"L", "M"} {
+			ann.pushOne(t, s.change(sp, framework.SpaceModel, sp, map[string]any{}))
+			ann.pushOne(t, s.change(sp, "test.Item", "x", itemN(1)))
+		}
+		ann.pushOne(t, s.change("", "test.Item", "x", itemN(2)))
+		bob.pushOne(t, s.change("B", framework.SpaceModel, "B", map[string]any{}))
+		pull := func(d *device, query string) (wire.PullResponse, int) {
+			var page wire.PullResponse
+			st := d.do(t, "GET", "/sync/pull?"+query, nil, &page)
+			return page, st
+		}
+		spacesOf := func(page wire.PullResponse) []string {
+			var out []string
+			for _, r := range page.Changes {
+				if !slices.Contains(out, r.Space) {
+					out = append(out, r.Space)
+				}
+			}
+			slices.Sort(out)
+			return out
+		}
+		for _, c := range []struct {
+			query string
+			want  []string
+		}{
+			{"spaces=L", []string{"L"}},
+			{"spaces=L,M,L", []string{"L", "M"}},
+			{"spaces=~", []string{""}},
+			{"spaces=~,M", []string{"", "M"}},
+			{"spaces=B", nil}, // bob's: brings nothing, reveals nothing
+			{"", []string{"", "L", "M"}},
+		} {
+			page, st := pull(ann, c.query)
+			if got := spacesOf(page); st != 200 || !slices.Equal(got, c.want) {
+				t.Errorf("pull ?%s: %d, spaces %v, want %v", c.query, st, got, c.want)
+			}
+		}
+		page, _ := pull(ann, "spaces=L")
+		if !slices.Equal(page.Spaces, []string{"L"}) {
+			t.Errorf("a pull of L lists the spaces %v", page.Spaces)
+		}
+		// A cursor belongs to its filter.
+		if _, st := pull(ann, "cursor="+page.Cursor); st != 400 {
+			t.Errorf("a spaces=L cursor without the filter: %d, want 400", st)
+		}
+		if next, st := pull(ann, "spaces=L&cursor="+page.Cursor); st != 200 || len(next.Changes) != 0 {
+			t.Errorf("a spaces=L cursor with its filter: %d, %d changes", st, len(next.Changes))
+		}
+		for _, q := range []string{"spaces=bad!", "spaces=" + strings.Repeat("a,", 200) + "b"} {
+			if _, st := pull(ann, q); st != 400 {
+				t.Errorf("pull ?%.40s: %d, want 400", q, st)
+			}
+		}
+	})
+}
