@@ -31,7 +31,6 @@ type PullRequest struct {
 // query's spaces=~): no space uid can be it.
 const PersonalSpace = "~"
 
-
 // PullResponse is one page of changes ([wire.PullResponse]).
 type PullResponse = wire.PullResponse
 
