@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferrysync/ferry/framework/synctest"
 	"github.com/ferrysync/ferry/plugins/blobs"
@@ -141,7 +142,7 @@ func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
 func countRows(t *testing.T, db *bun.DB, table string) int {
 	t.Helper()
 	var n int
-	if err := db.NewRaw("SELECT COUNT(*) FROM " + table).Scan(context.Background(), &n); err != nil {
+	if err := db.NewRaw("SELECT COUNT(*) FROM "+table).Scan(context.Background(), &n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -304,8 +305,11 @@ func TestResumeAfterCut(t *testing.T) {
 			if resp.StatusCode != 200 || !bytes.Equal(got, data) {
 				t.Fatalf("cut at %d: the server's bytes differ (%d, %d bytes)", cut, resp.StatusCode, len(got))
 			}
-			// What was sent again is at most the cut chunk.
-			if extra := tr.sent - size; extra > chunk {
+			// What was sent again is at most the cut chunk, or two when
+			// the cut request, still running on the server, took the
+			// upload's lock from the resumed one (tusd then stops the
+			// resumed one, answered 409, and the client resumes again).
+			if extra := tr.sent - size; extra > 2*chunk {
 				t.Errorf("cut at %d: %d bytes sent again", cut, extra)
 			}
 		}
@@ -348,6 +352,226 @@ func TestResumeAfterServerRestart(t *testing.T) {
 		}
 		if resp, got := e2.get(t, "alice", u.Hash, nil); resp.StatusCode != 200 || !bytes.Equal(got, data) {
 			t.Fatalf("after restart the server's bytes differ: %d", resp.StatusCode)
+		}
+	})
+}
+
+func TestAnotherUsersBlob(t *testing.T) {
+	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
+		e := newEnv(t, db, "", blobs.Config{})
+		data := randomBytes(4, 20_000)
+		ctx := context.Background()
+		// Alice's upload stops half way, then she finishes another.
+		c := e.client("alice")
+		c.ChunkSize = 10_000
+		half := &blobclient.Upload{Hash: hashOf(data), Size: int64(len(data))}
+		cctx, stop := context.WithCancel(ctx)
+		_ = c.Send(cctx, half, bytes.NewReader(data), func(u *blobclient.Upload) {
+			if u.Offset > 0 {
+				stop()
+			}
+		})
+		other := randomBytes(5, 1000)
+		h := e.upload(t, "alice", other)
+		e.push(t, "alice", "data.Note", "n1", note(h), false)
+
+		absent := hashOf([]byte("never uploaded"))
+		for _, name := range []string{h, absent} {
+			for _, method := range []string{"HEAD", "GET"} {
+				resp, b := e.do(t, "bob", method, "/sync/blobs/sha256:"+name, nil, nil)
+				if resp.StatusCode != 404 || (method == "GET" && errorCode(t, b) != "not_found") {
+					t.Errorf("bob %s %s: %d %s", method, name[:8], resp.StatusCode, b)
+				}
+			}
+		}
+		// The same answer as for a blob nobody has: nothing tells them apart.
+		r1, b1 := e.get(t, "bob", h, nil)
+		r2, b2 := e.get(t, "bob", absent, nil)
+		if r1.StatusCode != r2.StatusCode || !bytes.Equal(b1, b2) {
+			t.Errorf("another user's blob answers %d %s, an absent one %d %s", r1.StatusCode, b1, r2.StatusCode, b2)
+		}
+		// Referring to it grants nothing.
+		if res := e.push(t, "bob", "data.Note", "n1", note(h), false); !slices.Equal(res.MissingBlobs, []string{"sha256:" + h}) {
+			t.Fatalf("bob's reference: %+v", res)
+		}
+		if resp, _ := e.get(t, "bob", h, nil); resp.StatusCode != 404 {
+			t.Fatalf("bob reads alice's blob by referring to it: %d", resp.StatusCode)
+		}
+		// Alice's unfinished upload is not bob's to see, write or delete.
+		path := strings.TrimPrefix(half.URL, e.url)
+		tus := map[string]string{"Tus-Resumable": "1.0.0"}
+		for _, method := range []string{"HEAD", "PATCH", "DELETE"} {
+			h := map[string]string{"Tus-Resumable": "1.0.0", "Upload-Offset": "10000", "Content-Type": "application/offset+octet-stream"}
+			if resp, b := e.do(t, "bob", method, path, strings.NewReader("xx"), h); resp.StatusCode != 404 {
+				t.Errorf("bob %s alice's upload: %d %s", method, resp.StatusCode, b)
+			}
+		}
+		if resp, _ := e.do(t, "alice", "HEAD", path, nil, tus); resp.StatusCode != 200 || resp.Header.Get("Upload-Offset") != "10000" {
+			t.Fatalf("alice's upload after bob tried: %d %s", resp.StatusCode, resp.Header.Get("Upload-Offset"))
+		}
+		// Alice may delete it; then it is gone.
+		if err := c.Delete(ctx, half); err != nil {
+			t.Fatal(err)
+		}
+		if resp, _ := e.do(t, "alice", "HEAD", path, nil, tus); resp.StatusCode != 404 {
+			t.Fatalf("deleted upload: %d", resp.StatusCode)
+		}
+		if n := countRows(t, db, "ferry_blob_uploads"); n != 0 {
+			t.Fatalf("%d upload rows after the deletion", n)
+		}
+	})
+}
+
+func TestCollect(t *testing.T) {
+	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
+		const grace = time.Hour
+		e := newEnv(t, db, "", blobs.Config{GracePeriod: grace})
+		ctx := context.Background()
+		kept, dropped, never, shared := randomBytes(10, 5000), randomBytes(11, 6000), randomBytes(12, 7000), randomBytes(13, 8000)
+		hk, hd, hn, hs := e.upload(t, "alice", kept), e.upload(t, "alice", dropped), e.upload(t, "alice", never), e.upload(t, "alice", shared)
+		e.upload(t, "bob", shared)
+		e.push(t, "alice", "data.Note", "k", note(hk, hs), false)
+		e.push(t, "alice", "data.Note", "d", note(hd), false)
+		e.push(t, "bob", "data.Note", "s", note(hs), false)
+		// Alice edits d to drop its photo, and deletes k (a tombstone
+		// refers to nothing); bob still refers to shared.
+		e.push(t, "alice", "data.Note", "d", note(), false)
+		e.push(t, "alice", "data.Note", "k2", note(hk), false)
+		e.push(t, "alice", "data.Note", "k", note(hk, hs), true)
+
+		e.advance(grace - time.Minute)
+		if got, err := e.plug.Collect(ctx); err != nil || got != (blobs.Collected{}) {
+			t.Fatalf("collect within the grace period: %+v %v", got, err)
+		}
+		for _, h := range []string{hk, hd, hn, hs} {
+			if has, _ := e.client("alice").Has(ctx, h); !has {
+				t.Fatalf("%s gone within the grace period", h[:8])
+			}
+		}
+		e.advance(2 * time.Minute)
+		got, err := e.plug.Collect(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// dropped and never are gone; alice's hold on shared too, but bob's
+		// keeps the bytes; kept is still referred to by k2.
+		if want := (blobs.Collected{Holdings: 3, Blobs: 2, Bytes: 6000 + 7000}); got != want {
+			t.Fatalf("collected %+v, want %+v", got, want)
+		}
+		for h, want := range map[string]bool{hk: true, hd: false, hn: false, hs: false} {
+			if has, _ := e.client("alice").Has(ctx, h); has != want {
+				t.Errorf("alice has %s: %v, want %v", h[:8], has, want)
+			}
+		}
+		if has, _ := e.client("bob").Has(ctx, hs); !has || !e.stored(hs) {
+			t.Fatal("bob's shared blob collected")
+		}
+		if e.stored(hd) || e.stored(hn) || !e.stored(hk) {
+			t.Fatal("the files on disk do not follow the collection")
+		}
+		// Referring to a collected blob again: applied, and told to upload.
+		if res := e.push(t, "alice", "data.Note", "d", note(hd), false); !slices.Equal(res.MissingBlobs, []string{"sha256:" + hd}) {
+			t.Fatalf("reference to a collected blob: %+v", res)
+		}
+		e.upload(t, "alice", dropped)
+		if resp, b := e.get(t, "alice", hd, nil); resp.StatusCode != 200 || !bytes.Equal(b, dropped) {
+			t.Fatalf("re-uploaded blob: %d", resp.StatusCode)
+		}
+		// Referred to again, it survives any number of collections.
+		e.advance(10 * grace)
+		if _, err := e.plug.Collect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if has, _ := e.client("alice").Has(ctx, hd); !has {
+			t.Fatal("a referred blob was collected")
+		}
+	})
+}
+
+func TestQuota(t *testing.T) {
+	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
+		e := newEnv(t, db, "", blobs.Config{MaxBytesPerUser: 10_000, MaxUploadsPerUser: 2})
+		ctx := context.Background()
+		e.upload(t, "alice", randomBytes(20, 6000))
+		big := randomBytes(21, 5000)
+		err := e.client("alice").Send(ctx, &blobclient.Upload{Hash: hashOf(big), Size: 5000}, bytes.NewReader(big), nil)
+		var be *blobclient.Error
+		if !errors.As(err, &be) || be.Status != 413 || be.Code != "quota_exceeded" || !strings.Contains(be.Message, "10000") {
+			t.Fatalf("over the quota: %v", err)
+		}
+		// Another user has a quota of their own.
+		e.upload(t, "bob", big)
+		// Unfinished uploads count toward it, and toward the upload cap.
+		meta := "sha256 " + base64.StdEncoding.EncodeToString([]byte(hashOf(nil)))
+		create := func(size int) (int, []byte) {
+			resp, b := e.do(t, "alice", "POST", "/sync/blobs/uploads", nil, map[string]string{
+				"Tus-Resumable": "1.0.0", "Upload-Length": strconv.Itoa(size), "Upload-Metadata": meta})
+			return resp.StatusCode, b
+		}
+		if st, b := create(3000); st != 201 {
+			t.Fatalf("an upload within the quota: %d %s", st, b)
+		}
+		if st, b := create(3000); st != 413 || errorCode(t, b) != "quota_exceeded" {
+			t.Fatalf("unfinished uploads over the quota: %d %s", st, b)
+		}
+		if st, b := create(10); st != 201 {
+			t.Fatalf("a second unfinished upload: %d %s", st, b)
+		}
+		if st, b := create(10); st != 413 || errorCode(t, b) != "too_large" {
+			t.Fatalf("a third unfinished upload: %d %s", st, b)
+		}
+	})
+}
+
+func TestAbandonedUpload(t *testing.T) {
+	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
+		const abandon = 2 * time.Hour
+		e := newEnv(t, db, "", blobs.Config{AbandonAfter: abandon})
+		ctx := context.Background()
+		data := randomBytes(30, 40_000)
+		c := e.client("alice")
+		c.ChunkSize = 10_000
+		u := &blobclient.Upload{Hash: hashOf(data), Size: int64(len(data))}
+		cctx, stop := context.WithCancel(ctx)
+		_ = c.Send(cctx, u, bytes.NewReader(data), func(u *blobclient.Upload) {
+			if u.Offset >= 20_000 {
+				stop()
+			}
+		})
+		e.advance(abandon - time.Minute)
+		if got, _ := e.plug.Collect(ctx); got.Uploads != 0 || len(e.partials(t)) == 0 {
+			t.Fatalf("collected a live upload: %+v", got)
+		}
+		// A write keeps it alive.
+		cctx, stop = context.WithCancel(ctx)
+		_ = c.Send(cctx, u, bytes.NewReader(data), func(u *blobclient.Upload) {
+			if u.Offset >= 30_000 {
+				stop()
+			}
+		})
+		if u.Offset != 30_000 {
+			t.Fatalf("offset %d after one more chunk", u.Offset)
+		}
+		e.advance(abandon - time.Minute)
+		if got, _ := e.plug.Collect(ctx); got.Uploads != 0 {
+			t.Fatalf("collected an upload written to: %+v", got)
+		}
+		e.advance(2 * time.Minute)
+		if got, err := e.plug.Collect(ctx); err != nil || got.Uploads != 1 {
+			t.Fatalf("collect: %+v %v", got, err)
+		}
+		if p := e.partials(t); len(p) != 0 {
+			t.Fatalf("partial data left: %v", p)
+		}
+		if resp, _ := e.do(t, "alice", "HEAD", strings.TrimPrefix(u.URL, e.url), nil, map[string]string{"Tus-Resumable": "1.0.0"}); resp.StatusCode != 404 {
+			t.Fatalf("abandoned upload: %d", resp.StatusCode)
+		}
+		// The device starts anew and finishes.
+		if err := c.Send(ctx, u, bytes.NewReader(data), nil); err != nil {
+			t.Fatal(err)
+		}
+		if has, _ := c.Has(ctx, u.Hash); !has {
+			t.Fatal("not stored after starting anew")
 		}
 	})
 }

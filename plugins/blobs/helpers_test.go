@@ -58,7 +58,7 @@ func newEnv(t *testing.T, db *bun.DB, dir string, cfg blobs.Config) *env {
 	}
 	now := &atomic.Int64{}
 	now.Store(time.Now().UnixNano())
-	app, err := framework.New(framework.Config{DB: db, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	app, err := framework.New(framework.Config{DB: db, Logger: slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Schemas: fstest.MapFS{"note.json": {Data: []byte(`{"type":"object"}`)}},
 		Now:     func() time.Time { return time.Unix(0, now.Load()) }})
 	if err != nil {
@@ -212,4 +212,12 @@ func errorCode(t *testing.T, b []byte) string {
 		t.Fatalf("not the protocol's error shape: %s", b)
 	}
 	return body.Error.Code
+}
+
+// testLog writes the App's warnings and errors to the test's log.
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(b []byte) (int, error) {
+	l.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
 }

@@ -166,6 +166,19 @@ var tusCodes = map[int]string{
 	statusHashMismatch:               "hash_mismatch",
 }
 
+// tusAnswers overrides tusd's answers where its status would stop a
+// client that should go on: a PATCH interrupted by another request for
+// the same upload (a resumed request while the cut one still ran) is a
+// conflict to resume from, as the other tus clients read 409 and 423.
+var tusAnswers = map[string]struct {
+	status        int
+	code, message string
+}{
+	"ERR_UPLOAD_INTERRUPTED": {http.StatusConflict, framework.CodeConflict, "another request for this upload took over; ask its offset (HEAD) and resume"},
+	"ERR_LOCK_TIMEOUT":       {http.StatusLocked, framework.CodeConflict, "another request holds this upload; ask its offset (HEAD) and resume"},
+	"ERR_SERVER_SHUTDOWN":    {http.StatusServiceUnavailable, framework.CodeUnavailable, "the server is shutting down; resume later"},
+}
+
 // protocolError is the answer's error in the protocol's shape, with the
 // answer's status.
 func (w *errorWriter) protocolError(p *Plugin) *framework.Error {
@@ -174,7 +187,9 @@ func (w *errorWriter) protocolError(p *Plugin) *framework.Error {
 	}
 	code, msg, _ := strings.Cut(strings.TrimSpace(w.body.String()), ": ")
 	known := code == strings.ToLower(code) && code != "" // an answer of the plugin's own: the code is the protocol's
-	if !known {
+	if a, ok := tusAnswers[code]; ok {
+		w.status, code, msg = a.status, a.code, a.message
+	} else if !known {
 		code = tusCodes[w.status]
 	}
 	if code == "" || w.status >= 500 {

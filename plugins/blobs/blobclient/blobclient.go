@@ -189,7 +189,7 @@ func (c *Client) Send(ctx context.Context, u *Upload, r io.ReaderAt, progress fu
 		req.Header.Set("Upload-Offset", strconv.FormatInt(u.Offset, 10))
 		resp, err := c.do(req)
 		var re *Error
-		if errors.As(err, &re) && re.Status == http.StatusConflict && conflicts < 3 {
+		if errors.As(err, &re) && (re.Status == http.StatusConflict || re.Status == http.StatusLocked) && conflicts < 3 {
 			// The server stands elsewhere (a cut request it was still
 			// finishing wrote more): ask where, and go on from there.
 			conflicts++
