@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ferrysync/ferry/framework"
 	"github.com/google/uuid"
@@ -50,6 +51,39 @@ func newFileUploads(dir string) (UploadStore, error) {
 }
 
 func newMemoryLocker() handler.Locker { return memorylocker.New() }
+
+// patientLocker makes a request wait for an upload's lock instead of
+// asking the holder to let go. The holder of a contested lock is nearly
+// always a request whose client was cut and resumed: let it finish
+// writing the bytes it got (its connection has failed or times out after
+// networkTimeout), so the resumed request starts after them and nothing
+// is sent twice; and tusd's interruption path reads the request's body
+// field unsynchronized with the handler setting it (a data race).
+type patientLocker struct{ handler.Locker }
+
+func (l patientLocker) NewLock(id string) (handler.Lock, error) {
+	lk, err := l.Locker.NewLock(id)
+	if err != nil {
+		return nil, err
+	}
+	return patientLock{inner: lk}, nil
+}
+
+type patientLock struct{ inner handler.Lock }
+
+func (l patientLock) Lock(ctx context.Context, requestUnlock func()) error {
+	return l.inner.Lock(ctx, func() {})
+}
+
+func (l patientLock) Unlock() error { return l.inner.Unlock() }
+
+// networkTimeout bounds a PATCH's silence (no byte for this long ends
+// it), and so how long a resumed request may wait for a dead one's lock
+// (acquireLockTimeout).
+const (
+	networkTimeout     = 15 * time.Second
+	acquireLockTimeout = 2 * networkTimeout
+)
 
 // hashStates keeps the running SHA-256 of uploads as their bytes arrive,
 // so finishing one need not read it again. A state is good only while
@@ -170,7 +204,7 @@ func (p *Plugin) tusHandler(base string) (*handler.UnroutedHandler, error) {
 	hs := hashingStore{UploadStore: p.uploads, states: &p.hashes}
 	comp.UseCore(hs)
 	comp.UseTerminater(hs)
-	comp.UseLocker(p.locker)
+	comp.UseLocker(patientLocker{p.locker})
 	return handler.NewUnroutedHandler(handler.Config{
 		StoreComposer:             comp,
 		BasePath:                  base,
@@ -180,6 +214,8 @@ func (p *Plugin) tusHandler(base string) (*handler.UnroutedHandler, error) {
 		Cors:                      &handler.CorsConfig{Disable: true}, // the application's own middleware decides
 		PreUploadCreateCallback:   p.beforeCreate,
 		PreFinishResponseCallback: p.finish,
+		NetworkTimeout:            networkTimeout,
+		AcquireLockTimeout:        acquireLockTimeout,
 		// tusd logs every request; its failures reach the client and
 		// our log through errorWriter instead.
 		Logger: expslog.New(expslog.NewTextHandler(io.Discard, nil)),
