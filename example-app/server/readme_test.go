@@ -47,3 +47,36 @@ func TestReadmeCurl(t *testing.T) {
 		t.Errorf("expected the note in the applied, stale and pull answers, saw it %d times:\n%s", n, s)
 	}
 }
+
+// TestReadmeCurlBlobs runs the README's curl walk-through of blobs: a
+// record before its blob, a tus upload in two halves, a range back.
+func TestReadmeCurlBlobs(t *testing.T) {
+	for _, tool := range []string{"curl", "sha256sum", "base64", "cmp"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed", tool)
+		}
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(readme), "<!-- curl-blobs -->\n```sh\n")
+	script, _, ok2 := strings.Cut(after, "```")
+	if !ok || !ok2 {
+		t.Fatal("README lacks the curl-blobs block")
+	}
+	e := newEnv(t, synctest.OpenSQLite(t))
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), "FERRY="+e.url)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("README script failed: %v\n%s", err, out)
+	}
+	s := string(out)
+	for _, want := range []string{`"status":"applied"`, `"missing_blobs":["sha256:`, "Ferry-Blob: sha256:", "same bytes"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("README output lacks %s:\n%s", want, s)
+		}
+	}
+}
