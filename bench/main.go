@@ -56,6 +56,7 @@ type options struct {
 	streams     int
 	hints       int
 	blobMB      int
+	blobChunkMB int
 	cpuProfile  string
 	memProfile  string
 	serverURL   string
@@ -91,6 +92,7 @@ func main() {
 	flag.IntVar(&o.incLarge, "inc-large", 1_000_000, "records of the large store (full pull with RSS, then incremental pull)")
 	flag.IntVar(&o.streams, "streams", 1000, "idle live streams the realtime workload opens on one replica (10000 for the 300 MB target)")
 	flag.IntVar(&o.blobMB, "blob-mb", 100, "size of the file the blob workload uploads and downloads, in MiB")
+	flag.IntVar(&o.blobChunkMB, "blob-chunk-mb", 32, "bytes per PATCH of the blob workload's uploads, in MiB (blobclient.DefaultChunkSize)")
 	flag.IntVar(&o.hints, "hints", 300, "push-to-hint latency samples of the realtime workload")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the server's CPU profile for the whole run to this file")
 	flag.StringVar(&o.driverProfile, "driverprofile", "", "write the driver's (this process's) CPU profile for the whole run to this file")
@@ -232,7 +234,7 @@ func mainErr(o options) (err error) {
 			}
 			return b.incrementalPull(fmt.Sprintf("pull_incremental_%d_of_%s", o.changes, size(o.incLarge)), ps)
 		}},
-		{"blobs", func() error { return b.blobs(o.blobMB) }},
+		{"blobs", func() error { return b.blobs(o.blobMB, o.blobChunkMB) }},
 		{"realtime", nil}, // two replicas per bus: run below
 	}
 	start := time.Now()

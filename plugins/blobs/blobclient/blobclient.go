@@ -27,8 +27,12 @@ import (
 )
 
 // DefaultChunkSize is the bytes one PATCH carries unless
-// Client.ChunkSize says otherwise: what an interruption can cost again.
-const DefaultChunkSize = 8 << 20
+// Client.ChunkSize says otherwise. A cut costs only the bytes in flight
+// (the server keeps what it got, and a resumed request waits for the cut
+// one to store it), so chunks are large: each PATCH costs the server a
+// few lookups (the blobs bench measured 32 MiB chunks upload about a
+// fifth faster than 8 MiB ones).
+const DefaultChunkSize = 32 << 20
 
 // Client talks to one server's blob routes.
 type Client struct {
