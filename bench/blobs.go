@@ -17,6 +17,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ferrysync/ferry/internal/faultio"
 	"github.com/ferrysync/ferry/plugins/blobs/blobclient"
 )
 
@@ -305,8 +306,6 @@ type countingTransport struct {
 	cutAt atomic.Int64
 }
 
-var errCut = errors.New("bench: connection cut")
-
 func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.Method == http.MethodPatch && r.Body != nil {
 		off, _ := strconv.ParseInt(r.Header.Get("Upload-Offset"), 10, 64)
@@ -315,33 +314,10 @@ func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 			left = c - off
 			t.cutAt.Store(0)
 		}
-		r.Body = &countingBody{r: r.Body, left: left, sent: &t.sent}
+		r.Body = &faultio.CutReader{R: r.Body, Left: left, Sent: &t.sent}
 	}
 	return t.base.RoundTrip(r)
 }
-
-type countingBody struct {
-	r    io.ReadCloser
-	left int64
-	sent *atomic.Int64
-}
-
-func (b *countingBody) Read(p []byte) (int, error) {
-	if b.left == 0 {
-		return 0, errCut
-	}
-	if b.left > 0 && int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.r.Read(p)
-	if b.left > 0 {
-		b.left -= int64(n)
-	}
-	b.sent.Add(int64(n))
-	return n, err
-}
-
-func (b *countingBody) Close() error { return b.r.Close() }
 
 // prng is a fast reproducible byte stream (SHA-256 in counter mode):
 // incompressible like media.

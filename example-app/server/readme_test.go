@@ -15,23 +15,8 @@ func TestReadmeCurl(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl is not installed")
 	}
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, after, ok := strings.Cut(string(readme), "<!-- curl-demo -->\n```sh\n")
-	script, _, ok2 := strings.Cut(after, "```")
-	if !ok || !ok2 {
-		t.Fatal("README lacks the curl-demo block")
-	}
 	e := newEnv(t, synctest.OpenSQLite(t))
-	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
-	cmd.Env = append(os.Environ(), "FERRY="+e.url)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("README script failed: %v\n%s", err, out)
-	}
-	s := string(out)
+	s := runReadmeBlock(t, "curl-demo", e.url)
 	for _, want := range []string{
 		`{"status":"applied","record":{"model":"data.Note","uid":"note-1"`,
 		`"op_id":"1","model":"data.Note","uid":"note-1","status":"stale"`,
@@ -56,27 +41,34 @@ func TestReadmeCurlBlobs(t *testing.T) {
 			t.Skipf("%s is not installed", tool)
 		}
 	}
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, after, ok := strings.Cut(string(readme), "<!-- curl-blobs -->\n```sh\n")
-	script, _, ok2 := strings.Cut(after, "```")
-	if !ok || !ok2 {
-		t.Fatal("README lacks the curl-blobs block")
-	}
 	e := newEnv(t, synctest.OpenSQLite(t))
-	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
-	cmd.Dir = t.TempDir()
-	cmd.Env = append(os.Environ(), "FERRY="+e.url)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("README script failed: %v\n%s", err, out)
-	}
-	s := string(out)
+	s := runReadmeBlock(t, "curl-blobs", e.url)
 	for _, want := range []string{`"status":"applied"`, `"missing_blobs":["sha256:`, "Ferry-Blob: sha256:", "same bytes"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("README output lacks %s:\n%s", want, s)
 		}
 	}
+}
+
+// runReadmeBlock runs the README's sh block after <!-- name --> with bash
+// in a temporary folder, FERRY set to url, and returns its output.
+func runReadmeBlock(t *testing.T, name, url string) string {
+	t.Helper()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(readme), "<!-- "+name+" -->\n```sh\n")
+	script, _, ok2 := strings.Cut(after, "```")
+	if !ok || !ok2 {
+		t.Fatalf("README lacks the %s block", name)
+	}
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), "FERRY="+url)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("README script %s failed: %v\n%s", name, err, out)
+	}
+	return string(out)
 }

@@ -24,10 +24,10 @@ import (
 
 	"github.com/ferrysync/ferry/framework"
 	"github.com/ferrysync/ferry/models"
+	"github.com/ferrysync/ferry/plugins/blobs"
 	"github.com/ferrysync/ferry/plugins/jwtauth"
 	"github.com/ferrysync/ferry/plugins/realtime"
 	"github.com/ferrysync/ferry/plugins/rxdb"
-	"github.com/ferrysync/ferry/plugins/blobs"
 	"github.com/ferrysync/ferry/plugins/watermelon"
 	"github.com/ferrysync/ferry/schemas"
 	"github.com/gin-gonic/gin"

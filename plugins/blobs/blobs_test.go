@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ferrysync/ferry/framework/synctest"
+	"github.com/ferrysync/ferry/internal/faultio"
 	"github.com/ferrysync/ferry/plugins/blobs"
 	"github.com/ferrysync/ferry/plugins/blobs/blobclient"
 	"github.com/uptrace/bun"
@@ -250,36 +251,10 @@ func (c *cutTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		if c.cut >= off && c.cut < off+r.ContentLength {
 			left, c.cut = c.cut-off, -1
 		}
-		r.Body = &cutBody{r: r.Body, left: left, t: c}
+		r.Body = &faultio.CutReader{R: r.Body, Left: left, Sent: &c.sent}
 	}
 	return http.DefaultTransport.RoundTrip(r)
 }
-
-// cutBody fails after left bytes (never when left is negative).
-type cutBody struct {
-	r    io.ReadCloser
-	left int64
-	t    *cutTransport
-}
-
-var errCut = errors.New("connection cut")
-
-func (b *cutBody) Read(p []byte) (int, error) {
-	if b.left == 0 {
-		return 0, errCut
-	}
-	if b.left > 0 && int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.r.Read(p)
-	if b.left > 0 {
-		b.left -= int64(n)
-	}
-	b.t.sent.Add(int64(n))
-	return n, err
-}
-
-func (b *cutBody) Close() error { return b.r.Close() }
 
 func TestResumeAfterCut(t *testing.T) {
 	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {

@@ -110,4 +110,3 @@ func (s *BucketStore) Delete(ctx context.Context, hash string) error {
 	}
 	return nil
 }
-

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferrysync/ferry/framework/client"
 	"github.com/ferrysync/ferry/framework/synctest"
+	"github.com/ferrysync/ferry/internal/faultio"
 	"github.com/ferrysync/ferry/plugins/blobs"
 	"github.com/ferrysync/ferry/plugins/blobs/blobclient"
 	"github.com/uptrace/bun"
@@ -41,7 +42,7 @@ func (f *faults) RoundTrip(req *http.Request) (*http.Response, error) {
 		f.mu.Lock()
 		f.cut++
 		f.mu.Unlock()
-		req.Body = &cutBody{r: req.Body, left: at, t: &cutTransport{}}
+		req.Body = &faultio.CutReader{R: req.Body, Left: at}
 	}
 	return http.DefaultTransport.RoundTrip(req)
 }
