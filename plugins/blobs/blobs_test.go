@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -546,6 +548,106 @@ func TestAbandonedUpload(t *testing.T) {
 		}
 		if has, _ := c.Has(ctx, u.Hash); !has {
 			t.Fatal("not stored after starting anew")
+		}
+	})
+}
+
+// The single-record endpoint answers missing_blobs too.
+func TestSingleEndpointMissingBlobs(t *testing.T) {
+	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
+		e := newEnv(t, db, "", blobs.Config{})
+		h := hashOf([]byte("photo"))
+		body := `{"model":"data.Note","uid":"s1","modify_at":"2026-11-25T10:00:00Z","data":` + note(h) + `}`
+		resp, b := e.do(t, "alice", "POST", "/sync/", strings.NewReader(body), map[string]string{"Content-Type": "application/json"})
+		if resp.StatusCode != 200 || !strings.Contains(string(b), `"missing_blobs":["sha256:`+h+`"]`) {
+			t.Fatalf("POST /sync/: %d %s", resp.StatusCode, b)
+		}
+		e.upload(t, "alice", []byte("photo"))
+		resp, b = e.do(t, "alice", "POST", "/sync/", strings.NewReader(body), map[string]string{"Content-Type": "application/json"})
+		if resp.StatusCode != 200 || strings.Contains(string(b), "missing_blobs") {
+			t.Fatalf("POST /sync/ after the upload: %d %s", resp.StatusCode, b)
+		}
+	})
+}
+
+// Uploads of one blob by several users, its references and collections
+// running side by side end consistent: whoever the database says holds
+// the blob can read it, bytes intact, and the store holds exactly the
+// blobs the database lists.
+func TestConcurrentUploadsAndCollections(t *testing.T) {
+	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
+		e := newEnv(t, db, "", blobs.Config{GracePeriod: time.Nanosecond})
+		ctx := context.Background()
+		data := randomBytes(60, 64_000)
+		h := hashOf(data)
+		users := []string{"u1", "u2", "u3", "u4"}
+		var wg sync.WaitGroup
+		errs := make(chan error, 64)
+		for i, u := range users {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for round := range 4 {
+					up := &blobclient.Upload{Hash: h, Size: int64(len(data))}
+					if err := e.client(u).Send(ctx, up, bytes.NewReader(data), nil); err != nil {
+						errs <- fmt.Errorf("%s: %w", u, err)
+						return
+					}
+					// Half the users refer to it, half let it go. A
+					// collection may take a referring user's hold between
+					// their upload and their push (the grace period is
+					// 1 ns): the push says the blob is missing, and the
+					// device uploads it again, as devices do.
+					if i%2 == 0 && round == 3 {
+						res, err := e.tryPush(u, "data.Note", "n", note(h), false)
+						if err != nil {
+							errs <- err
+							return
+						}
+						if len(res.MissingBlobs) > 0 {
+							up := &blobclient.Upload{Hash: h, Size: int64(len(data))}
+							if err := e.client(u).Send(ctx, up, bytes.NewReader(data), nil); err != nil {
+								errs <- fmt.Errorf("%s: %w", u, err)
+							}
+						}
+					}
+				}
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 20 {
+				if _, err := e.plug.Collect(ctx); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		e.advance(time.Second)
+		if _, err := e.plug.Collect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for i, u := range users {
+			resp, got := e.get(t, u, h, nil)
+			referred := i%2 == 0
+			if referred && (resp.StatusCode != 200 || !bytes.Equal(got, data)) {
+				t.Errorf("%s refers to the blob: %d", u, resp.StatusCode)
+			}
+			if !referred && resp.StatusCode != 404 {
+				t.Errorf("%s let it go but reads it: %d", u, resp.StatusCode)
+			}
+		}
+		if !e.stored(h) || countRows(t, db, "ferry_blobs") != 1 {
+			t.Fatal("the store and the database disagree")
+		}
+		if p := e.partials(t); len(p) != 0 {
+			t.Fatalf("partial uploads left: %v", p)
 		}
 	})
 }

@@ -130,18 +130,31 @@ func (e *env) do(t *testing.T, user, method, path string, body io.Reader, header
 // returns its result.
 func (e *env) push(t *testing.T, user, model, uid, data string, deleted bool) wire.Result {
 	t.Helper()
+	res, err := e.tryPush(user, model, uid, data, deleted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// tryPush is push for other goroutines than the test's.
+func (e *env) tryPush(user, model, uid, data string, deleted bool) (wire.Result, error) {
 	e.advance(time.Millisecond) // each write is newer than the last
 	body := fmt.Sprintf(`{"changes":[{"model":%q,"uid":%q,"modify_at":%q,"is_deleted":%t,"data":%s}]}`,
 		model, uid, time.Unix(0, e.now.Load()).UTC().Format(time.RFC3339Nano), deleted, data)
-	resp, b := e.do(t, user, "POST", "/sync/push", strings.NewReader(body), map[string]string{"Content-Type": "application/json"})
-	if resp.StatusCode != 200 {
-		t.Fatalf("push: %d %s", resp.StatusCode, b)
+	req, _ := http.NewRequest("POST", e.url+"/sync/push", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+user)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return wire.Result{}, err
 	}
+	defer resp.Body.Close()
 	var pr wire.PushResponse
-	if err := json.Unmarshal(b, &pr); err != nil {
-		t.Fatalf("push answer %s: %v", b, err)
+	if err := json.NewDecoder(resp.Body).Decode(&pr); err != nil || resp.StatusCode != 200 || len(pr.Results) != 1 {
+		return wire.Result{}, fmt.Errorf("push: %d %v", resp.StatusCode, err)
 	}
-	return pr.Results[0]
+	return pr.Results[0], nil
 }
 
 // note is a note's data referring to the blobs.
