@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrysync/ferry/framework"
 	"github.com/ferrysync/ferry/framework/synctest"
 	"github.com/ferrysync/ferry/internal/faultio"
 	"github.com/ferrysync/ferry/plugins/blobs"
@@ -650,4 +651,30 @@ func TestConcurrentUploadsAndCollections(t *testing.T) {
 			t.Fatalf("partial uploads left: %v", p)
 		}
 	})
+}
+
+func TestConfig(t *testing.T) {
+	dir := t.TempDir()
+	for name, cfg := range map[string]blobs.Config{
+		"no models":         {Dir: dir},
+		"no dir":            {Models: []string{"data.Note"}},
+		"store but no dir":  {Models: []string{"data.Note"}, Store: &blobs.FileStore{}},
+		"negative quota":    {Models: []string{"data.Note"}, Dir: dir, MaxBytesPerUser: -1},
+		"negative grace":    {Models: []string{"data.Note"}, Dir: dir, GracePeriod: -time.Second},
+		"negative ref caps": {Models: []string{"data.Note"}, Dir: dir, MaxRefsPerRecord: -1},
+	} {
+		if _, err := blobs.New(cfg); err == nil || !strings.HasPrefix(err.Error(), "blobs: Config.") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	// A model that is not registered fails the App's start, naming it.
+	db := synctest.OpenSQLite(t)
+	app, err := framework.New(framework.Config{DB: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app.MustUse(blobs.MustNew(blobs.Config{Models: []string{"data.Nope"}, Dir: dir}))
+	if err := app.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "data.Nope") {
+		t.Fatalf("start with an unknown model: %v", err)
+	}
 }
