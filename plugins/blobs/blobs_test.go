@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strconv"
@@ -677,4 +678,53 @@ func TestConfig(t *testing.T) {
 	if err := app.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "data.Nope") {
 		t.Fatalf("start with an unknown model: %v", err)
 	}
+}
+
+// A device's background uploader sends what it captured offline once the
+// server answers, resuming where the server stands.
+func TestDeviceRun(t *testing.T) {
+	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
+		e := newEnv(t, db, "", blobs.Config{})
+		f := &faults{r: rand.New(rand.NewPCG(1, 2)), on: true} // a bad network first
+		c := e.client("alice")
+		c.HTTP, c.ChunkSize = &http.Client{Transport: f}, 32<<10
+		dev, err := blobclient.OpenDevice(c, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := randomBytes(70, 200_000)
+		ref, err := dev.PutBlob(context.Background(), bytes.NewReader(data), "image/png")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		var failures atomic.Int64
+		go func() { done <- dev.Run(ctx, 50*time.Millisecond, func(error) { failures.Add(1) }) }()
+		// Wait (a condition, not a duration) until the queue is empty.
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			p, err := dev.Pending()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("still pending after 30 s: %+v (%d failures)", p, failures.Load())
+			}
+			if failures.Load() > 3 {
+				f.set(false) // the network comes back
+			}
+			dev.Kick()
+			time.Sleep(10 * time.Millisecond)
+		}
+		stop()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run returned %v", err)
+		}
+		if resp, got := e.get(t, "alice", ref.Hash(), nil); resp.StatusCode != 200 || !bytes.Equal(got, data) {
+			t.Fatalf("after Run: %d", resp.StatusCode)
+		}
+	})
 }

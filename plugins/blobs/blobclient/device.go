@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"time"
 )
 
 // Ref is a record's reference to a blob, as the record's data holds it
@@ -40,11 +42,15 @@ func (r Ref) Hash() string { return strings.TrimPrefix(r.Blob, "sha256:") }
 // lists the blob in missing_blobs, and until the upload finishes the
 // user's other devices hold a reference whose blob the server answers
 // 404 for; they fetch it later ([Device.Open] fails with ErrNotFound
-// meanwhile). A Device is not safe for concurrent use of one dir by two
-// processes.
+// meanwhile). One Device, or one process, per dir: PutBlob, Open and
+// Pending may be called while Run uploads, but two UploadAll at once
+// would send the same bytes twice.
 type Device struct {
 	Client *Client
 	dir    string
+
+	kickOnce sync.Once
+	kick     chan struct{}
 }
 
 // OpenDevice returns the device keeping its blobs in dir.
@@ -164,6 +170,52 @@ func (d *Device) UploadAll(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// Run uploads the queue in the background until ctx ends: at once, then
+// whenever [Device.Kick] is called (after PutBlob, say) or every interval
+// (default a minute), and after a failure again with a backoff doubling
+// from a second to the interval. Errors go to onError, if set; Run
+// returns ctx's error.
+func (d *Device) Run(ctx context.Context, interval time.Duration, onError func(error)) error {
+	if interval <= 0 {
+		interval = time.Minute
+	}
+	d.kickOnce.Do(func() { d.kick = make(chan struct{}, 1) })
+	wait := time.Duration(0)
+	for {
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-d.kick:
+				t.Stop()
+			case <-t.C:
+			}
+		}
+		if err := d.UploadAll(ctx); err != nil && ctx.Err() == nil {
+			if onError != nil {
+				onError(err)
+			}
+			wait = min(max(2*wait, time.Second), interval)
+			continue
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		wait = interval
+	}
+}
+
+// Kick makes a running [Device.Run] upload now.
+func (d *Device) Kick() {
+	d.kickOnce.Do(func() { d.kick = make(chan struct{}, 1) })
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
 }
 
 func (d *Device) upload(ctx context.Context, u *Upload) error {
