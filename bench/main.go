@@ -55,6 +55,8 @@ type options struct {
 	incLarge    int
 	streams     int
 	hints       int
+	blobMB      int
+	blobChunkMB int
 	cpuProfile  string
 	memProfile  string
 	serverURL   string
@@ -81,7 +83,7 @@ func main() {
 	flag.IntVar(&o.reps, "reps", 3, "repetitions of each workload; the median is reported")
 	flag.IntVar(&o.bigReps, "big-reps", 1, "repetitions of the full pull of the large store")
 	flag.BoolVar(&o.smoke, "smoke", false, "tiny sizes, one repetition, short runs: proves the program works in under a minute")
-	flag.StringVar(&o.only, "only", "", "comma-separated workloads to run: single, batch, pull, incremental, large, spaces, realtime (default all)")
+	flag.StringVar(&o.only, "only", "", "comma-separated workloads to run: single, batch, pull, incremental, large, spaces, blobs, realtime (default all)")
 	flag.IntVar(&o.batch, "batch", 500, "changes per push in the batch workload")
 	flag.IntVar(&o.changes, "changes", 100, "changes an incremental pull returns")
 	flag.IntVar(&o.pullLimit, "pull-limit", 5000, "page size of full pulls (the protocol's maximum is 5000)")
@@ -89,6 +91,8 @@ func main() {
 	flag.IntVar(&o.incSmall, "inc-small", 10_000, "records of the small incremental-pull store")
 	flag.IntVar(&o.incLarge, "inc-large", 1_000_000, "records of the large store (full pull with RSS, then incremental pull)")
 	flag.IntVar(&o.streams, "streams", 1000, "idle live streams the realtime workload opens on one replica (10000 for the 300 MB target)")
+	flag.IntVar(&o.blobMB, "blob-mb", 100, "size of the file the blob workload uploads and downloads, in MiB")
+	flag.IntVar(&o.blobChunkMB, "blob-chunk-mb", 32, "bytes per PATCH of the blob workload's uploads, in MiB (blobclient.DefaultChunkSize)")
 	flag.IntVar(&o.hints, "hints", 300, "push-to-hint latency samples of the realtime workload")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the server's CPU profile for the whole run to this file")
 	flag.StringVar(&o.driverProfile, "driverprofile", "", "write the driver's (this process's) CPU profile for the whole run to this file")
@@ -100,6 +104,7 @@ func main() {
 		o.batch, o.pullLimit = 100, 1000
 		o.pullRecords, o.incSmall, o.incLarge = 3000, 1000, 10_000
 		o.streams, o.hints = 50, 20
+		o.blobMB = 16
 	}
 	if err := mainErr(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -230,6 +235,7 @@ func mainErr(o options) (err error) {
 			return b.incrementalPull(fmt.Sprintf("pull_incremental_%d_of_%s", o.changes, size(o.incLarge)), ps)
 		}},
 		{"spaces", b.spaceWorkloads},
+		{"blobs", func() error { return b.blobs(o.blobMB, o.blobChunkMB) }},
 		{"realtime", nil}, // two replicas per bus: run below
 	}
 	start := time.Now()
@@ -249,6 +255,7 @@ func mainErr(o options) (err error) {
 	}
 	printTable(results)
 	printRealtime(b.realtimeResults)
+	printBlobs(b.blobResults)
 	logf("total %s", time.Since(start).Round(time.Millisecond))
 	return nil
 }

@@ -23,6 +23,8 @@ type bencher struct {
 	emit  func(Result)
 	// realtimeResults are the realtime workload's lines.
 	realtimeResults []RealtimeResult
+	// blobResults are the blob workload's lines.
+	blobResults []BlobResult
 }
 
 func (b *bencher) users(n int) ([]user, error) {

@@ -194,6 +194,7 @@ type App struct {
 	onValidate hook.Hook[*ValidateEvent]
 	onApply    hook.Hook[*ApplyEvent]
 	onCommit   hook.Hook[*CommitEvent]
+	onResults  hook.Hook[*ResultsEvent]
 
 	// limits is the per-user request rate (nil: none).
 	limits *keyrate.Limiter

@@ -47,6 +47,7 @@ func pushResponseSize(p *wire.PushResponse) int {
 		for _, e := range r.Errors {
 			n += 32 + len(e.Path) + len(e.Message)
 		}
+		n += 80 * len(r.MissingBlobs)
 	}
 	return n
 }
@@ -122,7 +123,23 @@ func appendSingleResponse(b []byte, r *wire.SingleResponse) []byte {
 	} else {
 		b = appendRecord(b, r.Record)
 	}
+	b = appendMissingBlobs(b, r.MissingBlobs)
 	return append(b, '}')
+}
+
+// appendMissingBlobs appends the missing_blobs member, if any.
+func appendMissingBlobs(b []byte, hashes []string) []byte {
+	if len(hashes) == 0 {
+		return b
+	}
+	b = append(b, `,"missing_blobs":[`...)
+	for i, h := range hashes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = jsonvalue.AppendString(b, h)
+	}
+	return append(b, ']')
 }
 
 // appendPushResponse appends the push answer as JSON.
@@ -178,5 +195,6 @@ func appendResult(b []byte, r *Result) []byte {
 		}
 		b = append(b, ']')
 	}
+	b = appendMissingBlobs(b, r.MissingBlobs)
 	return append(b, '}')
 }

@@ -47,6 +47,7 @@ func TestPushEncodingMatchesEncodingJSON(t *testing.T) {
 			{OpID: &op, Model: "data.Note", UID: "a", Status: StatusApplied, Record: &Record{Model: "data.Note", UID: "a", Owner: "o",
 				ModifyAt: Time{Time: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)}, Version: 9, Data: json.RawMessage(`{"t":"\u00e9"}`)}},
 			{Model: "m", UID: "b", Status: StatusForbidden},
+			{Model: "m", UID: "d", Status: StatusStale, Record: &Record{Model: "m", UID: "d", Data: json.RawMessage(`{}`)}, MissingBlobs: []string{"sha256:ab", "x\"<"}},
 			{Model: "m\"", UID: "c", Status: StatusRejected, Code: CodeQuotaExceeded, Errors: []FieldError{{Path: "/data/x", Message: "must be <string>"}, {Path: "", Message: "\n"}}},
 		}},
 	}
@@ -59,7 +60,8 @@ func TestPushEncodingMatchesEncodingJSON(t *testing.T) {
 			t.Fatalf("\ngot  %s\nwant %s", got, want)
 		}
 	}
-	for _, single := range []*wire.SingleResponse{{Status: StatusStale, Record: answers[1].Results[0].Record}, {Status: StatusApplied}} {
+	for _, single := range []*wire.SingleResponse{{Status: StatusStale, Record: answers[1].Results[0].Record}, {Status: StatusApplied},
+		{Status: StatusApplied, Record: answers[1].Results[0].Record, MissingBlobs: []string{"sha256:00"}}} {
 		want, _ := json.Marshal(single)
 		if got := appendSingleResponse(nil, single); string(got) != string(want) {
 			t.Fatalf("\ngot  %s\nwant %s", got, want)

@@ -198,7 +198,7 @@ func (a *App) handleSingle(c *gin.Context) error {
 	res := results[0]
 	switch res.Status {
 	case StatusApplied, StatusStale:
-		resp := wire.SingleResponse{Status: res.Status, Record: res.Record}
+		resp := wire.SingleResponse{Status: res.Status, Record: res.Record, MissingBlobs: res.MissingBlobs}
 		c.Data(http.StatusOK, "application/json; charset=utf-8", appendSingleResponse(make([]byte, 0, 512), &resp))
 		return nil
 	case StatusForbidden:

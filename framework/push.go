@@ -118,6 +118,7 @@ func (a *App) push(ctx context.Context, p Principal, changes []*Change, opts Pus
 	if err != nil {
 		return nil, nil, fmt.Errorf("push for %s: %w", p.UserID, err)
 	}
+	a.annotateResults(ctx, p, wires)
 	return wires, results, nil
 }
 

@@ -12,7 +12,11 @@ import (
 // TestReadmeCurl runs the README's curl walk-through against a real server
 // on SQLite, so the README cannot drift from what the server does.
 func TestReadmeCurl(t *testing.T) {
-	s := runReadmeBlock(t, "curl-demo")
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl is not installed")
+	}
+	e := newEnv(t, synctest.OpenSQLite(t))
+	s := runReadmeBlock(t, "curl-demo", e.url)
 	for _, want := range []string{
 		`{"status":"applied","record":{"model":"data.Note","uid":"note-1"`,
 		`"op_id":"1","model":"data.Note","uid":"note-1","status":"stale"`,
@@ -29,28 +33,42 @@ func TestReadmeCurl(t *testing.T) {
 	}
 }
 
-// runReadmeBlock runs the README's shell block after <!-- name --> against
-// a fresh server on SQLite and returns what it printed.
-func runReadmeBlock(t *testing.T, name string) string {
-	t.Helper()
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("curl is not installed")
+// TestReadmeCurlBlobs runs the README's curl walk-through of blobs: a
+// record before its blob, a tus upload in two halves, a range back.
+func TestReadmeCurlBlobs(t *testing.T) {
+	for _, tool := range []string{"curl", "sha256sum", "base64", "cmp"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed", tool)
+		}
 	}
+	e := newEnv(t, synctest.OpenSQLite(t))
+	s := runReadmeBlock(t, "curl-blobs", e.url)
+	for _, want := range []string{`"status":"applied"`, `"missing_blobs":["sha256:`, "Ferry-Blob: sha256:", "same bytes"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("README output lacks %s:\n%s", want, s)
+		}
+	}
+}
+
+// runReadmeBlock runs the README's sh block after <!-- name --> with bash
+// in a temporary folder, FERRY set to url, and returns its output.
+func runReadmeBlock(t *testing.T, name, url string) string {
+	t.Helper()
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := newEnv(t, synctest.OpenSQLite(t)).url
 	_, after, ok := strings.Cut(string(readme), "<!-- "+name+" -->\n```sh\n")
 	script, _, ok2 := strings.Cut(after, "```")
 	if !ok || !ok2 {
 		t.Fatalf("README lacks the %s block", name)
 	}
 	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir = t.TempDir()
 	cmd.Env = append(os.Environ(), "FERRY="+url)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("README %s script failed: %v\n%s", name, err, out)
+		t.Fatalf("README script %s failed: %v\n%s", name, err, out)
 	}
 	return string(out)
 }
@@ -58,7 +76,11 @@ func runReadmeBlock(t *testing.T, name string) string {
 // TestReadmeCurlSpaces runs the README's sharing walk-through: both users
 // see the shared list, and the removed one is told to drop it.
 func TestReadmeCurlSpaces(t *testing.T) {
-	s := runReadmeBlock(t, "curl-spaces")
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl is not installed")
+	}
+	e := newEnv(t, synctest.OpenSQLite(t))
+	s := runReadmeBlock(t, "curl-spaces", e.url)
 	if n := strings.Count(s, `"status":"applied"`); n != 6 {
 		t.Errorf("%d changes applied, want 6 (four in the push, Kim's edit, the removal):\n%s", n, s)
 	}

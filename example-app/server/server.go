@@ -24,6 +24,7 @@ import (
 
 	"github.com/ferrysync/ferry/framework"
 	"github.com/ferrysync/ferry/models"
+	"github.com/ferrysync/ferry/plugins/blobs"
 	"github.com/ferrysync/ferry/plugins/jwtauth"
 	"github.com/ferrysync/ferry/plugins/realtime"
 	"github.com/ferrysync/ferry/plugins/rxdb"
@@ -92,6 +93,12 @@ type Config struct {
 	// a NATS server keep apart with different names; every replica of one
 	// deployment uses the same.
 	RealtimeChannel string
+
+	// Blobs configures the media of notes (data.Attachment records refer
+	// to them): FERRY_BLOB_MAX_BYTES caps one upload (default 1 GiB),
+	// FERRY_BLOB_QUOTA a user's stored bytes (default 5 GiB; 0 is no
+	// quota). They live in DataDir/blobs; Models and Dir are the app's.
+	Blobs blobs.Config
 
 	// envErr is what ConfigFromEnv could not read; New reports it.
 	envErr error
@@ -177,6 +184,19 @@ func ConfigFromEnv() Config {
 	}
 	cfg.RealtimeChannel = os.Getenv("FERRY_REALTIME_CHANNEL")
 	var errs []error
+	for key, dst := range map[string]*int64{"FERRY_BLOB_MAX_BYTES": &cfg.Blobs.MaxUploadBytes, "FERRY_BLOB_QUOTA": &cfg.Blobs.MaxBytesPerUser} {
+		if v := os.Getenv(key); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 {
+				errs = append(errs, fmt.Errorf("%s=%q must be a number of bytes", key, v))
+				continue
+			}
+			if key == "FERRY_BLOB_QUOTA" && n == 0 {
+				n = -1 // no quota (the zero value is the default)
+			}
+			*dst = n
+		}
+	}
 	if v := os.Getenv("FERRY_TRUSTED_PROXIES"); v != "" {
 		for _, p := range strings.Split(v, ",") {
 			if p = strings.TrimSpace(p); p != "" {
@@ -364,6 +384,11 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 	if err := app.RegisterSchema("data.List", framework.ModelOptions{Schema: "data/list.json"}); err != nil {
 		return nil, err
 	}
+	// A note's photos, recordings and files: one attachment record each,
+	// referring to its blob.
+	if err := app.RegisterSchema("data.Attachment", framework.ModelOptions{Schema: "data/attachment.json"}); err != nil {
+		return nil, err
+	}
 	jwt, err := jwtauth.New(jwtauth.Config{Secret: secret, TTL: cfg.Auth.TokenTTL,
 		Revocation: tokenGenerationOf(db), RevocationCache: cfg.Auth.RevocationDelay})
 	if err != nil {
@@ -391,7 +416,18 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := app.Use(jwt, acc, wmelon, rx, live); err != nil {
+	blobCfg := cfg.Blobs
+	blobCfg.Models, blobCfg.Dir = []string{"data.Attachment"}, filepath.Join(cfg.DataDir, "blobs")
+	if blobCfg.MaxBytesPerUser == 0 {
+		blobCfg.MaxBytesPerUser = 5 << 30
+	} else if blobCfg.MaxBytesPerUser < 0 {
+		blobCfg.MaxBytesPerUser = 0 // FERRY_BLOB_QUOTA=0: no quota
+	}
+	media, err := blobs.New(blobCfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := app.Use(jwt, acc, wmelon, rx, live, media); err != nil {
 		return nil, err
 	}
 	if err := app.Migrate(ctx); err != nil {

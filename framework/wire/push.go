@@ -39,6 +39,11 @@ type Result struct {
 	Record *Record `json:"record,omitempty"`
 	// Errors lists what is wrong with a rejected change.
 	Errors []FieldError `json:"errors,omitempty"`
+	// MissingBlobs lists, for an applied or stale result, the blobs the
+	// record refers to that the server holds no upload of from this user
+	// ("sha256:<hex>"), when the blobs plugin is on: the device uploads
+	// them.
+	MissingBlobs []string `json:"missing_blobs,omitempty"`
 }
 
 // PushRequest is the body of POST /sync/push. Cursor, when set, is the
@@ -63,6 +68,8 @@ type PushResponse struct {
 type SingleResponse struct {
 	Status string  `json:"status"`
 	Record *Record `json:"record"`
+	// MissingBlobs is as in [Result].
+	MissingBlobs []string `json:"missing_blobs,omitempty"`
 }
 
 // PullResponse is the answer of GET /sync/pull: one page of changes, the

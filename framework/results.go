@@ -1,0 +1,36 @@
+package framework
+
+import (
+	"context"
+
+	"github.com/ferrysync/ferry/framework/hook"
+)
+
+// ResultsEvent is triggered once per push that ended without error, after
+// its transaction and its [CommitEvent], with the results about to be
+// answered (one per change, in order). It runs outside any transaction.
+// Handlers may annotate results (the blobs plugin fills
+// Result.MissingBlobs) but must not change their status or record. Its
+// error is logged only: the push has committed.
+type ResultsEvent struct {
+	hook.Event
+	Context   context.Context
+	Principal Principal
+	Results   []Result
+}
+
+// OnResults is the hook run on a push's results before they are answered;
+// see [ResultsEvent]. It sees every push: the sync routes', the
+// adapters' and [App.Push]'s.
+func (a *App) OnResults() *hook.Hook[*ResultsEvent] { return &a.onResults }
+
+// annotateResults runs the results hooks on a push's results.
+func (a *App) annotateResults(ctx context.Context, p Principal, results []Result) {
+	if a.onResults.Len() == 0 || len(results) == 0 {
+		return
+	}
+	ev := &ResultsEvent{Context: ctx, Principal: p, Results: results}
+	if err := a.onResults.Trigger(ev, nil); err != nil {
+		a.log.Error("results hook failed", "err", err, "user", p.UserID)
+	}
+}
