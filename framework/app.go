@@ -181,11 +181,13 @@ type App struct {
 	protocol       protocolSchemas
 	authorizer     Authorizer
 
-	mu      sync.RWMutex
-	sealed  bool
-	models  map[string]*model
-	plugins []Plugin
-	auth    Authenticator
+	mu     sync.RWMutex
+	sealed bool
+	models map[string]*model
+	// subscriptions are the named pull filters ([App.Subscribe]).
+	subscriptions map[string]*Subscription
+	plugins       []Plugin
+	auth          Authenticator
 	// lifecycle is lifecycleNew, Started or Closed; started counts the
 	// plugins Start got through (all of them once it succeeded).
 	lifecycle int

@@ -92,20 +92,24 @@ func parseCursor(s, filter string) (*cursor, error) {
 	return c, nil
 }
 
-// filterKey fingerprints a pull's filters, by model and by space; ""
-// means none (a cursor of every model and space keeps the key it had
+// filterKey fingerprints a pull's filters, by model, by space and by
+// subscription; "" means none (a cursor of every model and space keeps the key it had
 // before spaces existed).
-func filterKey(models, spaces []string) string {
-	if len(models) == 0 && len(spaces) == 0 {
+func filterKey(models, spaces []string, subscriptions ...string) string {
+	if len(models) == 0 && len(spaces) == 0 && len(subscriptions) == 0 {
 		return ""
 	}
-	m := append([]string(nil), models...)
-	sort.Strings(m)
-	key := strings.Join(m, ",")
-	if len(spaces) > 0 {
-		s := append([]string(nil), spaces...)
+	sorted := func(xs []string) string {
+		s := append([]string(nil), xs...)
 		sort.Strings(s)
-		key += "|spaces:" + strings.Join(s, ",")
+		return strings.Join(s, ",")
+	}
+	key := sorted(models)
+	if len(spaces) > 0 {
+		key += "|spaces:" + sorted(spaces)
+	}
+	if len(subscriptions) > 0 {
+		key += "|subscriptions:" + sorted(subscriptions)
 	}
 	sum := sha256.Sum256([]byte(key))
 	return hex.EncodeToString(sum[:8])

@@ -76,6 +76,9 @@ func appendRecord(b []byte, r *Record) []byte {
 	} else {
 		b = append(b, r.Data...)
 	}
+	if r.Gone {
+		b = append(b, `,"gone":true`...)
+	}
 	return append(b, '}')
 }
 

@@ -31,6 +31,7 @@ func TestPullEncodingMatchesEncodingJSON(t *testing.T) {
 		{Changes: []*Record{}},
 		{Changes: []*Record{}, Removed: []string{"a<", "b"}, Spaces: []string{"c\u2028"}},
 		{Changes: []*Record{{Model: "m", UID: "u", Space: "s\"", Owner: "s:s\"", Data: json.RawMessage(`{}`)}}, Spaces: []string{}},
+		{Changes: []*Record{{Model: "m", UID: "u", Owner: "o", Data: json.RawMessage(`{}`), Gone: true}}},
 	} {
 		want, _ = json.Marshal(p)
 		if got := appendPullResponse(nil, p); string(got) != string(want) {

@@ -330,6 +330,7 @@ func (a *App) handlePull(c *gin.Context) error {
 			}
 		}
 	}
+	req.Subscriptions = c.QueryArray("subscription")
 	if s := c.Query("spaces"); s != "" {
 		for _, sp := range strings.Split(s, ",") {
 			if sp = strings.TrimSpace(sp); sp != "" {

@@ -25,6 +25,11 @@ type PullRequest struct {
 	// space the caller does not read brings nothing. Part of the cursor's
 	// filter, as Models.
 	Spaces []string
+	// Subscriptions pull only the records of the named subscriptions
+	// ("name(v1,v2)", see [App.Subscribe]); a changed record that belongs
+	// to none comes as a gone marker. Not with Models. Part of the
+	// cursor's filter.
+	Subscriptions []string
 }
 
 // PersonalSpace names the caller's own space in [PullRequest.Spaces] (the
@@ -57,7 +62,20 @@ func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResp
 	if req.Spaces, err = a.spaceFilter(req.Spaces); err != nil {
 		return nil, err
 	}
-	cur, err := decodeCursor(req.Cursor, filterKey(req.Models, req.Spaces))
+	subs, err := a.parseSubscriptions(req.Subscriptions)
+	if err != nil {
+		return nil, err
+	}
+	filter := filterKey(req.Models, req.Spaces)
+	if subs != nil {
+		if req.Models != nil {
+			return nil, &Error{Code: CodeInvalid, Message: "a pull takes models or subscriptions, not both",
+				Details: []FieldError{{Path: "models", Message: "not with subscriptions"}}}
+		}
+		filter = filterKey(nil, req.Spaces, subscriptionTexts(subs)...)
+		req.Models = subscriptionModels(subs)
+	}
+	cur, err := decodeCursor(req.Cursor, filter)
 	if err != nil {
 		return nil, err
 	}
@@ -131,9 +149,20 @@ func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResp
 	}
 	resp.HasMore = feed.More
 	next.Pos = feed.Positions
-	resp.Changes = make([]*Record, len(feed.Records))
+	resp.Changes = make([]*Record, 0, len(feed.Records))
 	for i := range feed.Records {
-		resp.Changes[i] = wireRecord(&feed.Records[i])
+		rec := &feed.Records[i]
+		if subs != nil && !matchSubscriptions(subs, rec) {
+			// It changed and belongs to none of the subscriptions: a
+			// device that may hold it (from before the change) drops it;
+			// one reading the scope from its start has nothing to drop.
+			if cur.Pos[rec.Owner] == 0 {
+				continue
+			}
+			resp.Changes = append(resp.Changes, goneRecord(rec))
+			continue
+		}
+		resp.Changes = append(resp.Changes, wireRecord(rec))
 	}
 	if resp.HasMore {
 		next.Removed = removed

@@ -26,6 +26,13 @@ func wireRecord(r *models.Record) *Record {
 	}
 }
 
+// goneRecord is the marker of a record that left a pull's subscriptions:
+// its key and version, no data.
+func goneRecord(r *models.Record) *Record {
+	return &Record{Model: r.Model, UID: r.UID, Space: spaceOf(r.Owner), Owner: r.Owner,
+		ModifyAt: Time{Time: r.ModifyAt}, IsDeleted: r.IsDeleted, Version: r.Version, Data: json.RawMessage(`{}`), Gone: true}
+}
+
 // Time is a time on the wire ([wire.Time]). It encodes as RFC 3339 UTC
 // with microseconds and decodes from an RFC 3339 string in UTC or from a
 // JSON number of Unix epoch seconds (a fraction is allowed).

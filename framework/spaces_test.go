@@ -44,6 +44,8 @@ func newSpaceServer(t *testing.T, db *bun.DB, cfg framework.Config) *spaceServer
 		t.Fatal(err)
 	}
 	app.MustRegisterSchema("test.Item", framework.ModelOptions{Schema: "item.json"})
+	app.MustSubscribe(framework.Subscription{Name: "items_with_s", Model: "test.Item", Params: []string{"s"},
+		Match: framework.FieldEquals("s", "s")})
 	app.SetAuthenticator(bearerUser)
 	if err := app.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
@@ -546,6 +548,72 @@ func TestSpacesPullFilter(t *testing.T) {
 		for _, q := range []string{"spaces=bad!", "spaces=" + strings.Repeat("a,", 200) + "b"} {
 			if _, st := pull(ann, q); st != 400 {
 				t.Errorf("pull ?%.40s: %d, want 400", q, st)
+			}
+		}
+	})
+}
+
+func TestSubscriptions(t *testing.T) {
+	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
+		s := newSpaceServer(t, db, framework.Config{})
+		ann := s.device("ann")
+		item := func(space, uid, sv string) map[string]any {
+			return s.change(space, "test.Item", uid, map[string]any{"n": 1, "s": sv})
+		}
+		ann.pushOne(t, s.change("L", framework.SpaceModel, "L", map[string]any{}))
+		ann.push(t, item("", "a", "x"), item("", "b", "y"), item("", "c", "x"), item("L", "d", "x"), item("L", "e", "y"))
+		sub := "subscription=" + url.QueryEscape("items_with_s(x)")
+		pull := func(query string) (wire.PullResponse, int) {
+			var page wire.PullResponse
+			st := ann.do(t, "GET", "/sync/pull?"+query, nil, &page)
+			return page, st
+		}
+		show := func(page wire.PullResponse) []string {
+			var out []string
+			for _, r := range page.Changes {
+				k := r.Space + "/" + r.UID
+				if r.Gone {
+					k += " gone"
+				}
+				out = append(out, k)
+			}
+			slices.Sort(out)
+			return out
+		}
+		page, st := pull(sub)
+		if got := show(page); st != 200 || !slices.Equal(got, []string{"/a", "/c", "L/d"}) {
+			t.Fatalf("the first pull of items_with_s(x): %d %v", st, got)
+		}
+		// b starts to match and arrives; a stops and is gone; c is deleted
+		// (its tombstone matches on its last data).
+		ann.push(t, item("", "b", "x"), item("", "a", "z"), s.deletion("", "test.Item", "c"), item("L", "e", "w"))
+		next, st := pull(sub + "&cursor=" + page.Cursor)
+		if got := show(next); st != 200 || !slices.Equal(got, []string{"/a gone", "/b", "/c", "L/e gone"}) {
+			t.Fatalf("after the changes: %d %v", st, got)
+		}
+		for _, r := range next.Changes {
+			if r.Gone && string(r.Data) != "{}" {
+				t.Errorf("a gone marker carries data %s", r.Data)
+			}
+		}
+		// The subscription set is part of the cursor.
+		for _, q := range []string{
+			"cursor=" + page.Cursor,
+			"subscription=" + url.QueryEscape("items_with_s(y)") + "&cursor=" + page.Cursor,
+		} {
+			if _, st := pull(q); st != 400 {
+				t.Errorf("pull ?%s: %d, want 400 invalid_cursor", q, st)
+			}
+		}
+		for _, q := range []string{
+			"subscription=nope(x)",
+			"subscription=items_with_s",
+			"subscription=" + url.QueryEscape("items_with_s(x,y)"),
+			"subscription=" + url.QueryEscape("items_with_s(a b)"),
+			sub + "&models=test.Item",
+		} {
+			if _, st := pull(q); st != 400 {
+				t.Errorf("pull ?%s: %d, want 400", q, st)
 			}
 		}
 	})

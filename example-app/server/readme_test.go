@@ -89,6 +89,7 @@ func TestReadmeCurlSpaces(t *testing.T) {
 		`"model":"data.Task","uid":"milk","space":"`, // the task reached Kim, then Lee
 		`"done":true`,                   // Kim's edit reached Lee
 		`"has_more":false,"removed":["`, // Kim is told to drop the space
+		`{"changes":[{"model":"data.Task","uid":"milk","space":"`, // the subscription pull: the list's task alone
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("README output lacks %s:\n%s", want, s)

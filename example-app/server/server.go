@@ -384,6 +384,11 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 	if err := app.RegisterSchema("data.List", framework.ModelOptions{Schema: "data/list.json"}); err != nil {
 		return nil, err
 	}
+	// A device may pull one list's tasks alone: ?subscription=tasks_of_list(<list uid>).
+	if err := app.Subscribe(framework.Subscription{Name: "tasks_of_list", Model: "data.Task", Params: []string{"list_id"},
+		Match: framework.FieldEquals("list", "list_id")}); err != nil {
+		return nil, err
+	}
 	// A note's photos, recordings and files: one attachment record each,
 	// referring to its blob.
 	if err := app.RegisterSchema("data.Attachment", framework.ModelOptions{Schema: "data/attachment.json"}); err != nil {

@@ -32,6 +32,9 @@ type Record struct {
 	IsDeleted bool            `json:"is_deleted"`
 	Version   int64           `json:"version"`
 	Data      json.RawMessage `json:"data"`
+	// Gone, in a pull by subscriptions, marks a record that changed and
+	// belongs to none of them any more: the device drops it (Data is {}).
+	Gone bool `json:"gone,omitempty"`
 }
 
 // Change is one change a client sends: an element of
