@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,6 +55,13 @@ type Config struct {
 	// PullLimit is the page size asked of the server (default: the
 	// server's own default).
 	PullLimit int
+	// Subscriptions, when set, make the device hold only the records of
+	// these subscriptions the application registered on the server
+	// ("tasks_of_list(L1)", see framework.App.Subscribe): pulls ask for
+	// them, and a record that left them is dropped. Changing the set
+	// between runs starts the pull over (the server refuses the old
+	// cursor), and what the new set does not cover is dropped.
+	Subscriptions []string
 	// Retry bounds the retries of each request.
 	Retry Retry
 	// Clock is the device clock used to stamp modify_at (default
@@ -99,6 +107,7 @@ type Client struct {
 	deviceID   string
 	maxBatch   int
 	pullLimit  int
+	subs       []string
 	retry      Retry
 	clock      func() time.Time
 	onRejected func(ctx context.Context, r Rejection)
@@ -152,6 +161,7 @@ func New(cfg Config) (*Client, error) {
 		deviceID:   cfg.DeviceID,
 		maxBatch:   cfg.MaxBatch,
 		pullLimit:  cfg.PullLimit,
+		subs:       slices.Clone(cfg.Subscriptions),
 		retry:      cfg.Retry.withDefaults(),
 		clock:      cfg.Clock,
 		onRejected: cfg.OnRejected,

@@ -186,3 +186,59 @@ func TestClientSpacesSweep(t *testing.T) {
 		}
 	})
 }
+
+func TestClientSubscriptions(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		ann := e.signUp("Ann")
+		laptop := e.device(ann)
+		task := func(uid, list string) {
+			t.Helper()
+			if _, err := laptop.Put(ctx, "data.Task", uid, map[string]any{"title": uid, "list": list}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		task("t1", "A")
+		task("t2", "B")
+		task("t3", "A")
+		laptop.sync()
+		tasks := func(d *device) []string {
+			t.Helper()
+			recs, err := d.Store().List(ctx, client.ListParams{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, r := range recs {
+				out = append(out, r.Model+"/"+r.UID)
+			}
+			return out
+		}
+		// The watch shows list A alone.
+		watch := e.device(ann, func(cfg *client.Config) { cfg.Subscriptions = []string{"tasks_of_list(A)"} })
+		watch.sync()
+		if got := tasks(watch); !slices.Equal(got, []string{"data.Task/t1", "data.Task/t3"}) {
+			t.Fatalf("the watch holds %v", got)
+		}
+		// t1 moves to B (gone from the watch), t2 to A (arrives).
+		task("t1", "B")
+		task("t2", "A")
+		laptop.sync()
+		watch.sync()
+		if got := tasks(watch); !slices.Equal(got, []string{"data.Task/t2", "data.Task/t3"}) {
+			t.Fatalf("after the moves the watch holds %v", got)
+		}
+		// Another set on the same store: the pull starts over and what the
+		// new set does not cover goes.
+		other := e.device(ann, func(cfg *client.Config) {
+			cfg.Store = watch.Store()
+			cfg.Subscriptions = []string{"tasks_of_list(B)"}
+		})
+		if res := other.sync(); !res.Reset {
+			t.Fatalf("a new subscription set did not start the pull over: %+v", res)
+		}
+		if got := tasks(other); !slices.Equal(got, []string{"data.Task/t1"}) {
+			t.Fatalf("with list B the store holds %v", got)
+		}
+	})
+}

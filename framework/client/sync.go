@@ -272,16 +272,29 @@ func (c *Client) pull(ctx context.Context, res *SyncResult) error {
 				return err
 			}
 		}
-		recs := make([]*Record, len(page.Changes))
-		for i := range page.Changes {
-			recs[i] = fromWire(page.Changes[i])
+		recs := make([]*Record, 0, len(page.Changes))
+		var gone []Key
+		for _, w := range page.Changes {
+			rec := fromWire(w)
+			if w.Gone {
+				// It left the device's subscriptions: drop it (a local
+				// edit waiting to be pushed stays).
+				gone = append(gone, rec.Key())
+				continue
+			}
+			recs = append(recs, rec)
 			if seen != nil {
-				seen[recs[i].Key()] = true
+				seen[rec.Key()] = true
 			}
 		}
 		n, err := c.store.ApplyRemote(ctx, recs)
 		if err != nil {
 			return fmt.Errorf("apply pulled records: %w", err)
+		}
+		if len(gone) > 0 {
+			if err := c.store.Forget(ctx, gone); err != nil {
+				return fmt.Errorf("drop records that left the subscriptions: %w", err)
+			}
 		}
 		res.Pulled += len(recs)
 		res.Stored += n
@@ -315,6 +328,9 @@ func (c *Client) pullPage(ctx context.Context, cursor string) (*wire.PullRespons
 	q := url.Values{wire.QueryCursor: {cursor}}
 	if c.pullLimit > 0 {
 		q.Set(wire.QueryLimit, strconv.Itoa(c.pullLimit))
+	}
+	for _, s := range c.subs {
+		q.Add("subscription", s)
 	}
 	var page wire.PullResponse
 	if err := c.do(ctx, http.MethodGet, "/pull", q, nil, &page); err != nil {
