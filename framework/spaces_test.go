@@ -618,3 +618,59 @@ func TestSubscriptions(t *testing.T) {
 		}
 	})
 }
+
+// teamAuthorizer lets every user listed in readers read the space "T"
+// without a membership, and makes test.Item read-only for writers.
+type teamAuthorizer struct {
+	framework.RoleAuthorizer
+	mu      sync.Mutex
+	readers map[string]bool
+}
+
+func (a *teamAuthorizer) Spaces(_ context.Context, p framework.Principal, mine []framework.Space) ([]framework.Space, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.readers[p.UserID] && !slices.ContainsFunc(mine, func(s framework.Space) bool { return s.ID == "T" }) {
+		mine = append(mine, framework.Space{ID: "T", Role: framework.RoleReader})
+	}
+	return mine, nil
+}
+
+func (a *teamAuthorizer) CanWrite(ctx context.Context, p framework.Principal, s framework.Space, ch *framework.Change) error {
+	if ch.Model == "test.Item" && s.Role == framework.RoleWriter {
+		return framework.Forbidden("/model", "test.Item is read-only for writers")
+	}
+	return a.RoleAuthorizer.CanWrite(ctx, p, s, ch)
+}
+
+func TestSpacesAuthorizer(t *testing.T) {
+	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
+		auth := &teamAuthorizer{readers: map[string]bool{"bob": true}}
+		s := newSpaceServer(t, db, framework.Config{Authorizer: auth})
+		ann, bob, carl := s.device("ann"), s.device("bob"), s.device("carl")
+		ann.pushOne(t, s.change("T", framework.SpaceModel, "T", map[string]any{}))
+		ann.pushOne(t, s.change("T", "test.Item", "x", itemN(1)))
+		ann.pushOne(t, s.change("T", framework.MemberModel, "carl", map[string]any{"role": "writer"}))
+		// Bob reads T through the Authorizer alone; a write is a
+		// stranger's.
+		bob.sync(t, 500)
+		if got := bob.holds("T"); !slices.Contains(got, "test.Item/x") {
+			t.Fatalf("bob, a reader by the Authorizer, holds %v", got)
+		}
+		if got := bob.pushOne(t, s.change("T", "test.Item", "y", itemN(1))); got != "forbidden" {
+			t.Fatalf("bob writes: %s", got)
+		}
+		// The Authorizer makes the model read-only for writers.
+		if got := carl.pushOne(t, s.change("T", "test.Item", "z", itemN(1))); got != "forbidden /model" {
+			t.Fatalf("a writer writes a read-only model: %s", got)
+		}
+		// When the Authorizer stops answering T for bob, his next pull
+		// says removed.
+		auth.mu.Lock()
+		delete(auth.readers, "bob")
+		auth.mu.Unlock()
+		if removed := bob.sync(t, 500); !slices.Equal(removed, []string{"T"}) || len(bob.holds("T")) != 0 {
+			t.Fatalf("after the Authorizer dropped T: removed %v, holds %v", removed, bob.holds("T"))
+		}
+	})
+}
