@@ -92,6 +92,11 @@ type Config struct {
 	// a NATS server keep apart with different names; every replica of one
 	// deployment uses the same.
 	RealtimeChannel string
+	// CORSOrigins lists the origins (https://app.example.com) whose web
+	// pages may call the sync and account routes from a browser
+	// (FERRY_CORS_ORIGINS, comma-separated; "*" for any). Default none:
+	// only pages of the server's own origin, such as the web app at /.
+	CORSOrigins []string
 
 	// envErr is what ConfigFromEnv could not read; New reports it.
 	envErr error
@@ -176,6 +181,7 @@ func ConfigFromEnv() Config {
 		NATSURL:     os.Getenv("FERRY_NATS_URL"),
 	}
 	cfg.RealtimeChannel = os.Getenv("FERRY_REALTIME_CHANNEL")
+	corsEnv(&cfg)
 	var errs []error
 	if v := os.Getenv("FERRY_TRUSTED_PROXIES"); v != "" {
 		for _, p := range strings.Split(v, ",") {
@@ -409,7 +415,15 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 		return nil, fmt.Errorf("TrustedProxies: %w", err)
 	}
 	engine.Use(requestLog(cfg.Logger), framework.Recovery(cfg.Logger))
+	if len(cfg.CORSOrigins) > 0 {
+		mw, err := corsMiddleware(cfg.CORSOrigins)
+		if err != nil {
+			return nil, err
+		}
+		engine.Use(mw)
+	}
 	framework.UseProtocolErrors(engine)
+	mountWebApp(engine) // Ferry Notes, the offline-first web app, at /
 	engine.GET("/healthz", func(c *gin.Context) {
 		if err := db.PingContext(c.Request.Context()); err != nil {
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable"})
