@@ -32,4 +32,3 @@ func mountWebApp(engine *gin.Engine) {
 		engine.HEAD(path, serve)
 	}
 }
-
