@@ -125,25 +125,37 @@ func startE2EApp(ctx context.Context, t *testing.T, bin, databaseURL string, ext
 // runE2E runs a command in e2e/ with FERRY_URL set to url.
 func runE2E(ctx context.Context, t *testing.T, url, name string, args ...string) {
 	t.Helper()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = "e2e"
-	cmd.Env = append(os.Environ(), "FERRY_URL="+url)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-	}
-	if testing.Verbose() {
-		t.Logf("%s %v:\n%s", name, args, out)
-	}
+	runIn(ctx, t, "e2e", []string{"FERRY_URL=" + url}, name, args...)
 }
 
 // tryE2E is runE2E that returns the failure, with the output.
 func tryE2E(ctx context.Context, url, name string, args ...string) error {
+	return tryIn(ctx, "e2e", []string{"FERRY_URL=" + url}, name, args...)
+}
+
+// runIn runs a command in dir with env added to the environment, and
+// fails the test with its output when it fails.
+func runIn(ctx context.Context, t *testing.T, dir string, env []string, name string, args ...string) {
+	t.Helper()
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = "e2e"
-	cmd.Env = append(os.Environ(), "FERRY_URL="+url)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %s %v: %v\n%s", dir, name, args, err, out)
+	}
+	if testing.Verbose() {
+		t.Logf("%s: %s %v:\n%s", dir, name, args, out)
+	}
+}
+
+// tryIn is runIn that returns the failure, with the output.
+func tryIn(ctx context.Context, dir string, env []string, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s %v: %w\n%s", name, args, err, out)
+		return fmt.Errorf("%s: %s %v: %w\n%s", dir, name, args, err, out)
 	}
 	return nil
 }

@@ -70,7 +70,9 @@ async function signIn(form: HTMLFormElement, mode: string): Promise<void> {
     err.textContent = answer?.error?.message ?? `The server answered ${resp.status}.`
     return
   }
-  const session: Session = { server, token: answer.token, user: answer.user }
+  // The user comes as a data.User record: {uid, data: {email, name}, …}.
+  const user = { uid: answer.user.uid, email: answer.user.data?.email ?? body.email, name: answer.user.data?.name ?? '' }
+  const session: Session = { server, token: answer.token, user }
   localStorage.setItem('ferry.session', JSON.stringify(session))
   await open(session)
 }
