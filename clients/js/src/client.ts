@@ -229,7 +229,6 @@ export class Client {
           await this.pull(res)
         } while (this.again)
         this.setState({ syncing: false, lastError: undefined, lastSyncAt: new Date() })
-        this.loop?.synced()
         return res
       } catch (err) {
         this.setState({ syncing: false, lastError: err as Error })
@@ -237,6 +236,7 @@ export class Client {
       } finally {
         this.running = null
         this.changed()
+        this.loop?.synced()
       }
     })()
     return this.running
@@ -505,6 +505,7 @@ class Loop {
     this.debounce = opts.debounceMs ?? 100
     globalThis.addEventListener?.('online', this.onOnline)
     this.soon()
+    this.schedule()
     if (opts.stream !== false && ES) this.openStream()
     else this.report(ES ? 'off' : 'unsupported')
   }
@@ -518,7 +519,7 @@ class Loop {
     }, this.debounce)
   }
 
-  /** After any sync (success or not), the next periodic one is a full period away. */
+  /** After any sync, failed or not, the next periodic one is a full period away. */
   synced(): void {
     this.schedule()
   }

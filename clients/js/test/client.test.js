@@ -217,3 +217,29 @@ test('the server answers bad input in the error shape the client decodes', async
   assert.equal(err.code, 'invalid_cursor')
   assert.ok(url)
 })
+
+test('start() polls when the server has no live stream (404), and after a failed sync', async () => {
+  const ann = await signUp('ann')
+  const a = await device(ann)
+  let down = true
+  const b = await device(ann, {
+    retry: { maxAttempts: 1 },
+    fetch: (u, init) => {
+      if (String(u).endsWith('/stream/token')) return Promise.resolve(new Response('{"error":{"code":"not_found","message":"no route"}}', { status: 404 }))
+      if (down) return Promise.reject(new TypeError('connection refused'))
+      return fetch(u, init)
+    },
+  })
+  b.start({ intervalMs: 200 })
+  try {
+    await eventually(() => assert.equal(b.getState().stream, 'unsupported'))
+    await eventually(() => assert.ok(b.getState().lastError instanceof OfflineError))
+    down = false
+    await a.put('data.Note', 'polled', note('Found by polling'))
+    await a.sync()
+    await eventually(async () => assert.deepEqual(await notes(b), { polled: 'Found by polling' }))
+    assert.equal(b.getState().lastError, undefined)
+  } finally {
+    b.stop()
+  }
+})
