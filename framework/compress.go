@@ -58,8 +58,9 @@ var (
 // zstd (RFC 7694), which tells clients that compressed bodies are
 // welcome. Another Content-Encoding is 415 unsupported_media_type; a
 // body that is not what its encoding says is 400 invalid. Live streams
-// (text/event-stream) are never compressed: a hint must not wait in a
-// compressor's buffer. Use it on the group the App is mounted on:
+// (routes ending in /stream, requests accepting text/event-stream) are
+// never compressed: a hint must not wait in a compressor's buffer. Use it
+// on the group the App is mounted on:
 //
 //	mw, err := framework.Compression(framework.CompressionOptions{})
 //	app.Mount(router.Group("/sync", mw))
@@ -90,7 +91,9 @@ func Compression(opts CompressionOptions) (gin.HandlerFunc, error) {
 			// whether they read the body whole or not.
 			defer body.Close()
 		}
-		if strings.Contains(c.GetHeader("Accept"), "text/event-stream") {
+		// Streams flush the connection's own writer (package sse), past
+		// any compressor: they must not go through one.
+		if strings.HasSuffix(c.Request.URL.Path, "/stream") || strings.Contains(c.GetHeader("Accept"), "text/event-stream") {
 			c.Next()
 			return
 		}

@@ -1,7 +1,9 @@
 package framework_test
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ferrysync/ferry/framework"
+	"github.com/ferrysync/ferry/framework/sse"
 	"github.com/ferrysync/ferry/framework/synctest"
 	"github.com/ferrysync/ferry/framework/wire"
 	"github.com/gin-gonic/gin"
@@ -288,4 +291,45 @@ func randomJSON(n int) []byte {
 		b = append(b, "abcdefghijklmnopqrstuvwxyz0123456789"[x%36])
 	}
 	return append(b, '"')
+}
+
+// TestCompressionLeavesStreamsAlone: a live stream behind Compression
+// delivers its first event while the handler still runs, uncompressed,
+// even to a client that accepts gzip and does not say it wants events.
+func TestCompressionLeavesStreamsAlone(t *testing.T) {
+	mw, err := framework.Compression(framework.CompressionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine := gin.New()
+	release := make(chan struct{})
+	engine.Group("/sync", mw).GET("/test/stream", func(c *gin.Context) {
+		w := sse.NewWriter(c.Writer, time.Second)
+		if err := w.Send(sse.Event(nil, "", "changes", `{"cursor":"c1"}`)); err != nil {
+			t.Error(err)
+		}
+		<-release
+	})
+	srv := httptest.NewServer(engine)
+	t.Cleanup(srv.Close)
+	defer close(release)
+	// A buffered stream would never show its first line: fail, not hang.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/sync/test/stream", nil)
+	req.Header.Set("Accept-Encoding", "gzip, zstd")
+	tr := &http.Transport{DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if enc := resp.Header.Get("Content-Encoding"); enc != "" {
+		t.Fatalf("the stream is %s-encoded", enc)
+	}
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "event: changes") {
+		t.Fatalf("first line %q, %v", line, err)
+	}
 }
