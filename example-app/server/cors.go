@@ -48,7 +48,8 @@ func corsMiddleware(origins []string) (gin.HandlerFunc, error) {
 		AllowMethods:    []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodDelete},
 		// Last-Event-ID: an EventSource reconnecting to /sync/stream.
 		AllowHeaders:  []string{"Authorization", "Content-Type", "Accept", "Last-Event-ID"},
-		ExposeHeaders: []string{"Retry-After"},
+		// Accept-Encoding: the server takes compressed request bodies.
+		ExposeHeaders: []string{"Retry-After", "Accept-Encoding"},
 		MaxAge:        12 * time.Hour,
 	}
 	if all {

@@ -432,7 +432,13 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 		c.JSON(http.StatusOK, gin.H{"status": "ok"})
 	})
 	app.MountRoot(engine)            // the accounts plugin's /auth routes
-	app.Mount(engine.Group("/sync")) // the protocol, and plugins' routes under it
+	// Compressed answers and request bodies on the sync routes (not the
+	// live streams).
+	compress, err := framework.Compression(framework.CompressionOptions{})
+	if err != nil {
+		return nil, err
+	}
+	app.Mount(engine.Group("/sync", compress)) // the protocol, and plugins' routes under it
 	return &Server{App: app, DB: db, JWT: jwt, RxDB: rx, Realtime: live, engine: engine, acc: acc, cfg: cfg}, nil
 }
 
