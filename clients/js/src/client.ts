@@ -108,6 +108,13 @@ export interface ClientOptions {
   EventSource?: typeof EventSource
   /** Whether the device has a network: a sync fails at once without retries when false (default navigator.onLine where it exists). */
   isOnline?: () => boolean
+  /**
+   * Sends request bodies of 1 KiB or more gzip-compressed (CompressionStream)
+   * once an answer of the server has said it takes them (Accept-Encoding
+   * naming gzip); a 415 to a compressed body turns it off for good
+   * (default true). Answers are decompressed by fetch itself.
+   */
+  compressRequests?: boolean
 }
 
 /** Options of [Client.start]. */
@@ -144,6 +151,8 @@ export class Client {
   private running: Promise<SyncResult> | null = null
   private again = false
   private state: ClientState = { syncing: false, stream: 'off', pending: 0 }
+  private serverTakesGzip = false
+  private gzipRefused = false
   private loop: Loop | null = null
 
   constructor(private readonly opts: ClientOptions) {
@@ -404,6 +413,10 @@ export class Client {
     }
   }
 
+  private compressible(payload: string): boolean {
+    return (this.opts.compressRequests ?? true) && this.serverTakesGzip && !this.gzipRefused && payload.length >= 1024 && typeof CompressionStream !== 'undefined'
+  }
+
   private online(): boolean {
     if (this.opts.isOnline) return this.opts.isOnline()
     return globalThis.navigator?.onLine ?? true
@@ -418,13 +431,28 @@ export class Client {
     const headers: Record<string, string> = { Accept: 'application/json' }
     const token = await this.token()
     if (token) headers.Authorization = `Bearer ${token}`
-    if (body !== undefined) headers['Content-Type'] = 'application/json'
+    let payload: string | Uint8Array | undefined
+    if (body !== undefined) {
+      headers['Content-Type'] = 'application/json'
+      payload = JSON.stringify(body)
+      if (this.compressible(payload)) {
+        payload = await gzip(payload)
+        headers['Content-Encoding'] = 'gzip'
+      }
+    }
     let resp: Response
     try {
-      resp = await this.fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
+      resp = await this.fetch(url, { method, headers, body: payload as BodyInit | undefined })
     } catch (err) {
       throw new OfflineError(`ferry: ${method} ${url}: ${(err as Error).message}`, err)
     }
+    if (resp.status === 415 && headers['Content-Encoding']) {
+      // Something on the way refuses compressed bodies: send them plain.
+      this.gzipRefused = true
+      throw new FerryError(503, Codes.unavailable, 'ferry: a compressed body was refused; retrying uncompressed')
+    }
+    const takes = resp.headers.get('Accept-Encoding')
+    if (takes !== null) this.serverTakesGzip = /\bgzip\b/i.test(takes)
     let text: string
     try {
       text = await resp.text()
@@ -598,6 +626,11 @@ function local(w: WireRecord): LocalRecord {
 
 function key(r: { model: string; uid: string }): string {
   return `${r.model}\u0000${r.uid}`
+}
+
+async function gzip(text: string): Promise<Uint8Array> {
+  const stream = new Blob([text]).stream().pipeThrough(new CompressionStream('gzip'))
+  return new Uint8Array(await new Response(stream).arrayBuffer())
 }
 
 function sleep(ms: number): Promise<void> {

@@ -243,3 +243,47 @@ test('start() polls when the server has no live stream (404), and after a failed
     b.stop()
   }
 })
+
+test('pushes go gzip-compressed once the server says it takes them, pulls come compressed, and a 415 turns it off', async () => {
+  const ann = await signUp('ann')
+  const long = 'a fairly repetitive note title '.repeat(6)
+  const seen = { push: [], pull: [] }
+  let refuse = false
+  const a = await device(ann, {
+    fetch: async (u, init) => {
+      const enc = init.headers['Content-Encoding'] ?? ''
+      if (String(u).includes('/push')) {
+        seen.push.push(enc)
+        if (refuse && enc) return new Response('no', { status: 415 })
+      }
+      const resp = await fetch(u, init)
+      if (String(u).includes('/pull')) seen.pull.push(resp.headers.get('content-encoding') ?? '')
+      return resp
+    },
+  })
+  const batch = async (k) => {
+    for (let i = 0; i < 20; i++) await a.put('data.Note', `g${k}-${i}`, note(long))
+    assert.equal((await a.sync()).applied, 20)
+  }
+  await batch(1)
+  assert.equal(seen.push[0], '', 'the first push goes plain: the server has not said yet')
+  await batch(2)
+  assert.equal(seen.push.at(-1), 'gzip')
+  const c = await device(ann)
+  await c.sync()
+  assert.equal(Object.keys(await notes(c)).length, 40, 'the gzip pushes were applied')
+  const fresh = await device(ann, {
+    fetch: async (u, init) => {
+      const resp = await fetch(u, init)
+      if (String(u).includes('/pull')) seen.pull.push(resp.headers.get('content-encoding') ?? '')
+      return resp
+    },
+  })
+  await fresh.sync()
+  assert.match(seen.pull.at(-1), /gzip|zstd|br|deflate/, 'a 40-note page came compressed')
+  refuse = true
+  await batch(3)
+  assert.deepEqual(seen.push.slice(-2), ['gzip', ''], 'refused once, then plain')
+  await batch(4)
+  assert.equal(seen.push.at(-1), '')
+})

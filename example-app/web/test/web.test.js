@@ -115,3 +115,28 @@ test('a note the server refuses is reported and leaves the queue; another user s
   await ctx.close()
   await other.close()
 })
+
+test('a first sync of many notes comes compressed and lands whole', async () => {
+  const acc = account('fay')
+  const res = await fetch(`${url}/auth/register`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(acc) })
+  assert.equal(res.status, 201)
+  const { token } = await res.json()
+  const changes = Array.from({ length: 60 }, (_, i) => ({
+    model: 'data.Note', uid: `bulk-${i}`, modify_at: new Date().toISOString(),
+    data: { title: `Note ${i}`, body: 'The same long body, which compresses well. '.repeat(8), tags: [], pinned: false },
+  }))
+  const push = await fetch(`${url}/sync/push`, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ device_id: 'bulk', changes }) })
+  assert.equal(push.status, 200)
+
+  const ctx = await browser.newContext()
+  const page = await ctx.newPage()
+  const encodings = []
+  page.on('response', async (r) => {
+    if (r.url().includes('/sync/pull')) encodings.push((await r.allHeaders())['content-encoding'] ?? '')
+  })
+  await page.goto(url)
+  await signIn(page, acc)
+  await settled(page, changes.map((c) => c.data.title))
+  assert.ok(encodings.some((e) => e === 'zstd' || e === 'gzip'), `pull answers' encodings: ${encodings}`)
+  await ctx.close()
+})
