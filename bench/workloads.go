@@ -23,6 +23,8 @@ type bencher struct {
 	emit  func(Result)
 	// realtimeResults are the realtime workload's lines.
 	realtimeResults []RealtimeResult
+	// compressionResults are the compression workload's lines.
+	compressionResults []CompressionResult
 }
 
 func (b *bencher) users(n int) ([]user, error) {

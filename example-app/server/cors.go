@@ -46,8 +46,9 @@ func corsMiddleware(origins []string) (gin.HandlerFunc, error) {
 		AllowOrigins:    origins,
 		AllowAllOrigins: all,
 		AllowMethods:    []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodDelete},
-		// Last-Event-ID: an EventSource reconnecting to /sync/stream.
-		AllowHeaders:  []string{"Authorization", "Content-Type", "Accept", "Last-Event-ID"},
+		// Content-Encoding: compressed push bodies; Last-Event-ID: an
+		// EventSource reconnecting to /sync/stream.
+		AllowHeaders: []string{"Authorization", "Content-Type", "Content-Encoding", "Accept", "Last-Event-ID"},
 		// Accept-Encoding: the server takes compressed request bodies.
 		ExposeHeaders: []string{"Retry-After", "Accept-Encoding"},
 		MaxAge:        12 * time.Hour,

@@ -26,7 +26,7 @@ func corsAnswer(t *testing.T, base, method, path, origin, token string) (*http.R
 	}
 	if method == http.MethodOptions {
 		req.Header.Set("Access-Control-Request-Method", http.MethodPost)
-		req.Header.Set("Access-Control-Request-Headers", "authorization,content-type")
+		req.Header.Set("Access-Control-Request-Headers", "authorization,content-type,content-encoding")
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -59,8 +59,10 @@ func TestCORS(t *testing.T) {
 		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != app {
 			t.Errorf("Allow-Origin %q, want %q", got, app)
 		}
-		if h := strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers")); !strings.Contains(h, "authorization") || !strings.Contains(h, "content-type") {
-			t.Errorf("Allow-Headers %q lacks authorization or content-type", h)
+		for _, want := range []string{"authorization", "content-type", "content-encoding", "last-event-id"} {
+			if h := strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers")); !strings.Contains(h, want) {
+				t.Errorf("Allow-Headers %q lacks %s", h, want)
+			}
 		}
 		if resp.Header.Get("Access-Control-Allow-Credentials") != "" {
 			t.Error("credentials allowed: tokens travel in headers, never in cookies")
@@ -71,7 +73,7 @@ func TestCORS(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || resp.Header.Get("Access-Control-Allow-Origin") != app {
 			t.Fatalf("%d, Allow-Origin %q: %s", resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"), body)
 		}
-		if !strings.Contains(strings.ToLower(resp.Header.Get("Access-Control-Expose-Headers")), "retry-after") {
+		if h := strings.ToLower(resp.Header.Get("Access-Control-Expose-Headers")); !strings.Contains(h, "retry-after") || !strings.Contains(h, "accept-encoding") {
 			t.Errorf("Retry-After is not exposed: %q", resp.Header.Get("Access-Control-Expose-Headers"))
 		}
 	})

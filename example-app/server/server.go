@@ -431,7 +431,7 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 		}
 		c.JSON(http.StatusOK, gin.H{"status": "ok"})
 	})
-	app.MountRoot(engine)            // the accounts plugin's /auth routes
+	app.MountRoot(engine) // the accounts plugin's /auth routes
 	// Compressed answers and request bodies on the sync routes (not the
 	// live streams).
 	compress, err := framework.Compression(framework.CompressionOptions{})
