@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -66,7 +65,7 @@ func TestWeb(t *testing.T) {
 			}
 			// The cross-origin test serves the app on this port; the
 			// server allows that origin alone.
-			cross := freePort(t)
+			_, cross, _ := net.SplitHostPort(crashFreeAddr(t))
 			url := startE2EApp(ctx, t, bin, databaseURL, "FERRY_CORS_ORIGINS=http://127.0.0.1:"+cross)
 			env := []string{"FERRY_URL=" + url, "FERRY_CROSS_ORIGIN_PORT=" + cross, "FERRY_CHROMIUM=" + chromium}
 			runIn(ctx, t, client, env, "npm", "test")
@@ -109,15 +108,4 @@ func sameTree(t *testing.T, built, committed string) {
 			t.Errorf("%s/%s is not built from the sources any more: remove it", committed, name)
 		}
 	}
-}
-
-// freePort returns a loopback port nothing listens on now.
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 }

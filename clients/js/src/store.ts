@@ -1,15 +1,10 @@
 // The device's local database: records, the queue of local changes not
 // yet synced (one entry per record), and the pull cursor.
 
-/** A record as the device keeps it. */
-export interface LocalRecord {
-  model: string
-  uid: string
-  owner?: string
-  modify_at: string
-  is_deleted: boolean
-  version?: number
-  data: unknown
+import type { WireRecord } from './wire.js'
+
+/** A record as the device keeps it: the server's record and whether it is synced. */
+export interface LocalRecord extends WireRecord {
   /** False while a local change of the record is not acknowledged by the server. */
   synced: boolean
 }

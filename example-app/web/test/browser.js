@@ -5,9 +5,10 @@ import { chromium } from 'playwright-core'
 import { randomUUID } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import assert from 'node:assert/strict'
+import { passes as eventually, pullLive, url } from '../../e2e/ferry.js'
 
-export const url = process.env.FERRY_URL
 if (!url) throw new Error('FERRY_URL must name a running Ferry example app')
+export { eventually, url }
 
 // launch starts a headless Chromium (FERRY_CHROMIUM, default Debian's).
 export function launch() {
@@ -86,31 +87,8 @@ export async function session(page) {
 }
 
 // serverTitles pulls the user's live notes' titles straight from the server.
-export async function serverTitles(token, base = url) {
-  const latest = new Map()
-  let cursor = ''
-  for (;;) {
-    const res = await fetch(`${base}/sync/pull?models=data.Note&cursor=${encodeURIComponent(cursor)}`, { headers: { Authorization: `Bearer ${token}` } })
-    if (!res.ok) throw new Error(`pull: ${res.status} ${await res.text()}`)
-    const page = await res.json()
-    for (const r of page.changes) latest.set(r.uid, r)
-    cursor = page.cursor
-    if (!page.has_more) break
-  }
-  return [...latest.values()].filter((r) => !r.is_deleted).map((r) => r.data.title).sort()
-}
-
-// eventually retries check until it stops throwing, for up to ms.
-export async function eventually(check, ms = 15000) {
-  const end = Date.now() + ms
-  for (;;) {
-    try {
-      return await check()
-    } catch (err) {
-      if (Date.now() > end) throw err
-      await new Promise((r) => setTimeout(r, 100))
-    }
-  }
+export async function serverTitles(token) {
+  return (await pullLive(token, 'data.Note')).map((r) => r.data.title).sort()
 }
 
 // screenshot saves a page's picture under test-results/ (and where
