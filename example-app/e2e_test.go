@@ -25,21 +25,10 @@ import (
 //
 //	FERRY_E2E=1 go test -count=1 -run '^TestE2E$' ./example-app/
 func TestE2E(t *testing.T) {
-	if os.Getenv("FERRY_E2E") != "1" {
-		t.Skip("set FERRY_E2E=1 to run the WatermelonDB and RxDB end-to-end tests (needs Node 20+ and npm)")
-	}
-	for _, tool := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("FERRY_E2E=1 but %s is not installed: %v", tool, err)
-		}
-	}
+	requireE2E(t, "the WatermelonDB and RxDB end-to-end tests (needs Node 20+ and npm)", "node", "npm")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-
-	bin := filepath.Join(t.TempDir(), "example-app")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildE2EApp(ctx, t)
 	// npm ci needs the registry; one retry rides out a network hiccup.
 	if err := tryE2E(ctx, "", "npm", "ci", "--no-audit", "--no-fund"); err != nil {
 		t.Logf("npm ci failed, retrying: %v", err)
@@ -72,6 +61,30 @@ func TestE2E(t *testing.T) {
 			runE2E(ctx, t, one, "node", "--test", "--test-timeout=120000", "replicas.test.js")
 		})
 	}
+}
+
+// requireE2E skips the test unless FERRY_E2E=1 (what names what it
+// runs), and fails it when one of tools is not installed.
+func requireE2E(t *testing.T, what string, tools ...string) {
+	t.Helper()
+	if os.Getenv("FERRY_E2E") != "1" {
+		t.Skip("set FERRY_E2E=1 to run " + what)
+	}
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("FERRY_E2E=1 but %s is not installed: %v", tool, err)
+		}
+	}
+}
+
+// buildE2EApp builds the example app into the test's temporary folder.
+func buildE2EApp(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "example-app")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // startE2EApp starts the built example app on a free loopback port with a

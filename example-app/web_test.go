@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -25,18 +24,11 @@ import (
 //
 //	FERRY_E2E=1 go test -count=1 -run '^TestWeb$' ./example-app/
 func TestWeb(t *testing.T) {
-	if os.Getenv("FERRY_E2E") != "1" {
-		t.Skip("set FERRY_E2E=1 to run the web app's browser tests (needs Node, npm and Chromium)")
-	}
 	chromium := os.Getenv("FERRY_CHROMIUM")
 	if chromium == "" {
-		chromium = "/usr/bin/chromium"
+		chromium = "/usr/bin/chromium" // apt-get install chromium
 	}
-	for _, tool := range []string{"node", "npm", chromium} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("FERRY_E2E=1 but %s is not installed (apt-get install chromium): %v", tool, err)
-		}
-	}
+	requireE2E(t, "the web app's browser tests (needs Node, npm and Chromium)", "node", "npm", chromium)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	const client, webapp = "../clients/js", "web"
@@ -53,10 +45,7 @@ func TestWeb(t *testing.T) {
 	runIn(ctx, t, webapp, []string{"FERRY_WEB_OUT_DIR=" + fresh}, "npm", "run", "build")
 	sameTree(t, fresh, filepath.Join(webapp, "dist"))
 
-	bin := filepath.Join(t.TempDir(), "example-app")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildE2EApp(ctx, t)
 	for _, store := range []synctest.Store{synctest.SQLite, synctest.Postgres} {
 		t.Run(string(store), func(t *testing.T) {
 			databaseURL := ""
