@@ -26,8 +26,9 @@ test('two devices of one user: one goes offline, both edit, it reloads and comes
   await b.goto(url)
   await signIn(b, acc)
   await settled(b, ['Milk', 'Bread', 'Butter'])
-  // The phone's service worker has the app's files before it goes offline.
-  await b.waitForFunction(() => navigator.serviceWorker.controller !== null || navigator.serviceWorker.ready.then(() => true))
+  // The phone's service worker is active, so it has cached the app's
+  // files (at install), before the phone goes offline.
+  await b.evaluate(() => navigator.serviceWorker.ready.then(() => true))
 
   await phone.setOffline(true)
   await eventually(async () => assert.equal(await b.getByTestId('status').getAttribute('data-online'), 'false'))
