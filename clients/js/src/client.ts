@@ -513,6 +513,7 @@ class Loop {
   private streamTimer: ReturnType<typeof setTimeout> | undefined
   private events: EventSource | null = null
   private streamUp = false
+  private opening = false
   private failures = 0
   private readonly interval: number
   private readonly streamInterval: number
@@ -559,15 +560,20 @@ class Loop {
   }
 
   private async openStream(): Promise<void> {
-    if (this.stopped || !this.ES) return
+    // One stream at a time: the online event and a retry timer may both
+    // ask while a token request is in flight.
+    if (this.stopped || !this.ES || this.opening || this.events) return
     clearTimeout(this.streamTimer)
     this.report('connecting')
     let url: string | null
+    this.opening = true
     try {
       url = await this.client.streamURL()
     } catch {
       this.retryStream()
       return
+    } finally {
+      this.opening = false
     }
     if (this.stopped) return
     if (url === null) {
