@@ -139,6 +139,8 @@ function byRecent(a: LocalRecord, b: LocalRecord): number {
 }
 
 let rendering = Promise.resolve()
+// The notes whose edit is being written to the store.
+const saving = new Set<string>()
 
 function render(): Promise<void> {
   rendering = rendering.then(draw, draw)
@@ -161,9 +163,12 @@ async function draw(): Promise<void> {
     const title = li.querySelector<HTMLInputElement>('[data-testid=title]')!
     const body = li.querySelector<HTMLTextAreaElement>('[data-testid=body]')!
     const pinned = li.querySelector<HTMLInputElement>('[data-testid=pinned]')!
-    if (document.activeElement !== title) title.value = note.title
-    if (document.activeElement !== body) body.value = note.body ?? ''
-    pinned.checked = !!note.pinned
+    // A field being typed in, or a note being saved, keeps what the
+    // user wrote.
+    const busy = saving.has(rec.uid)
+    if (!busy && document.activeElement !== title) title.value = note.title
+    if (!busy && document.activeElement !== body) body.value = note.body ?? ''
+    if (!busy) pinned.checked = !!note.pinned
     li.classList.toggle('unsynced', !rec.synced)
     li.dataset.synced = String(rec.synced)
     li.querySelector<HTMLElement>('[data-testid=when]')!.textContent = `${rec.synced ? 'synced' : 'not synced yet'} · edited ${new Date(rec.modify_at).toLocaleString()}${rec.version ? ` · v${rec.version}` : ''}`
@@ -186,12 +191,22 @@ function noteItem(uid: string): HTMLLIElement {
     <small data-testid="when"></small>`
   const save = async () => {
     if (!client) return
-    const title = li.querySelector<HTMLInputElement>('[data-testid=title]')!
-    const body = li.querySelector<HTMLTextAreaElement>('[data-testid=body]')!
-    const pinned = li.querySelector<HTMLInputElement>('[data-testid=pinned]')!
-    const cur = await client.store.get(MODEL, uid)
-    const old = (cur?.data ?? {}) as Partial<Note>
-    await client.put(MODEL, uid, { ...old, title: title.value, body: body.value, pinned: pinned.checked, tags: old.tags ?? [] })
+    // Read the fields before any await: a render meanwhile (a sync
+    // finishing) would put the stored, older values back in them.
+    const edit = {
+      title: li.querySelector<HTMLInputElement>('[data-testid=title]')!.value,
+      body: li.querySelector<HTMLTextAreaElement>('[data-testid=body]')!.value,
+      pinned: li.querySelector<HTMLInputElement>('[data-testid=pinned]')!.checked,
+    }
+    saving.add(uid)
+    try {
+      const cur = await client.store.get(MODEL, uid)
+      const old = (cur?.data ?? {}) as Partial<Note>
+      await client.put(MODEL, uid, { ...old, ...edit, tags: old.tags ?? [] })
+    } finally {
+      saving.delete(uid)
+      void render()
+    }
   }
   li.addEventListener('change', (e) => {
     if ((e.target as HTMLElement).dataset.testid !== 'delete') void save()

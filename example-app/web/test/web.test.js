@@ -45,9 +45,10 @@ test('two devices of one user: one goes offline, both edit, it reloads and comes
 
   // The phone reloads offline: the app comes from its service worker and
   // the unsynced edits from IndexedDB.
-  await b.reload()
+  const doc = await b.reload()
   await b.getByTestId('new-note').waitFor()
-  assert.ok(await b.evaluate(() => navigator.serviceWorker.controller !== null), 'the reloaded page is served by the service worker')
+  assert.ok(doc.fromServiceWorker(), 'the reloaded page comes from the service worker')
+  assert.ok(await b.evaluate(() => navigator.serviceWorker.controller !== null), 'the service worker controls the page')
   await eventually(async () => {
     assert.equal(await pending(b), 4)
     assert.deepEqual(await titles(b), ['Eggs', 'Oat milk', 'Salted butter'])
