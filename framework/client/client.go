@@ -66,9 +66,9 @@ type Config struct {
 	// server: rejected as invalid, forbidden, or too large to push. It
 	// must not call Sync (which would deadlock).
 	OnRejected func(ctx context.Context, r Rejection)
-	// Compression chooses what travels compressed: answers by default
-	// ([CompressAnswers]); [CompressAll] compresses push bodies too, with
-	// servers that say they take them; [CompressNone] neither.
+	// Compression chooses what travels compressed: by default
+	// ([CompressAll]) answers, and push bodies to servers that say they
+	// take them; [CompressAnswers] answers only; [CompressNone] neither.
 	Compression Compression
 }
 
@@ -169,11 +169,11 @@ func New(cfg Config) (*Client, error) {
 		c.http = &http.Client{Timeout: 2 * time.Minute}
 	}
 	switch cfg.Compression {
-	case CompressAnswers:
-		c.http = withCompression(c.http)
 	case CompressAll:
 		c.http = withCompression(c.http)
 		c.bodyEncoder = newBodyEncoder()
+	case CompressAnswers:
+		c.http = withCompression(c.http)
 	case CompressNone:
 	default:
 		return nil, fmt.Errorf("client: Config.Compression %d is not one of the Compress constants", cfg.Compression)

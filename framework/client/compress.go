@@ -13,16 +13,17 @@ import (
 type Compression int
 
 const (
-	// CompressAnswers, the default, asks for zstd or gzip answers
-	// (Accept-Encoding) and decompresses them; servers that do not
-	// compress (no [framework.Compression]) answer as before.
-	CompressAnswers Compression = iota
-	// CompressAll also sends request bodies of at least 1 KiB
-	// zstd-compressed, once an answer of the server has said it takes
-	// them (Accept-Encoding naming zstd, RFC 7694); a 415 answer to a
-	// compressed body turns that off for the Client's life, and the
-	// request is retried uncompressed.
-	CompressAll
+	// CompressAll, the default, asks for zstd or gzip answers
+	// (Accept-Encoding) and decompresses them, and sends request bodies
+	// of at least 1 KiB zstd-compressed once an answer of the server has
+	// said it takes them (Accept-Encoding naming zstd, RFC 7694); a 415
+	// answer to a compressed body turns that off for the Client's life,
+	// and the request is retried uncompressed. Servers that do not
+	// compress (no [framework.Compression]) answer as before and never
+	// receive a compressed body.
+	CompressAll Compression = iota
+	// CompressAnswers asks for compressed answers only.
+	CompressAnswers
 	// CompressNone asks for no compression either way.
 	CompressNone
 )

@@ -166,3 +166,17 @@ func plainAnswer(t testing.TB, resp *http.Response, body []byte) []byte {
 	}
 	return out
 }
+
+// plainRequest is a request body as its Content-Encoding says, for
+// transports under the client's own.
+func plainRequest(req *http.Request, raw []byte) ([]byte, error) {
+	if req.Header.Get("Content-Encoding") != "zstd" {
+		return raw, nil
+	}
+	zr, err := zstd.NewReader(nil)
+	if err != nil {
+		return nil, err
+	}
+	defer zr.Close()
+	return zr.DecodeAll(raw, nil)
+}

@@ -851,7 +851,9 @@ func (e *epoch) inspect(u *simUser, req *http.Request, resp *http.Response, body
 		}
 		if req.GetBody != nil {
 			if b, err := req.GetBody(); err == nil {
-				_ = json.NewDecoder(b).Decode(&in)
+				raw, _ := io.ReadAll(b)
+				raw, _ = plainRequest(req, raw)
+				_ = json.Unmarshal(raw, &in)
 			}
 		}
 		var out struct {
