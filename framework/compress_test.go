@@ -38,6 +38,30 @@ func serveCompressed(t *testing.T, app *framework.App, opts framework.Compressio
 	return srv.URL
 }
 
+// limitedEngine is an App on SQLite with test.Item, bodies limited to
+// maxBody bytes decoded, mounted at /sync behind Compression with
+// compressed bodies limited to maxEncoded bytes.
+func limitedEngine(tb testing.TB, maxBody, maxEncoded int64) *gin.Engine {
+	tb.Helper()
+	app, err := framework.New(framework.Config{DB: synctest.OpenSQLite(tb), Schemas: testSchemas, MaxBodyBytes: maxBody})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	app.MustRegisterSchema("test.Item", framework.ModelOptions{Schema: "item.json"})
+	if err := app.Migrate(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	app.SetAuthenticator(bearerUser)
+	mw, err := framework.Compression(framework.CompressionOptions{MaxEncodedBytes: maxEncoded})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	engine := gin.New()
+	framework.UseProtocolErrors(engine)
+	app.Mount(engine.Group("/sync", mw))
+	return engine
+}
+
 func gzipped(t *testing.T, b []byte) []byte {
 	t.Helper()
 	var out bytes.Buffer
@@ -217,17 +241,9 @@ func TestCompression(t *testing.T) {
 // zip bomb is refused before it is inflated whole), bad encodings and
 // bad compressed data are refused in the error shape.
 func TestCompressedBodyLimits(t *testing.T) {
-	db := synctest.OpenSQLite(t)
-	app, err := framework.New(framework.Config{DB: db, Schemas: testSchemas, MaxBodyBytes: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	app.MustRegisterSchema("test.Item", framework.ModelOptions{Schema: "item.json"})
-	if err := app.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	app.SetAuthenticator(bearerUser)
-	base := serveCompressed(t, app, framework.CompressionOptions{MaxEncodedBytes: 64 << 10})
+	srv := httptest.NewServer(limitedEngine(t, 1<<20, 64<<10))
+	t.Cleanup(srv.Close)
+	base := srv.URL
 
 	// 64 MiB of spaces inside a JSON string: about 64 KiB of gzip, 2 KiB of zstd.
 	bomb := append(append([]byte(`{"device_id":"d","changes":[{"model":"test.Item","uid":"x","modify_at":"2026-11-25T10:00:00Z","data":{"n":1,"s":"`),
@@ -348,22 +364,7 @@ func FuzzCompressedBody(f *testing.F) {
 	f.Add(false, enc.EncodeAll(body, nil))
 	f.Add(true, gz.Bytes()[:20])
 	f.Add(false, []byte{0x28, 0xb5, 0x2f, 0xfd, 0x04, 0x58, 0x00})
-	db := synctest.OpenSQLite(f)
-	app, err := framework.New(framework.Config{DB: db, Schemas: testSchemas, MaxBodyBytes: 64 << 10})
-	if err != nil {
-		f.Fatal(err)
-	}
-	app.MustRegisterSchema("test.Item", framework.ModelOptions{Schema: "item.json"})
-	if err := app.Migrate(f.Context()); err != nil {
-		f.Fatal(err)
-	}
-	app.SetAuthenticator(bearerUser)
-	mw, err := framework.Compression(framework.CompressionOptions{MaxEncodedBytes: 64 << 10})
-	if err != nil {
-		f.Fatal(err)
-	}
-	engine := gin.New()
-	app.Mount(engine.Group("/sync", mw))
+	engine := limitedEngine(f, 64<<10, 64<<10)
 	f.Fuzz(func(t *testing.T, gzipped bool, raw []byte) {
 		encoding := "zstd"
 		if gzipped {
