@@ -2,15 +2,21 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/ferrysync/ferry/models"
+	"github.com/uptrace/bun"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -107,6 +113,63 @@ func (b *bencher) compressionPull(ps *pullStore) error {
 	}
 	b.compressionResults = append(b.compressionResults, rows...)
 	return nil
+}
+
+// words make the varied notes of the compression workload.
+var words = strings.Fields(`milk bread eggs call mum dentist tuesday meeting notes project deadline
+	draft review budget invoice flight hotel passport garden water plants book library return
+	parcel post office birthday cake gift ideas recipe tomatoes basil garlic olive oil pasta
+	train ticket platform seven thirty monday friday weekend hike lake rain jacket charger
+	laptop repair warranty receipt plumber kitchen sink quote paint blue green window frame
+	school pickup homework maths piano lesson swimming kit towel vet appointment cat food`)
+
+// varyNotes gives each note of a seeded store a title and body of its own
+// (a few random words, and 8 to 40 for the body), so that the compression
+// workload compresses text like people's notes rather than one body
+// repeated: repeated bodies make every encoding look far better than it
+// is.
+func varyNotes(ctx context.Context, db *bun.DB, prefix string, n int) error {
+	const chunk = 500
+	rng := rand.New(rand.NewPCG(uint64(n), 16))
+	phrase := func(lo, hi int) string {
+		k := lo + rng.IntN(hi-lo+1)
+		ws := make([]string, k)
+		for i := range ws {
+			ws[i] = words[rng.IntN(len(words))]
+		}
+		return strings.Join(ws, " ")
+	}
+	for start := 1; start <= n; start += chunk {
+		end := min(start+chunk-1, n)
+		var q strings.Builder
+		args := make([]any, 0, 4*(end-start+1)+end-start+1)
+		q.WriteString("UPDATE notes SET title = CASE uid")
+		for g := start; g <= end; g++ {
+			q.WriteString(" WHEN ? THEN ?")
+			args = append(args, prefix+strconv.Itoa(g), phrase(2, 5))
+		}
+		q.WriteString(" END, body = CASE uid")
+		for g := start; g <= end; g++ {
+			q.WriteString(" WHEN ? THEN ?")
+			args = append(args, prefix+strconv.Itoa(g), phrase(8, 40))
+		}
+		q.WriteString(" END WHERE uid IN (?" + strings.Repeat(", ?", end-start) + ")")
+		for g := start; g <= end; g++ {
+			args = append(args, prefix+strconv.Itoa(g))
+		}
+		if _, err := db.ExecContext(ctx, q.String(), args...); err != nil {
+			return fmt.Errorf("vary notes: %w", err)
+		}
+	}
+	// The updates left a dead copy of every row: clean up as autovacuum
+	// would, so the pulls read what a store of such notes holds.
+	if models.IsPostgres(db) {
+		if _, err := db.ExecContext(ctx, `VACUUM ANALYZE notes`); err != nil {
+			return fmt.Errorf("vacuum notes: %w", err)
+		}
+		return nil
+	}
+	return analyze(ctx, db)
 }
 
 // decode appends the decoded answer to dst[:0].

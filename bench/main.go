@@ -234,6 +234,9 @@ func mainErr(o options) (err error) {
 			if err != nil {
 				return err
 			}
+			if err := varyNotes(b.ctx, b.db, ps.prefix, ps.size); err != nil {
+				return err
+			}
 			return b.compressionPull(ps)
 		}},
 		{"realtime", nil}, // two replicas per bus: run below
