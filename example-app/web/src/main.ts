@@ -50,6 +50,9 @@ function loadSession(): Session | null {
 
 let client: Client | null = null
 let store: IndexedDBStore | null = null
+// Tabs of one browser share the IndexedDB database: each tells the others
+// when it changed it, so they show the same notes even offline.
+const tabs = typeof BroadcastChannel === 'undefined' ? null : new BroadcastChannel('ferry-notes')
 
 async function signIn(form: HTMLFormElement, mode: string): Promise<void> {
   const data = new FormData(form)
@@ -104,7 +107,10 @@ async function open(session: Session): Promise<void> {
     owner: session.user.uid,
     deviceID: deviceID(),
     store,
-    onChange: () => void render(),
+    onChange: () => {
+      tabs?.postMessage('changed')
+      void render()
+    },
     onState: renderState,
     onRejected: (r: Rejection) => {
       const why = r.errors.map((e) => `${e.path || 'note'}: ${e.message}`).join('; ')
@@ -239,6 +245,7 @@ function boot(): void {
   $('sync-now').addEventListener('click', () => void client?.sync().catch(() => {}))
   $('sign-out').addEventListener('click', () => void signOut())
   for (const ev of ['online', 'offline']) addEventListener(ev, () => client && renderState(client.getState()))
+  if (tabs) tabs.onmessage = () => void render()
   serverURL()
   const session = loadSession()
   show(session)
