@@ -49,13 +49,23 @@ func (d *driver) do(ctx context.Context, method, path, token string, body []byte
 // doRaw sends a request and appends the answer's body to answer[:0], so a
 // worker can reuse one buffer for all its answers.
 func (d *driver) doRaw(ctx context.Context, method, path, token string, body, answer []byte) ([]byte, error) {
+	answer, _, err := d.doRawWith(ctx, method, path, token, nil, body, answer)
+	return answer, err
+}
+
+// doRawWith is doRaw with extra request headers; it also returns the
+// answer's headers.
+func (d *driver) doRawWith(ctx context.Context, method, path, token string, hdr http.Header, body, answer []byte) ([]byte, http.Header, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, d.base+path, rd)
 	if err != nil {
-		return answer, err
+		return answer, nil, err
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -65,16 +75,16 @@ func (d *driver) doRaw(ctx context.Context, method, path, token string, body, an
 	}
 	resp, err := d.hc.Do(req)
 	if err != nil {
-		return answer, err
+		return answer, nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
-		return answer, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, b)
+		return answer, resp.Header, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, b)
 	}
 	buf := bytes.NewBuffer(answer[:0])
 	_, err = buf.ReadFrom(resp.Body)
-	return buf.Bytes(), err
+	return buf.Bytes(), resp.Header, err
 }
 
 // buffers are one worker's request and answer bodies, reused.

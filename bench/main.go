@@ -83,7 +83,7 @@ func main() {
 	flag.IntVar(&o.reps, "reps", 3, "repetitions of each workload; the median is reported")
 	flag.IntVar(&o.bigReps, "big-reps", 1, "repetitions of the full pull of the large store")
 	flag.BoolVar(&o.smoke, "smoke", false, "tiny sizes, one repetition, short runs: proves the program works in under a minute")
-	flag.StringVar(&o.only, "only", "", "comma-separated workloads to run: single, batch, pull, incremental, large, spaces, blobs, realtime (default all)")
+	flag.StringVar(&o.only, "only", "", "comma-separated workloads to run: single, batch, pull, incremental, large, spaces, blobs, compression, realtime (default all)")
 	flag.IntVar(&o.batch, "batch", 500, "changes per push in the batch workload")
 	flag.IntVar(&o.changes, "changes", 100, "changes an incremental pull returns")
 	flag.IntVar(&o.pullLimit, "pull-limit", 5000, "page size of full pulls (the protocol's maximum is 5000)")
@@ -236,6 +236,16 @@ func mainErr(o options) (err error) {
 		}},
 		{"spaces", b.spaceWorkloads},
 		{"blobs", func() error { return b.blobs(o.blobMB, o.blobChunkMB) }},
+		{"compression", func() error {
+			ps, err := b.seedStore(o.pullRecords)
+			if err != nil {
+				return err
+			}
+			if err := varyNotes(b.ctx, b.db, ps.prefix, ps.size); err != nil {
+				return err
+			}
+			return b.compressionPull(ps)
+		}},
 		{"realtime", nil}, // two replicas per bus: run below
 	}
 	start := time.Now()
@@ -256,6 +266,7 @@ func mainErr(o options) (err error) {
 	printTable(results)
 	printRealtime(b.realtimeResults)
 	printBlobs(b.blobResults)
+	printCompression(b.compressionResults)
 	logf("total %s", time.Since(start).Round(time.Millisecond))
 	return nil
 }

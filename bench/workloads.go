@@ -25,6 +25,8 @@ type bencher struct {
 	realtimeResults []RealtimeResult
 	// blobResults are the blob workload's lines.
 	blobResults []BlobResult
+	// compressionResults are the compression workload's lines.
+	compressionResults []CompressionResult
 }
 
 func (b *bencher) users(n int) ([]user, error) {

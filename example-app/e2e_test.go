@@ -25,21 +25,10 @@ import (
 //
 //	FERRY_E2E=1 go test -count=1 -run '^TestE2E$' ./example-app/
 func TestE2E(t *testing.T) {
-	if os.Getenv("FERRY_E2E") != "1" {
-		t.Skip("set FERRY_E2E=1 to run the WatermelonDB and RxDB end-to-end tests (needs Node 20+ and npm)")
-	}
-	for _, tool := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("FERRY_E2E=1 but %s is not installed: %v", tool, err)
-		}
-	}
+	requireE2E(t, "the WatermelonDB and RxDB end-to-end tests (needs Node 20+ and npm)", "node", "npm")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-
-	bin := filepath.Join(t.TempDir(), "example-app")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildE2EApp(ctx, t)
 	// npm ci needs the registry; one retry rides out a network hiccup.
 	if err := tryE2E(ctx, "", "npm", "ci", "--no-audit", "--no-fund"); err != nil {
 		t.Logf("npm ci failed, retrying: %v", err)
@@ -72,6 +61,30 @@ func TestE2E(t *testing.T) {
 			runE2E(ctx, t, one, "node", "--test", "--test-timeout=120000", "replicas.test.js")
 		})
 	}
+}
+
+// requireE2E skips the test unless FERRY_E2E=1 (what names what it
+// runs), and fails it when one of tools is not installed.
+func requireE2E(t *testing.T, what string, tools ...string) {
+	t.Helper()
+	if os.Getenv("FERRY_E2E") != "1" {
+		t.Skip("set FERRY_E2E=1 to run " + what)
+	}
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("FERRY_E2E=1 but %s is not installed: %v", tool, err)
+		}
+	}
+}
+
+// buildE2EApp builds the example app into the test's temporary folder.
+func buildE2EApp(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "example-app")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // startE2EApp starts the built example app on a free loopback port with a
@@ -125,25 +138,37 @@ func startE2EApp(ctx context.Context, t *testing.T, bin, databaseURL string, ext
 // runE2E runs a command in e2e/ with FERRY_URL set to url.
 func runE2E(ctx context.Context, t *testing.T, url, name string, args ...string) {
 	t.Helper()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = "e2e"
-	cmd.Env = append(os.Environ(), "FERRY_URL="+url)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-	}
-	if testing.Verbose() {
-		t.Logf("%s %v:\n%s", name, args, out)
-	}
+	runIn(ctx, t, "e2e", []string{"FERRY_URL=" + url}, name, args...)
 }
 
 // tryE2E is runE2E that returns the failure, with the output.
 func tryE2E(ctx context.Context, url, name string, args ...string) error {
+	return tryIn(ctx, "e2e", []string{"FERRY_URL=" + url}, name, args...)
+}
+
+// runIn runs a command in dir with env added to the environment, and
+// fails the test with its output when it fails.
+func runIn(ctx context.Context, t *testing.T, dir string, env []string, name string, args ...string) {
+	t.Helper()
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = "e2e"
-	cmd.Env = append(os.Environ(), "FERRY_URL="+url)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %s %v: %v\n%s", dir, name, args, err, out)
+	}
+	if testing.Verbose() {
+		t.Logf("%s: %s %v:\n%s", dir, name, args, out)
+	}
+}
+
+// tryIn is runIn that returns the failure, with the output.
+func tryIn(ctx context.Context, dir string, env []string, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s %v: %w\n%s", name, args, err, out)
+		return fmt.Errorf("%s: %s %v: %w\n%s", dir, name, args, err, out)
 	}
 	return nil
 }

@@ -106,6 +106,10 @@ func ReadJSONBodyWithin(r *http.Request, lim BodyLimits, v any) error {
 	buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 0), limit, 256<<10)+bytes.MinRead))
 	_, err = buf.ReadFrom(io.LimitReader(r.Body, limit+1))
 	body := buf.Bytes()
+	if err != nil && tooLarge(err) {
+		// A compressed body over its encoded limit ([Compression]).
+		return NewError(CodeTooLarge, "the body is larger than the server accepts")
+	}
 	if err != nil {
 		return NewError(CodeInvalid, "could not read the body")
 	}

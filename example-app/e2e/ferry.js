@@ -39,10 +39,18 @@ export async function nativePush(token, tasks) {
 // serverTasks pulls every task through the native protocol and returns the
 // live ones as flat documents sorted by id.
 export async function serverTasks(token) {
+  const live = await pullLive(token, 'data.Task', { limit: 50 })
+  return normalize(live.map(r => ({ id: r.uid, ...r.data })))
+}
+
+// pullLive pulls every record of model the token's user may read, page by
+// page through the native protocol, and returns the live ones (the latest
+// state of each, tombstones left out).
+export async function pullLive(token, model, { base = url, limit = 500 } = {}) {
   const latest = new Map()
   let cursor = ''
   for (;;) {
-    const res = await fetch(`${url}/sync/pull?models=data.Task&limit=50&cursor=${encodeURIComponent(cursor)}`, {
+    const res = await fetch(`${base}/sync/pull?models=${model}&limit=${limit}&cursor=${encodeURIComponent(cursor)}`, {
       headers: { Authorization: `Bearer ${token}` },
     })
     if (!res.ok) throw new Error(`native pull: ${res.status} ${await res.text()}`)
@@ -51,7 +59,7 @@ export async function serverTasks(token) {
     cursor = page.cursor
     if (!page.has_more) break
   }
-  return normalize([...latest.values()].filter(r => !r.is_deleted).map(r => ({ id: r.uid, ...r.data })))
+  return [...latest.values()].filter(r => !r.is_deleted)
 }
 
 // normalize makes task lists comparable: the four fields with their
@@ -86,5 +94,20 @@ export async function eventually(fn, what, ms = 20_000) {
     if (await fn()) return
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
     await new Promise(resolve => setTimeout(resolve, 50))
+  }
+}
+
+// passes retries check, which throws while its assertions fail, until it
+// passes, for up to ms (a bound for a broken run, not a speed check); the
+// last assertion's error tells what never came true.
+export async function passes(check, ms = 15_000) {
+  const until = Date.now() + ms
+  for (;;) {
+    try {
+      return await check()
+    } catch (err) {
+      if (Date.now() > until) throw err
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
   }
 }

@@ -93,6 +93,11 @@ type Config struct {
 	// a NATS server keep apart with different names; every replica of one
 	// deployment uses the same.
 	RealtimeChannel string
+	// CORSOrigins lists the origins (https://app.example.com) whose web
+	// pages may call the sync and account routes from a browser
+	// (FERRY_CORS_ORIGINS, comma-separated; "*" for any). Default none:
+	// only pages of the server's own origin, such as the web app at /.
+	CORSOrigins []string
 
 	// Blobs configures the media of notes (data.Attachment records refer
 	// to them): FERRY_BLOB_MAX_BYTES caps one upload (default 1 GiB),
@@ -183,6 +188,7 @@ func ConfigFromEnv() Config {
 		NATSURL:     os.Getenv("FERRY_NATS_URL"),
 	}
 	cfg.RealtimeChannel = os.Getenv("FERRY_REALTIME_CHANNEL")
+	corsEnv(&cfg)
 	var errs []error
 	for key, dst := range map[string]*int64{"FERRY_BLOB_MAX_BYTES": &cfg.Blobs.MaxUploadBytes, "FERRY_BLOB_QUOTA": &cfg.Blobs.MaxBytesPerUser} {
 		if v := os.Getenv(key); v != "" {
@@ -453,7 +459,15 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 		return nil, fmt.Errorf("TrustedProxies: %w", err)
 	}
 	engine.Use(requestLog(cfg.Logger), framework.Recovery(cfg.Logger))
+	if len(cfg.CORSOrigins) > 0 {
+		mw, err := corsMiddleware(cfg.CORSOrigins)
+		if err != nil {
+			return nil, err
+		}
+		engine.Use(mw)
+	}
 	framework.UseProtocolErrors(engine)
+	mountWebApp(engine) // Ferry Notes, the offline-first web app, at /
 	engine.GET("/healthz", func(c *gin.Context) {
 		if err := db.PingContext(c.Request.Context()); err != nil {
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable"})
@@ -461,8 +475,14 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 		}
 		c.JSON(http.StatusOK, gin.H{"status": "ok"})
 	})
-	app.MountRoot(engine)            // the accounts plugin's /auth routes
-	app.Mount(engine.Group("/sync")) // the protocol, and plugins' routes under it
+	app.MountRoot(engine) // the accounts plugin's /auth routes
+	// Compressed answers and request bodies on the sync routes (not the
+	// live streams).
+	compress, err := framework.Compression(framework.CompressionOptions{})
+	if err != nil {
+		return nil, err
+	}
+	app.Mount(engine.Group("/sync", compress)) // the protocol, and plugins' routes under it
 	return &Server{App: app, DB: db, JWT: jwt, RxDB: rx, Realtime: live, engine: engine, acc: acc, cfg: cfg}, nil
 }
 

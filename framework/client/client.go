@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 const userAgent = "ferry-go-client/1"
@@ -72,6 +74,10 @@ type Config struct {
 	// server: rejected as invalid, forbidden, or too large to push. It
 	// must not call Sync (which would deadlock).
 	OnRejected func(ctx context.Context, r Rejection)
+	// Compression chooses what travels compressed: by default
+	// ([CompressAll]) answers, and push bodies to servers that say they
+	// take them; [CompressAnswers] answers only; [CompressNone] neither.
+	Compression Compression
 }
 
 // Rejection reports a change the server refused. The change has left the
@@ -111,6 +117,12 @@ type Client struct {
 	retry      Retry
 	clock      func() time.Time
 	onRejected func(ctx context.Context, r Rejection)
+
+	// Request bodies are zstd-compressed when bodyEncoder is set
+	// (CompressAll) and the server said it takes them.
+	bodyEncoder     *zstd.Encoder
+	serverTakesZstd atomic.Bool
+	zstdRefused     atomic.Bool
 
 	syncMu sync.Mutex // serializes Sync
 	// spaces is what the last complete pull said the cursor covers, and
@@ -170,6 +182,16 @@ func New(cfg Config) (*Client, error) {
 	}
 	if c.http == nil {
 		c.http = &http.Client{Timeout: 2 * time.Minute}
+	}
+	switch cfg.Compression {
+	case CompressAll:
+		c.http = withCompression(c.http)
+		c.bodyEncoder = newBodyEncoder()
+	case CompressAnswers:
+		c.http = withCompression(c.http)
+	case CompressNone:
+	default:
+		return nil, fmt.Errorf("client: Config.Compression %d is not one of the Compress constants", cfg.Compression)
 	}
 	if cfg.TokenFunc != nil {
 		c.token = cfg.TokenFunc

@@ -625,6 +625,9 @@ func TestTooLargeSplitsTheBatch(t *testing.T) {
 			return nil, err
 		}
 		req.Body = io.NopCloser(bytes.NewReader(raw))
+		if raw, err = plainRequest(req, raw); err != nil {
+			return nil, err
+		}
 		var pb pushBody
 		if err := json.Unmarshal(raw, &pb); err != nil {
 			return nil, err

@@ -83,6 +83,12 @@
 // [Client.Trigger] remains for hints from elsewhere (a push
 // notification).
 //
+// Answers are asked for and decompressed with zstd or gzip, and push
+// bodies of 1 KiB or more go zstd-compressed once the server has said it
+// takes them (an Accept-Encoding answer header, as servers behind
+// [github.com/ferrysync/ferry/framework.Compression] send); see
+// [Config.Compression].
+//
 // The store is the seam for persistence: [MemoryStore] keeps everything in
 // memory; [SQLiteStore] ([OpenSQLiteStore]) keeps records, queue and cursor
 // in a SQLite file, so a device that restarts picks up where it stopped.

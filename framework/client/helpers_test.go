@@ -219,6 +219,9 @@ func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 		req.Body = io.NopCloser(bytes.NewReader(raw))
+		if raw, err = plainRequest(req, raw); err != nil {
+			return nil, err
+		}
 		var pb pushBody
 		if err := json.Unmarshal(raw, &pb); err != nil {
 			return nil, err

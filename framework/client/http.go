@@ -101,8 +101,11 @@ func (c *Client) once(ctx context.Context, method, path string, query url.Values
 		u += "?" + query.Encode()
 	}
 	var rd io.Reader
+	var encoding string
 	if body != nil {
-		rd = bytes.NewReader(body)
+		var sent []byte
+		sent, encoding = c.encodeBody(body)
+		rd = bytes.NewReader(sent)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
@@ -110,6 +113,9 @@ func (c *Client) once(ctx context.Context, method, path string, query url.Values
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if encoding != "" {
+		req.Header.Set("Content-Encoding", encoding)
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", userAgent)
@@ -127,6 +133,12 @@ func (c *Client) once(ctx context.Context, method, path string, query url.Values
 		return &attemptError{err: fmt.Errorf("client: %s %s: %w", method, path, err), retryable: ctx.Err() == nil}
 	}
 	defer resp.Body.Close()
+	c.noteEncodings(resp.Header, resp.StatusCode, encoding)
+	if resp.StatusCode == http.StatusUnsupportedMediaType && encoding != "" {
+		// The server (or a proxy) does not take compressed bodies after
+		// all: the next try goes uncompressed.
+		return &attemptError{err: fmt.Errorf("client: %s %s: compressed body refused", method, path), retryable: true}
+	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil {
 		return &attemptError{err: fmt.Errorf("client: %s %s: read answer: %w", method, path, err), retryable: ctx.Err() == nil}

@@ -831,6 +831,7 @@ func (e *epoch) send(req *http.Request) (*http.Response, []byte, error) {
 // inspect checks an answer for another user's records and notes what
 // the server acknowledged.
 func (e *epoch) inspect(u *simUser, req *http.Request, resp *http.Response, body []byte) {
+	body = plainAnswer(e.t, resp, body) // the devices ask for compressed answers
 	if resp.StatusCode != http.StatusOK {
 		if resp.StatusCode >= 500 {
 			e.t.Errorf("%s %s: server answered %d: %s", req.Method, req.URL.Path, resp.StatusCode, body)
@@ -850,7 +851,9 @@ func (e *epoch) inspect(u *simUser, req *http.Request, resp *http.Response, body
 		}
 		if req.GetBody != nil {
 			if b, err := req.GetBody(); err == nil {
-				_ = json.NewDecoder(b).Decode(&in)
+				raw, _ := io.ReadAll(b)
+				raw, _ = plainRequest(req, raw)
+				_ = json.Unmarshal(raw, &in)
 			}
 		}
 		var out struct {

@@ -1,0 +1,95 @@
+// The JSON bodies of Ferry's wire protocol v1 (DESIGN.md, "Wire protocol
+// v1"; the Go side is package framework/wire).
+
+/** A record as the server stores and sends it. */
+export interface WireRecord {
+  model: string
+  uid: string
+  /** Set by the server. */
+  owner?: string
+  /** RFC 3339 in UTC; answers carry microseconds. */
+  modify_at: string
+  is_deleted: boolean
+  /** Set by the server; grows with every accepted write of the record's scope. */
+  version?: number
+  data: unknown
+}
+
+/** One change of a push. */
+export interface WireChange {
+  op_id?: string
+  model: string
+  uid: string
+  modify_at: string
+  is_deleted?: boolean
+  data?: unknown
+}
+
+/** The four outcomes of a pushed change. */
+export type Status = 'applied' | 'stale' | 'rejected' | 'forbidden'
+
+/** A field's error, at a JSON pointer such as /data/title. */
+export interface FieldError {
+  path: string
+  message: string
+}
+
+/** The answer to one pushed change, in the order of the push. */
+export interface WireResult {
+  op_id?: string
+  model: string
+  uid: string
+  status: Status
+  record?: WireRecord
+  errors?: FieldError[]
+  code?: string
+}
+
+export interface PushRequest {
+  device_id: string
+  cursor?: string
+  changes: WireChange[]
+}
+
+export interface PushResponse {
+  results: WireResult[]
+  cursor?: string
+}
+
+export interface PullResponse {
+  changes: WireRecord[]
+  cursor: string
+  has_more: boolean
+}
+
+/** POST /sync/stream/token's answer (the realtime plugin). */
+export interface StreamToken {
+  token: string
+  expires_at: string
+  /** The stream's URL with the token, relative to the server's origin. */
+  url: string
+}
+
+/** Every non-2xx answer's body. */
+export interface ErrorBody {
+  error: { code: string; message: string; details?: FieldError[] }
+}
+
+/** The protocol's error codes. */
+export const Codes = {
+  invalid: 'invalid',
+  unknownModel: 'unknown_model',
+  invalidCursor: 'invalid_cursor',
+  unauthenticated: 'unauthenticated',
+  forbidden: 'forbidden',
+  notFound: 'not_found',
+  methodNotAllowed: 'method_not_allowed',
+  conflict: 'conflict',
+  resetRequired: 'reset_required',
+  tooLarge: 'too_large',
+  quotaExceeded: 'quota_exceeded',
+  unsupportedMediaType: 'unsupported_media_type',
+  rateLimited: 'rate_limited',
+  internal: 'internal',
+  unavailable: 'unavailable',
+} as const
