@@ -79,15 +79,17 @@ func (b *bencher) fullPull(ctx context.Context, u user, cursor string, limit int
 // personal records. Both sides of each ratio are the server's, measured
 // alternately in the same run.
 func (b *bencher) spaceWorkloads() error {
-	nSpaces, perSpace, changed, backfill := 100, 10, b.opt.changes, b.opt.pullRecords
+	nSpaces, perSpace, changed, backfill := 100, 10, b.opt.changes, 10_000
 	if b.opt.smoke {
 		nSpaces, backfill = 20, 2000
 	}
-	us, err := b.users(5)
+	us, err := b.users(6)
 	if err != nil {
 		return err
 	}
-	owner, wide, narrow, joiner, personal := us[0], us[1], us[2], us[3], us[4]
+	// bigOwner creates the back-filled space: owner is in MaxSpaces
+	// spaces already.
+	owner, wide, narrow, joiner, personal, bigOwner := us[0], us[1], us[2], us[3], us[4], us[5]
 	at := time.Now().UTC().Add(-time.Hour)
 	tick := func() time.Time { at = at.Add(time.Microsecond); return at }
 	space := func(i int) string { return fmt.Sprintf("bench-%s-%d", b.runID, i) }
@@ -150,7 +152,7 @@ func (b *bencher) spaceWorkloads() error {
 		setup = append(setup, spaceChange(nil, big, "data.Task", "b"+strconv.Itoa(j), tick(), `{"title":"task"}`))
 		own = append(own, []byte(fmt.Sprintf(`{"model":"data.Task","uid":"p%d","modify_at":%q,"data":{"title":"task"}}`, j, tick().Format(wireTime))))
 	}
-	if err := b.pushRaw(owner, setup); err != nil {
+	if err := b.pushRaw(bigOwner, setup); err != nil {
 		return err
 	}
 	if err := b.pushRaw(personal, own); err != nil {
@@ -160,7 +162,7 @@ func (b *bencher) spaceWorkloads() error {
 	if err != nil {
 		return err
 	}
-	if err := b.pushRaw(owner, [][]byte{spaceChange(nil, big, "ferry.Member", joiner.ID, tick(), `{"role":"reader"}`)}); err != nil {
+	if err := b.pushRaw(bigOwner, [][]byte{spaceChange(nil, big, "ferry.Member", joiner.ID, tick(), `{"role":"reader"}`)}); err != nil {
 		return err
 	}
 	whole := func(u user, cursor string, want int) op {
