@@ -250,8 +250,10 @@ func (a *App) handlePush(c *gin.Context) error {
 	}
 	var cur *cursor
 	if s, _ := body.(map[string]any)["cursor"].(string); s != "" {
+		// Of any filter (models, spaces, subscriptions): the push moves
+		// only the caller's own scope, and the answer keeps the filter.
 		var err error
-		if cur, err = decodeCursor(s, ""); err != nil {
+		if cur, err = parseCursor(s, ""); err != nil {
 			return err
 		}
 	}

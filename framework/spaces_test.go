@@ -674,3 +674,20 @@ func TestSpacesAuthorizer(t *testing.T) {
 		}
 	})
 }
+
+// TestPushCursorOfAFilteredPull: a push carrying a filtered pull's cursor
+// gets it back, moved past its own writes, still of its filter.
+func TestPushCursorOfAFilteredPull(t *testing.T) {
+	s := newSpaceServer(t, synctest.OpenSQLite(t), framework.Config{})
+	ann := s.device("ann")
+	var page wire.PullResponse
+	ann.do(t, "GET", "/sync/pull?spaces=~", nil, &page)
+	var resp wire.PushResponse
+	if st := ann.do(t, "POST", "/sync/push", map[string]any{"cursor": page.Cursor, "changes": []any{s.change("", "test.Item", "a", itemN(1))}}, &resp); st != 200 || resp.Cursor == page.Cursor {
+		t.Fatalf("push with a spaces=~ cursor: %d, cursor moved: %v", st, resp.Cursor != page.Cursor)
+	}
+	var next wire.PullResponse
+	if st := ann.do(t, "GET", "/sync/pull?spaces=~&cursor="+url.QueryEscape(resp.Cursor), nil, &next); st != 200 || len(next.Changes) != 0 {
+		t.Fatalf("pull after the push: %d, %d changes (its own write again)", st, len(next.Changes))
+	}
+}

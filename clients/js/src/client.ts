@@ -359,7 +359,11 @@ export class Client {
     for (;;) {
       let page: PullResponse
       try {
-        const q: Record<string, string> = { cursor }
+        // The personal space alone: this client's store keys records by
+        // model and uid, so a shared space's record could take the place
+        // of a personal one with the same uid (servers without spaces
+        // accept ~ too).
+        const q: Record<string, string> = { cursor, spaces: '~' }
         if (this.opts.pullLimit) q.limit = String(this.opts.pullLimit)
         page = await this.request<PullResponse>('GET', '/pull', q)
       } catch (err) {

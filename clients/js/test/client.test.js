@@ -287,3 +287,26 @@ test('pushes go gzip-compressed once the server says it takes them, pulls come c
   await batch(4)
   assert.equal(seen.push.at(-1), '')
 })
+
+test('a shared space’s record with a personal record’s uid does not take its place: the client pulls its personal space', async () => {
+  const ann = await signUp('ann')
+  const a = await device(ann)
+  await a.put('data.Note', 'same', note('personal'))
+  await a.sync()
+  // Another device of Ann's (curl here) shares a note with the same uid.
+  const space = `s-${Date.now()}`
+  const at = new Date().toISOString()
+  const res = await fetch(`${url}/sync/push`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${ann.token}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ changes: [
+      { space, model: 'ferry.Space', uid: space, modify_at: at, data: { name: 'shared' } },
+      { space, model: 'data.Note', uid: 'same', modify_at: at, data: note('shared') },
+    ] }),
+  })
+  const body = await res.json()
+  assert.deepEqual(body.results.map((r) => r.status), ['applied', 'applied'])
+  await a.sync()
+  assert.deepEqual(await notes(a), { same: 'personal' })
+  assert.equal((await a.list('ferry.Space')).length, 0)
+})
