@@ -513,3 +513,30 @@ func filterScopes(p Principal, scopes, filter []string) []string {
 	}
 	return out
 }
+
+// SpaceRole returns p's role in the shared space uid ("" when not a
+// member, and for a server without spaces), for plugins that let members
+// act on a space outside pushes (the blobs plugin's uploads into a space).
+func (a *App) SpaceRole(ctx context.Context, p Principal, uid string) (Role, error) {
+	if !a.cfg.Spaces || !validUID(uid) || p.UserID == "" {
+		return "", nil
+	}
+	rows, err := a.store.Memberships(ctx, models.MembershipsParams{User: p.UserID, Scope: spaceScope(uid)})
+	if err != nil {
+		return "", fmt.Errorf("role of %s in %s: %w", p.UserID, uid, err)
+	}
+	if len(rows) == 0 {
+		return "", nil
+	}
+	return Role(rows[0].Role), nil
+}
+
+// ReadableScopes returns the scopes p reads now: its own, then its spaces'
+// (as owners of records: the user id, "s:" + a space's uid), for plugins
+// that guard data of their own by the records' scopes.
+func (a *App) ReadableScopes(ctx context.Context, p Principal) ([]string, error) {
+	if p.UserID == "" {
+		return nil, NewError(CodeUnauthenticated, "no user")
+	}
+	return a.readScopes(ctx, a.store, p)
+}

@@ -281,14 +281,14 @@ func (p *Plugin) countRefs(e *framework.ApplyEvent) error {
 	now := p.unixNow()
 	for _, h := range after {
 		if !slices.Contains(before, h) {
-			if err := addRef(e.Context, e.Tx, e.Principal.UserID, h, now); err != nil {
+			if err := addRef(e.Context, e.Tx, e.Record.Owner, h, now); err != nil {
 				return err
 			}
 		}
 	}
 	for _, h := range before {
 		if !slices.Contains(after, h) {
-			if err := dropRef(e.Context, e.Tx, e.Principal.UserID, h, now); err != nil {
+			if err := dropRef(e.Context, e.Tx, e.Record.Owner, h, now); err != nil {
 				return err
 			}
 		}
@@ -297,9 +297,10 @@ func (p *Plugin) countRefs(e *framework.ApplyEvent) error {
 }
 
 // markMissing answers each applied or stale result with the blobs its
-// record refers to that the user has not uploaded.
+// record refers to that the record's scope (the user, or the shared space)
+// does not hold.
 func (p *Plugin) markMissing(e *framework.ResultsEvent) error {
-	var all []string
+	byScope := map[string][]string{}
 	refs := make([][]string, len(e.Results))
 	for i := range e.Results {
 		r := &e.Results[i]
@@ -307,19 +308,23 @@ func (p *Plugin) markMissing(e *framework.ResultsEvent) error {
 			continue
 		}
 		refs[i] = p.refsOf(r.Record)
-		all = append(all, refs[i]...)
+		byScope[r.Record.Owner] = append(byScope[r.Record.Owner], refs[i]...)
 	}
-	if len(all) == 0 {
-		return e.Next()
-	}
-	slices.Sort(all)
-	have, err := heldAmong(e.Context, p.db, e.Principal.UserID, slices.Compact(all))
-	if err != nil {
-		return err
+	have := map[string]map[string]bool{}
+	for scope, all := range byScope {
+		if len(all) == 0 {
+			continue
+		}
+		slices.Sort(all)
+		h, err := heldAmong(e.Context, p.db, scope, slices.Compact(all))
+		if err != nil {
+			return err
+		}
+		have[scope] = h
 	}
 	for i, rs := range refs {
 		for _, h := range rs {
-			if !have[h] {
+			if !have[e.Results[i].Record.Owner][h] {
 				e.Results[i].MissingBlobs = append(e.Results[i].MissingBlobs, HashPrefix+h)
 			}
 		}

@@ -53,6 +53,12 @@ type env struct {
 // empty). cfg's Models and Dir are filled in.
 func newEnv(t *testing.T, db *bun.DB, dir string, cfg blobs.Config) *env {
 	t.Helper()
+	return newEnvWith(t, db, dir, cfg, false)
+}
+
+// newEnvWith is newEnv, with shared spaces on when spaces is set.
+func newEnvWith(t *testing.T, db *bun.DB, dir string, cfg blobs.Config, spaces bool) *env {
+	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
@@ -60,7 +66,7 @@ func newEnv(t *testing.T, db *bun.DB, dir string, cfg blobs.Config) *env {
 	now.Store(time.Now().UnixNano())
 	app, err := framework.New(framework.Config{DB: db, Logger: slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Schemas: fstest.MapFS{"note.json": {Data: []byte(`{"type":"object"}`)}},
-		Now:     func() time.Time { return time.Unix(0, now.Load()) }})
+		Now:     func() time.Time { return time.Unix(0, now.Load()) }, Spaces: spaces})
 	if err != nil {
 		t.Fatal(err)
 	}

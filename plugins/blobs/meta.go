@@ -11,9 +11,10 @@ import (
 )
 
 // The plugin's tables. ferry_blobs lists the blobs the Store holds.
-// ferry_blob_holdings is one row per user and blob: refs counts the
-// user's live records that refer to it (kept in the push transaction),
-// held says the user uploaded the bytes (proved they have them), since is
+// ferry_blob_holdings is one row per scope (a user, or a shared space's
+// "s:<uid>") and blob: refs counts the scope's live records that refer to
+// it (kept in the push transaction), held says the bytes were uploaded
+// into the scope (by the user, or by a writer of the space), since is
 // when refs last fell to zero (or the row was made), for the grace
 // period. ferry_blob_uploads lists partial uploads: whose, of what, and
 // when last written to, for quotas and for removing abandoned ones.
@@ -86,6 +87,24 @@ type holding struct {
 func held(ctx context.Context, db bun.IDB, user, hash string) (*holding, error) {
 	var h holding
 	err := db.NewRaw(`SELECT size, type, refs FROM ferry_blob_holdings WHERE user_id = ? AND hash = ? AND held`, user, hash).Scan(ctx, &h)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("blobs: holding of %s: %w", hash, err)
+	}
+	return &h, nil
+}
+
+// heldIn returns a holding of hash by one of scopes (the users and shared
+// spaces a caller reads), or nil when none holds it.
+func heldIn(ctx context.Context, db bun.IDB, scopes []string, hash string) (*holding, error) {
+	if len(scopes) == 0 {
+		return nil, nil
+	}
+	var h holding
+	err := db.NewRaw(`SELECT size, type, refs FROM ferry_blob_holdings WHERE user_id IN (?) AND hash = ? AND held LIMIT 1`,
+		bun.In(scopes), hash).Scan(ctx, &h)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}

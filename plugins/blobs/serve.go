@@ -10,15 +10,21 @@ import (
 )
 
 // serve answers HEAD and GET /blobs/{sha256} ("sha256:<hex>" or the hex
-// alone): the bytes, with Range, to a caller who holds the blob; 404
-// not_found to everyone else, as for a blob that does not exist.
+// alone): the bytes, with Range, to a caller who holds the blob or reads a
+// shared space that does; 404 not_found to everyone else, as for a blob
+// that does not exist.
 func (p *Plugin) serve(c *gin.Context) error {
 	h := strings.TrimPrefix(c.Param("hash"), HashPrefix)
 	if !validHex(h) {
 		return framework.Invalid("hash", "a blob is named sha256:<64 lowercase hex digits>")
 	}
 	pr, _ := framework.PrincipalFrom(c.Request.Context())
-	hd, err := held(c.Request.Context(), p.db, pr.UserID, h)
+	// Held by the caller, or by a shared space the caller reads.
+	scopes, err := p.app.ReadableScopes(c.Request.Context(), pr)
+	if err != nil {
+		return err
+	}
+	hd, err := heldIn(c.Request.Context(), p.db, scopes, h)
 	if err != nil {
 		return err
 	}

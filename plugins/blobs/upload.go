@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ferrysync/ferry/framework"
+	"github.com/ferrysync/ferry/framework/wire"
 	"github.com/google/uuid"
 	"github.com/tus/tusd/v2/pkg/filestore"
 	"github.com/tus/tusd/v2/pkg/handler"
@@ -33,7 +34,27 @@ const (
 	metaType     = "type"
 	metaFiletype = "filetype"
 	metaUser     = "ferry_user"
+	// metaSpace names the shared space an upload is for (a writer's): the
+	// space then holds the blob, and every member may read it.
+	metaSpace = "space"
 )
+
+// holderOf is the scope that will hold an upload's blob: the caller, or
+// the shared space the metadata names, which the caller must write.
+func (p *Plugin) holderOf(ctx context.Context, pr framework.Principal, meta map[string]string) (string, error) {
+	space := meta[metaSpace]
+	if space == "" {
+		return pr.UserID, nil
+	}
+	role, err := p.app.SpaceRole(ctx, pr, space)
+	if err != nil {
+		return "", err
+	}
+	if !role.CanWrite() {
+		return "", tusError(http.StatusForbidden, framework.CodeForbidden, "you may not upload into this space")
+	}
+	return wire.SpaceOwner(space), nil
+}
 
 // statusHashMismatch answers an upload whose bytes are not the declared
 // hash: tus's checksum extension uses 460 for the same failure.
@@ -264,7 +285,17 @@ func (p *Plugin) beforeCreate(ev handler.HookEvent) (handler.HTTPResponse, handl
 	if ev.Upload.SizeIsDeferred {
 		return handler.HTTPResponse{}, none, tusError(http.StatusBadRequest, framework.CodeInvalid, "declare Upload-Length: a blob's size is known before it is uploaded")
 	}
-	stored, reserved, n, err := usage(ev.Context, p.db, pr.UserID)
+	holder, err := p.holderOf(ev.Context, pr, ev.Upload.MetaData)
+	if err != nil {
+		return handler.HTTPResponse{}, none, err
+	}
+	// Stored bytes count against the holder (a space has a quota of its
+	// own, as its records do); unfinished uploads against the uploader.
+	stored, _, _, err := usage(ev.Context, p.db, holder)
+	if err != nil {
+		return handler.HTTPResponse{}, none, err
+	}
+	_, reserved, n, err := usage(ev.Context, p.db, pr.UserID)
 	if err != nil {
 		return handler.HTTPResponse{}, none, err
 	}
@@ -281,7 +312,7 @@ func (p *Plugin) beforeCreate(ev handler.HookEvent) (handler.HTTPResponse, handl
 		return handler.HTTPResponse{}, none, err
 	}
 	return handler.HTTPResponse{}, handler.FileInfoChanges{ID: u.ID, MetaData: handler.MetaData{
-		metaHash: h, metaType: u.Type, metaUser: pr.UserID,
+		metaHash: h, metaType: u.Type, metaUser: holder,
 	}}, nil
 }
 
@@ -409,7 +440,8 @@ func (p *Plugin) dedupeUpload(w http.ResponseWriter, r *http.Request, base strin
 	if !ok {
 		return false
 	}
-	h, ok := declaredHash(handler.ParseMetadataHeader(r.Header.Get("Upload-Metadata")))
+	meta := handler.ParseMetadataHeader(r.Header.Get("Upload-Metadata"))
+	h, ok := declaredHash(meta)
 	if !ok {
 		return false
 	}
@@ -417,7 +449,11 @@ func (p *Plugin) dedupeUpload(w http.ResponseWriter, r *http.Request, base strin
 	if err != nil {
 		return false
 	}
-	hd, err := held(r.Context(), p.db, pr.UserID, h)
+	holder, err := p.holderOf(r.Context(), pr, meta)
+	if err != nil {
+		return false // the upload's creation answers it
+	}
+	hd, err := held(r.Context(), p.db, holder, h)
 	if err != nil || hd == nil || hd.Size != size {
 		return false // not the same bytes, or not this user's: upload them
 	}
@@ -436,8 +472,11 @@ func (p *Plugin) dedupedUpload(w http.ResponseWriter, r *http.Request, id string
 	h := strings.TrimPrefix(id, dedupePrefix)
 	var hd *holding
 	if validHex(h) {
-		var err error
-		if hd, err = held(r.Context(), p.db, pr.UserID, h); err != nil {
+		scopes, err := p.app.ReadableScopes(r.Context(), pr)
+		if err != nil {
+			return err
+		}
+		if hd, err = heldIn(r.Context(), p.db, scopes, h); err != nil {
 			return err
 		}
 	}

@@ -72,6 +72,9 @@ type Upload struct {
 	Hash string // hex SHA-256
 	Size int64
 	Type string
+	// Space, when set, uploads into that shared space (the caller must
+	// write it): the space holds the blob, and every member may read it.
+	Space string
 	// URL is the upload's address once created; empty before.
 	URL string
 	// Offset is how many bytes the server had at the last answer.
@@ -227,6 +230,9 @@ func (c *Client) create(ctx context.Context, u *Upload) error {
 	meta := "sha256 " + base64.StdEncoding.EncodeToString([]byte(u.Hash))
 	if u.Type != "" {
 		meta += ",type " + base64.StdEncoding.EncodeToString([]byte(u.Type))
+	}
+	if u.Space != "" {
+		meta += ",space " + base64.StdEncoding.EncodeToString([]byte(u.Space))
 	}
 	req.Header.Set("Upload-Length", strconv.FormatInt(u.Size, 10))
 	req.Header.Set("Upload-Metadata", meta)
