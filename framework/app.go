@@ -198,6 +198,9 @@ type App struct {
 	onCommit   hook.Hook[*CommitEvent]
 	onResults  hook.Hook[*ResultsEvent]
 
+	// stats are the counters of [App.Stats].
+	stats stats
+
 	// limits is the per-user request rate (nil: none).
 	limits *keyrate.Limiter
 

@@ -179,6 +179,7 @@ func (a *App) applyRetrying(ctx context.Context, p Principal, scope string, prep
 		if err == nil || !models.IsRetryable(err) || attempt >= 8 || ctx.Err() != nil {
 			return written, err
 		}
+		a.stats.retries.Add(1)
 		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
 	}
 }
