@@ -205,3 +205,41 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}
 	return nil
 }
+
+// MetricsOff is the MetricsAddr (FERRY_METRICS_ADDR) that serves no
+// metrics.
+const MetricsOff = "off"
+
+// ServeMetrics serves GET /metrics alone on l (the listener of
+// Config.MetricsAddr) until ctx is cancelled, then shuts down; it
+// closes l. Without metrics (MetricsAddr "off") it refuses.
+func (s *Server) ServeMetrics(ctx context.Context, l net.Listener) error {
+	if s.Metrics == nil {
+		l.Close()
+		return errors.New("serve metrics: metrics are off")
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.Metrics.Handler())
+	c := s.cfg.HTTP
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: c.ReadHeaderTimeout, ReadTimeout: c.ReadTimeout,
+		WriteTimeout: c.WriteTimeout, IdleTimeout: c.IdleTimeout, MaxHeaderBytes: c.MaxHeaderBytes}
+	errc := make(chan error, 1)
+	// A scraper needs few connections; cap them so that this port is no
+	// way around MaxConns.
+	go func() { errc <- srv.Serve(netutil.LimitListener(l, 64)) }()
+	s.cfg.Logger.Info("metrics listening", "addr", l.Addr().String())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		return fmt.Errorf("metrics shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
