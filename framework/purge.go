@@ -26,7 +26,7 @@ func (a *App) PurgeTombstones(ctx context.Context, olderThan time.Duration) (int
 	n, err := a.purgeTombstones(ctx, olderThan)
 	a.stats.purgeRuns.Add(1)
 	a.stats.purged.Add(int64(n))
-	if err != nil {
+	if err != nil && ctx.Err() == nil { // a cancelled run is not a failure
 		a.stats.purgeFails.Add(1)
 	}
 	return n, err

@@ -19,9 +19,10 @@ type Stats struct {
 	// store reported a concurrency failure (a serialization failure or a
 	// deadlock on PostgreSQL, a busy database on SQLite).
 	ContentionRetries int64
-	// PurgeRuns counts [App.PurgeTombstones] calls, PurgeFailures those
-	// that ended in an error, and PurgedTombstones the tombstones they
-	// removed.
+	// PurgeRuns counts [App.PurgeTombstones] calls (the App's own,
+	// Config.TombstoneRetention, included), PurgeFailures those that
+	// ended in an error (not a cancelled context), and PurgedTombstones
+	// the tombstones they removed.
 	PurgeRuns, PurgeFailures, PurgedTombstones int64
 }
 
