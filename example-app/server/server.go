@@ -107,6 +107,10 @@ type Config struct {
 	// own, for deployments that keep metrics off the public port; "off"
 	// serves no metrics.
 	MetricsAddr string
+	// TombstoneRetention purges tombstones older than this while the
+	// server runs (FERRY_TOMBSTONE_RETENTION, e.g. 2160h for 90 days;
+	// default 0, off): framework.Config.TombstoneRetention.
+	TombstoneRetention time.Duration
 
 	// Blobs configures the media of notes (data.Attachment records refer
 	// to them): FERRY_BLOB_MAX_BYTES caps one upload (default 1 GiB),
@@ -237,6 +241,13 @@ func ConfigFromEnv() Config {
 			}
 			*dst = n
 		}
+	}
+	if v := os.Getenv("FERRY_TOMBSTONE_RETENTION"); v != "" && v != "off" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			errs = append(errs, fmt.Errorf("FERRY_TOMBSTONE_RETENTION=%q must be a duration such as 2160h, or off", v))
+		}
+		cfg.TombstoneRetention = d
 	}
 	if v := os.Getenv("FERRY_TOKEN_TTL"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -384,7 +395,7 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 		return nil, err
 	}
 	app, err := framework.New(framework.Config{DB: db, Schemas: schemas.Examples, Logger: cfg.Logger,
-		Quota: exampleQuota(cfg.Quota), RateLimit: cfg.SyncRate, Spaces: true})
+		Quota: exampleQuota(cfg.Quota), RateLimit: cfg.SyncRate, Spaces: true, TombstoneRetention: cfg.TombstoneRetention})
 	if err != nil {
 		return nil, err
 	}
