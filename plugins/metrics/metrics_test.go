@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/fstest"
@@ -313,4 +314,73 @@ func TestOnePluginPerApp(t *testing.T) {
 			t.Fatalf("Use #%d: %v", i+1, err)
 		}
 	}
+}
+
+// TestCountersUnderConcurrentPushes: pushes and pulls of several users
+// at once are each counted once, none lost or doubled.
+func TestCountersUnderConcurrentPushes(t *testing.T) {
+	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
+		e := newEnv(t, db, func() int { return 0 })
+		before := e.scrape(t)
+		const users, perUser, pushes = 3, 2, 4
+		errs := make(chan error, users*perUser*pushes*2)
+		var wg sync.WaitGroup
+		for u := range users {
+			for w := range perUser {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					user := fmt.Sprintf("user%d", u)
+					for p := range pushes {
+						var chs []string
+						for c := range 3 {
+							chs = append(chs, note(fmt.Sprintf("w%dp%dc%d", w, p, c), "2026-06-01T11:00:00Z", "t", false))
+						}
+						for _, r := range []struct{ method, path, body string }{
+							{"POST", "/sync/push", `{"changes":[` + strings.Join(chs, ",") + `]}`},
+							{"GET", "/sync/pull?limit=5000", ""},
+						} {
+							req, _ := http.NewRequest(r.method, e.url+r.path, strings.NewReader(r.body))
+							req.Header.Set("Authorization", "Bearer "+user)
+							req.Header.Set("Content-Type", "application/json")
+							resp, err := http.DefaultClient.Do(req)
+							if err != nil {
+								errs <- err
+								return
+							}
+							b, _ := io.ReadAll(resp.Body)
+							resp.Body.Close()
+							if resp.StatusCode != 200 || strings.Contains(string(b), `"rejected"`) {
+								errs <- fmt.Errorf("%s %s: %d %s", r.method, r.path, resp.StatusCode, b)
+							}
+						}
+					}
+				}()
+			}
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		after := e.scrape(t)
+		n := float64(users * perUser * pushes)
+		for _, c := range []struct {
+			name   string
+			labels []string
+			delta  float64
+		}{
+			{"ferry_push_changes_total", []string{"status", "applied"}, 3 * n},
+			{"ferry_http_request_duration_seconds", []string{"route", "/sync/push", "status", "200"}, n},
+			{"ferry_http_request_duration_seconds", []string{"route", "/sync/pull", "status", "200"}, n},
+			{"ferry_pull_pages_total", nil, n},
+		} {
+			if got := after.value(c.name, c.labels...) - before.value(c.name, c.labels...); got != c.delta {
+				t.Errorf("%s%v moved by %g, want %g", c.name, c.labels, got, c.delta)
+			}
+		}
+		if got := after.value("ferry_http_requests_in_flight"); got != 1 { // the scrape itself
+			t.Errorf("requests in flight after all ended: %g, want 1 (the scrape)", got)
+		}
+	})
 }
