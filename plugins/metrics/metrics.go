@@ -6,7 +6,7 @@
 // tombstone purges, the database pool, and open live streams. No metric
 // has a per-user label: a scrape's size does not grow with the users.
 //
-// Attach it with [App.Use], put [Plugin.Middleware] on the engine, and
+// Attach it with [framework.App.Use], put [Plugin.Middleware] on the engine, and
 // serve [Plugin.Handler] where the scraper reaches it (on a private
 // listener if the server's port is public):
 //
@@ -14,8 +14,6 @@
 //	app.MustUse(m)
 //	engine.Use(m.Middleware())
 //	engine.GET("/metrics", gin.WrapH(m.Handler()))
-//
-// [App.Use]: https://pkg.go.dev/github.com/ferrysync/ferry/framework#App.Use
 package metrics
 
 import (
@@ -89,9 +87,7 @@ type Plugin struct {
 	models    map[string]bool
 }
 
-var (
-	_ framework.Plugin = (*Plugin)(nil)
-)
+var _ framework.Plugin = (*Plugin)(nil)
 
 // New validates cfg and builds the plugin and its request metrics.
 func New(cfg Config) (*Plugin, error) {
