@@ -1,6 +1,6 @@
 // Command example-app runs Ferry's example sync server. Configuration comes
 // from the environment (FERRY_ADDR, FERRY_DATA_DIR, DATABASE_URL,
-// FERRY_JWT_SECRET, and the limits' FERRY_… variables listed in the
+// FERRY_JWT_SECRET, FERRY_METRICS_ADDR, and the limits' FERRY_… variables listed in the
 // README's configuration table); flags mirror the first three.
 package main
 
@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/ferrysync/ferry/example-app/server"
+	"github.com/ferrysync/ferry/plugins/requestid"
 	"github.com/gin-gonic/gin"
 )
 
@@ -23,7 +24,8 @@ func main() {
 	flag.StringVar(&cfg.DatabaseURL, "database-url", cfg.DatabaseURL, "PostgreSQL URL; SQLite when empty (DATABASE_URL)")
 	flag.Parse()
 	gin.SetMode(gin.ReleaseMode)
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	// Log lines of a request carry its X-Request-Id (request_id=…).
+	log := slog.New(requestid.NewHandler(slog.NewTextHandler(os.Stderr, nil)))
 	cfg.Logger = log
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -117,6 +117,19 @@ type Config struct {
 	// size (about 60 bytes per space, three times that while paging). Adding a member who is in as many spaces
 	// already is refused with quota_exceeded.
 	MaxSpaces int
+
+	// TombstoneRetention, when positive, makes the App purge tombstones
+	// older than this itself ([App.PurgeTombstones]) while it is started
+	// ([App.Start] to [App.Close]): once at start, then every
+	// PurgeInterval. A device whose cursor is older than a purged
+	// tombstone resets (410), so keep it longer than devices stay
+	// offline (weeks: 90 days, say). Zero, the default, purges nothing by
+	// itself. Every replica may run it: purges of one owner take the lock
+	// writers take, so they never race. Runs are counted in [App.Stats].
+	TombstoneRetention time.Duration
+	// PurgeInterval is the time between two purges (default a 24th of
+	// TombstoneRetention, between a minute and an hour).
+	PurgeInterval time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -199,6 +212,11 @@ type App struct {
 	onConflict hook.Hook[*ConflictEvent]
 	onResults  hook.Hook[*ResultsEvent]
 
+	// stats are the counters of [App.Stats].
+	stats stats
+	// purger is the running tombstone purge (Config.TombstoneRetention).
+	purger *purger
+
 	// limits is the per-user request rate (nil: none).
 	limits *keyrate.Limiter
 
@@ -233,6 +251,9 @@ func New(cfg Config) (*App, error) {
 		cfg.DB = cfg.Store.DB()
 	}
 	cfg.setDefaults()
+	if err := cfg.checkPurge(); err != nil {
+		return nil, err
+	}
 	if cfg.MaxSpaces > maxSpacesLimit {
 		return nil, fmt.Errorf("framework: Config.MaxSpaces %d is above %d: a cursor holds a position per space", cfg.MaxSpaces, maxSpacesLimit)
 	}

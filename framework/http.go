@@ -83,7 +83,7 @@ func HandlerFunc(log *slog.Logger, fn func(c *gin.Context) error) gin.HandlerFun
 		if err := fn(c); err != nil {
 			pe := asProtocolError(err)
 			if pe.Code == CodeInternal {
-				log.Error("request failed", "err", err, "path", c.Request.URL.Path)
+				log.ErrorContext(c.Request.Context(), "request failed", "err", err, "path", c.Request.URL.Path)
 			}
 			WriteError(c, pe)
 		}
@@ -112,7 +112,7 @@ func recoverInto(c *gin.Context, log *slog.Logger) {
 	if rec == http.ErrAbortHandler {
 		panic(rec)
 	}
-	log.Error("panic in handler", "panic", rec, "path", c.Request.URL.Path, "stack", string(debug.Stack()))
+	log.ErrorContext(c.Request.Context(), "panic in handler", "panic", rec, "path", c.Request.URL.Path, "stack", string(debug.Stack()))
 	if c.Writer.Written() {
 		// Half an answer is out: all that is left is to cut the connection.
 		panic(http.ErrAbortHandler)
@@ -152,7 +152,7 @@ func (a *App) authenticate(c *gin.Context) {
 	if err != nil || p.UserID == "" {
 		var pe *Error
 		if errors.As(err, &pe) && pe.Code != CodeUnauthenticated {
-			a.log.Error("authenticator failed", "err", err)
+			a.log.ErrorContext(c.Request.Context(), "authenticator failed", "err", err)
 			WriteError(c, NewError(CodeInternal, "internal error"))
 			return
 		}
@@ -251,6 +251,7 @@ func (a *App) handlePush(c *gin.Context) error {
 	}
 	// Changes with a bad envelope are answered rejected in place; the
 	// others go through Push together.
+	a.stats.malformed.Add(int64(len(bad)))
 	good := make([]*Change, 0, len(changes))
 	for i, ch := range changes {
 		if _, isBad := bad[i]; !isBad {

@@ -59,7 +59,7 @@ func Insert[T any, P interface {
 	out := wireRecord(&rec)
 	p := Principal{UserID: b.OwnerID}
 	if err := a.onCommit.Trigger(&CommitEvent{Context: ctx, Principal: p, Records: []*Record{out}}, nil); err != nil {
-		a.log.Error("after-commit hook failed", "err", err)
+		a.log.ErrorContext(ctx, "after-commit hook failed", "err", err)
 	}
 	return out, nil
 }

@@ -23,7 +23,8 @@ type Closer interface {
 }
 
 // Start seals the registry and starts the plugins that implement
-// [Starter], in Use order. If one fails, the ones already started are
+// [Starter], in Use order, then the App's own tombstone purge when
+// Config.TombstoneRetention asks for it. If one fails, the ones already started are
 // closed in reverse order and the error names the plugin; the App can
 // then only be closed. Call it once, before serving; [App.Close] ends
 // what it started.
@@ -52,11 +53,13 @@ func (a *App) Start(ctx context.Context) error {
 	a.mu.Lock()
 	a.started = len(plugins)
 	a.mu.Unlock()
+	a.startPurger()
 	a.logRoutes(ctx, "start")
 	return nil
 }
 
-// Close closes the plugins that implement [Closer], in reverse Use order,
+// Close stops the App's tombstone purge (waiting for a run in progress)
+// and closes the plugins that implement [Closer], in reverse Use order,
 // and returns their errors joined. Only plugins that started are closed
 // when Start failed part of the way; after a successful Start (or without
 // one) all are. It is safe to call more than once: later calls do
@@ -74,6 +77,7 @@ func (a *App) Close() error {
 	a.lifecycle = lifecycleClosed
 	plugins := append([]Plugin(nil), a.plugins[:n]...)
 	a.mu.Unlock()
+	a.stopPurger()
 	var errs []error
 	for i := len(plugins) - 1; i >= 0; i-- {
 		if c, ok := plugins[i].(Closer); ok {

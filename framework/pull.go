@@ -179,6 +179,8 @@ func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResp
 		}
 	}
 	resp.Cursor = next.encode()
+	a.stats.pullPages.Add(1)
+	a.stats.pullRecords.Add(int64(len(resp.Changes)))
 	return resp, nil
 }
 

@@ -23,6 +23,16 @@ func (a *App) PurgeTombstones(ctx context.Context, olderThan time.Duration) (int
 	if olderThan <= 0 {
 		return 0, fmt.Errorf("framework: purge: olderThan must be positive")
 	}
+	n, err := a.purgeTombstones(ctx, olderThan)
+	a.stats.purgeRuns.Add(1)
+	a.stats.purged.Add(int64(n))
+	if err != nil && ctx.Err() == nil { // a cancelled run is not a failure
+		a.stats.purgeFails.Add(1)
+	}
+	return n, err
+}
+
+func (a *App) purgeTombstones(ctx context.Context, olderThan time.Duration) (int, error) {
 	before := a.cfg.Now().UTC().Add(-olderThan)
 	total := 0
 	for _, name := range a.Models() {

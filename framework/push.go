@@ -112,7 +112,7 @@ func (a *App) push(ctx context.Context, p Principal, changes []*Change, opts Pus
 	if len(written) > 0 {
 		ev := &CommitEvent{Context: ctx, Principal: p, Records: written}
 		if err := a.onCommit.Trigger(ev, nil); err != nil {
-			a.log.Error("after-commit hook failed", "err", err, "user", p.UserID)
+			a.log.ErrorContext(ctx, "after-commit hook failed", "err", err, "user", p.UserID)
 		}
 	}
 	if err != nil {
@@ -143,7 +143,7 @@ func (a *App) pushPersonal(ctx context.Context, p Principal, preps []*prepared, 
 			// Nothing was written (the statement or its transaction
 			// failed whole); a unique column or a deadlock is best
 			// settled by the ordinary path, change by change if needed.
-			a.log.Debug("store-decided push failed; pushing the ordinary way", "err", err, "user", p.UserID)
+			a.log.DebugContext(ctx, "store-decided push failed; pushing the ordinary way", "err", err, "user", p.UserID)
 			written, slow = nil, preps
 		case slow != nil:
 			// The ordinary path runs in a transaction of its own, so the
@@ -179,6 +179,7 @@ func (a *App) applyRetrying(ctx context.Context, p Principal, scope string, prep
 		if err == nil || !models.IsRetryable(err) || attempt >= 8 || ctx.Err() != nil {
 			return written, err
 		}
+		a.stats.retries.Add(1)
 		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
 	}
 }
@@ -573,7 +574,7 @@ func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepare
 		if models.IsContentError(err) {
 			// The savepoint rolled the write back; the store's words stay
 			// in the log, since they may quote other rows.
-			a.log.Info("store refused a change's content", "model", m.name, "uid", in.UID, "err", err)
+			a.log.InfoContext(ctx, "store refused a change's content", "model", m.name, "uid", in.UID, "err", err)
 			res.reject(CodeInvalid, FieldError{Path: "/data", Message: "the store cannot keep this content (a value too long for its column, or not allowed there)"})
 			return nil, nil
 		}
@@ -620,7 +621,7 @@ func (a *App) resolve(ctx context.Context, st *pushTx, p Principal, m *model, po
 		}
 		if resolution.Data != nil {
 			if err := a.checkMerge(m, next, resolution.Data, "merged"); err != nil {
-				a.log.Error("conflict policy merged an invalid record; the change is rejected", "model", m.name, "uid", next.UID, "err", err)
+				a.log.ErrorContext(ctx, "conflict policy merged an invalid record; the change is rejected", "model", m.name, "uid", next.UID, "err", err)
 				a.failResult(res, err)
 				return false, nil
 			}
@@ -663,7 +664,7 @@ func (a *App) write(ctx context.Context, st *pushTx, p Principal, m *model, stor
 				// A hook changed the data: it is checked and stored like
 				// an incoming change's (schema, Validate, canonical form).
 				if err := a.checkMerge(m, next, e.Record.Data, "an apply hook's"); err != nil {
-					a.log.Error("an apply hook set invalid data; the change is rejected", "model", m.name, "uid", next.UID, "err", err)
+					a.log.ErrorContext(ctx, "an apply hook set invalid data; the change is rejected", "model", m.name, "uid", next.UID, "err", err)
 					return err
 				}
 			}

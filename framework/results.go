@@ -31,6 +31,6 @@ func (a *App) annotateResults(ctx context.Context, p Principal, results []Result
 	}
 	ev := &ResultsEvent{Context: ctx, Principal: p, Results: results}
 	if err := a.onResults.Trigger(ev, nil); err != nil {
-		a.log.Error("results hook failed", "err", err, "user", p.UserID)
+		a.log.ErrorContext(ctx, "results hook failed", "err", err, "user", p.UserID)
 	}
 }

@@ -42,6 +42,6 @@ func (a *App) StillAuthenticated(r *http.Request, who Principal) bool {
 	if errors.As(err, &pe) && pe.Code == CodeUnauthenticated {
 		return false
 	}
-	a.log.Warn("a live stream could not check its credentials again; it goes on", "err", err, "user", who.UserID)
+	a.log.WarnContext(r.Context(), "a live stream could not check its credentials again; it goes on", "err", err, "user", who.UserID)
 	return true
 }

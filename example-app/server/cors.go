@@ -47,10 +47,12 @@ func corsMiddleware(origins []string) (gin.HandlerFunc, error) {
 		AllowAllOrigins: all,
 		AllowMethods:    []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodDelete},
 		// Content-Encoding: compressed push bodies; Last-Event-ID: an
-		// EventSource reconnecting to /sync/stream.
-		AllowHeaders: []string{"Authorization", "Content-Type", "Content-Encoding", "Accept", "Last-Event-ID"},
-		// Accept-Encoding: the server takes compressed request bodies.
-		ExposeHeaders: []string{"Retry-After", "Accept-Encoding"},
+		// EventSource reconnecting to /sync/stream; X-Request-Id: a
+		// client's own request ids.
+		AllowHeaders: []string{"Authorization", "Content-Type", "Content-Encoding", "Accept", "Last-Event-ID", "X-Request-Id"},
+		// Accept-Encoding: the server takes compressed request bodies;
+		// X-Request-Id: the id to quote in a bug report.
+		ExposeHeaders: []string{"Retry-After", "Accept-Encoding", "X-Request-Id"},
 		MaxAge:        12 * time.Hour,
 	}
 	if all {

@@ -59,7 +59,7 @@ func TestCORS(t *testing.T) {
 		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != app {
 			t.Errorf("Allow-Origin %q, want %q", got, app)
 		}
-		for _, want := range []string{"authorization", "content-type", "content-encoding", "last-event-id"} {
+		for _, want := range []string{"authorization", "content-type", "content-encoding", "last-event-id", "x-request-id"} {
 			if h := strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers")); !strings.Contains(h, want) {
 				t.Errorf("Allow-Headers %q lacks %s", h, want)
 			}
@@ -73,8 +73,8 @@ func TestCORS(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || resp.Header.Get("Access-Control-Allow-Origin") != app {
 			t.Fatalf("%d, Allow-Origin %q: %s", resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"), body)
 		}
-		if h := strings.ToLower(resp.Header.Get("Access-Control-Expose-Headers")); !strings.Contains(h, "retry-after") || !strings.Contains(h, "accept-encoding") {
-			t.Errorf("Retry-After is not exposed: %q", resp.Header.Get("Access-Control-Expose-Headers"))
+		if h := strings.ToLower(resp.Header.Get("Access-Control-Expose-Headers")); !strings.Contains(h, "retry-after") || !strings.Contains(h, "accept-encoding") || !strings.Contains(h, "x-request-id") {
+			t.Errorf("Retry-After, Accept-Encoding or X-Request-Id is not exposed: %q", resp.Header.Get("Access-Control-Expose-Headers"))
 		}
 	})
 	for _, origin := range []string{"https://evil.example.com", "https://notes.example.com.evil.example", "null", "http://127.0.0.1:5174"} {

@@ -160,17 +160,24 @@ func connDefaults(cfg *Config) error {
 	return nil
 }
 
-// httpServer is the http.Server with the configured limits.
-func (s *Server) httpServer() *http.Server {
+// httpServer is an http.Server of h with the configured limits.
+func (s *Server) httpServer(h http.Handler) *http.Server {
 	c := s.cfg.HTTP
-	srv := &http.Server{
-		Handler:           s.engine,
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: c.ReadHeaderTimeout,
 		ReadTimeout:       c.ReadTimeout,
 		WriteTimeout:      c.WriteTimeout,
 		IdleTimeout:       c.IdleTimeout,
 		MaxHeaderBytes:    c.MaxHeaderBytes,
 	}
+}
+
+// Serve serves on l, at most HTTPConfig.MaxConns connections at a time,
+// until ctx is cancelled, then shuts down gracefully: live streams are
+// ended and requests in flight get 15 seconds to finish. It closes l.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	srv := s.httpServer(s.engine)
 	// Live streams never end by themselves: closing the App ends them
 	// (and disconnects the realtime bus) when shutdown begins.
 	srv.RegisterOnShutdown(func() {
@@ -178,24 +185,42 @@ func (s *Server) httpServer() *http.Server {
 			s.cfg.Logger.Warn("close plugins", "err", err)
 		}
 	})
-	return srv
-}
-
-// Serve serves on l, at most HTTPConfig.MaxConns connections at a time,
-// until ctx is cancelled, then shuts down gracefully: live streams are
-// ended and requests in flight get 15 seconds to finish. It closes l.
-func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	srv := s.httpServer()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(netutil.LimitListener(l, s.cfg.HTTP.MaxConns)) }()
 	s.cfg.Logger.Info("ferry example app listening", "addr", l.Addr().String(), "store", s.DB.Dialect().Name().String(),
 		"max_conns", s.cfg.HTTP.MaxConns, "max_streams", s.RxDB.Config().MaxStreams)
+	return serveUntil(ctx, srv, netutil.LimitListener(l, s.cfg.HTTP.MaxConns), 15*time.Second)
+}
+
+// MetricsOff is the MetricsAddr (FERRY_METRICS_ADDR) that serves no
+// metrics.
+const MetricsOff = "off"
+
+// ServeMetrics serves GET /metrics alone on l (the listener of
+// Config.MetricsAddr) until ctx is cancelled, then shuts down; it
+// closes l. Without metrics (MetricsAddr "off") it refuses.
+func (s *Server) ServeMetrics(ctx context.Context, l net.Listener) error {
+	if s.Metrics == nil {
+		l.Close()
+		return errors.New("serve metrics: metrics are off")
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.Metrics.Handler())
+	s.cfg.Logger.Info("metrics listening", "addr", l.Addr().String())
+	// A scraper needs few connections; the cap keeps this port from
+	// being a way around MaxConns.
+	return serveUntil(ctx, s.httpServer(mux), netutil.LimitListener(l, 64), 5*time.Second)
+}
+
+// serveUntil serves srv on l until ctx is cancelled, then shuts it down,
+// giving requests in flight grace to finish.
+func serveUntil(ctx context.Context, srv *http.Server, l net.Listener, grace time.Duration) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	shutdown, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := srv.Shutdown(shutdown); err != nil {
 		return fmt.Errorf("shutdown: %w", err)

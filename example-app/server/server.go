@@ -27,7 +27,9 @@ import (
 	"github.com/ferrysync/ferry/plugins/blobs"
 	"github.com/ferrysync/ferry/plugins/conflictlog"
 	"github.com/ferrysync/ferry/plugins/jwtauth"
+	"github.com/ferrysync/ferry/plugins/metrics"
 	"github.com/ferrysync/ferry/plugins/realtime"
+	"github.com/ferrysync/ferry/plugins/requestid"
 	"github.com/ferrysync/ferry/plugins/rxdb"
 	"github.com/ferrysync/ferry/plugins/watermelon"
 	"github.com/ferrysync/ferry/schemas"
@@ -103,6 +105,17 @@ type Config struct {
 	// change that lost, merged or overwrote a newer record), readable at
 	// GET /sync/conflicts (FERRY_CONFLICT_LOG=off; default on).
 	ConflictLogOff bool
+
+	// MetricsAddr says where Prometheus scrapes GET /metrics
+	// (FERRY_METRICS_ADDR): empty, the default, serves it on Addr beside
+	// the app; an address (127.0.0.1:9090) moves it to a listener of its
+	// own, for deployments that keep metrics off the public port; "off"
+	// serves no metrics.
+	MetricsAddr string
+	// TombstoneRetention purges tombstones older than this while the
+	// server runs (FERRY_TOMBSTONE_RETENTION, e.g. 2160h for 90 days;
+	// default 0, off): framework.Config.TombstoneRetention.
+	TombstoneRetention time.Duration
 
 	// Blobs configures the media of notes (data.Attachment records refer
 	// to them): FERRY_BLOB_MAX_BYTES caps one upload (default 1 GiB),
@@ -191,6 +204,7 @@ func ConfigFromEnv() Config {
 		JWTSecret:   os.Getenv("FERRY_JWT_SECRET"),
 		Realtime:    os.Getenv("FERRY_REALTIME_BUS"),
 		NATSURL:     os.Getenv("FERRY_NATS_URL"),
+		MetricsAddr: os.Getenv("FERRY_METRICS_ADDR"),
 	}
 	cfg.RealtimeChannel = os.Getenv("FERRY_REALTIME_CHANNEL")
 	cfg.ConflictLogOff = os.Getenv("FERRY_CONFLICT_LOG") == "off"
@@ -233,6 +247,13 @@ func ConfigFromEnv() Config {
 			}
 			*dst = n
 		}
+	}
+	if v := os.Getenv("FERRY_TOMBSTONE_RETENTION"); v != "" && v != "off" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			errs = append(errs, fmt.Errorf("FERRY_TOMBSTONE_RETENTION=%q must be a duration such as 2160h, or off", v))
+		}
+		cfg.TombstoneRetention = d
 	}
 	if v := os.Getenv("FERRY_TOKEN_TTL"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -300,9 +321,12 @@ type Server struct {
 	// Realtime serves the live stream at /sync/stream. Serve ends the
 	// live streams (these and RxDB's) on shutdown, through App.Close.
 	Realtime *realtime.Plugin
-	engine   *gin.Engine
-	acc      *accounts
-	cfg      Config
+	// Metrics is the Prometheus metrics plugin (nil when MetricsAddr is
+	// "off").
+	Metrics *metrics.Plugin
+	engine  *gin.Engine
+	acc     *accounts
+	cfg     Config
 }
 
 // Open opens the store, registers the models and plugins, migrates, and
@@ -377,7 +401,7 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 		return nil, err
 	}
 	app, err := framework.New(framework.Config{DB: db, Schemas: schemas.Examples, Logger: cfg.Logger,
-		Quota: exampleQuota(cfg.Quota), RateLimit: cfg.SyncRate, Spaces: true})
+		Quota: exampleQuota(cfg.Quota), RateLimit: cfg.SyncRate, Spaces: true, TombstoneRetention: cfg.TombstoneRetention})
 	if err != nil {
 		return nil, err
 	}
@@ -456,6 +480,16 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 			return nil, err
 		}
 	}
+	var metered *metrics.Plugin
+	if cfg.MetricsAddr != MetricsOff {
+		if metered, err = metrics.New(metrics.Config{Streams: map[string]func() int{
+			"realtime": live.Streams, "rxdb": rx.Streams}}); err != nil {
+			return nil, err
+		}
+		if err := app.Use(metered); err != nil {
+			return nil, err
+		}
+	}
 	if err := app.Migrate(ctx); err != nil {
 		return nil, err
 	}
@@ -472,6 +506,15 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 	// the real client.
 	if err := engine.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("TrustedProxies: %w", err)
+	}
+	// Request ids first, so that the metrics, the access log and every
+	// log line of the request carry them.
+	engine.Use(requestid.Middleware())
+	if metered != nil {
+		engine.Use(metered.Middleware())
+		if cfg.MetricsAddr == "" {
+			engine.GET("/metrics", gin.WrapH(metered.Handler()))
+		}
 	}
 	engine.Use(requestLog(cfg.Logger), framework.Recovery(cfg.Logger))
 	if len(cfg.CORSOrigins) > 0 {
@@ -498,7 +541,7 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 		return nil, err
 	}
 	app.Mount(engine.Group("/sync", compress)) // the protocol, and plugins' routes under it
-	return &Server{App: app, DB: db, JWT: jwt, RxDB: rx, Realtime: live, engine: engine, acc: acc, cfg: cfg}, nil
+	return &Server{App: app, DB: db, JWT: jwt, RxDB: rx, Realtime: live, Metrics: metered, engine: engine, acc: acc, cfg: cfg}, nil
 }
 
 // newRealtime builds the realtime plugin on the bus cfg.Realtime names.
@@ -548,7 +591,7 @@ func requestLog(log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
-		log.Debug("request", "method", c.Request.Method, "path", c.Request.URL.Path,
+		log.DebugContext(c.Request.Context(), "request", "method", c.Request.Method, "path", c.Request.URL.Path,
 			"status", c.Writer.Status(), "duration", time.Since(start))
 	}
 }
@@ -562,13 +605,33 @@ func (s *Server) Close() error {
 	return errors.Join(s.App.Close(), s.DB.Close())
 }
 
-// Run listens on Config.Addr and serves there: see [Server.Serve].
+// Run listens on Config.Addr and serves there (see [Server.Serve]), and
+// on Config.MetricsAddr when it is an address of its own (see
+// [Server.ServeMetrics]), until ctx is cancelled.
 func (s *Server) Run(ctx context.Context) error {
 	l, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return err
 	}
-	return s.Serve(ctx, l)
+	if s.Metrics == nil || s.cfg.MetricsAddr == "" {
+		return s.Serve(ctx, l)
+	}
+	ml, err := net.Listen("tcp", s.cfg.MetricsAddr)
+	if err != nil {
+		l.Close()
+		return fmt.Errorf("FERRY_METRICS_ADDR: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	metricsDone := make(chan error, 1)
+	go func() {
+		err := s.ServeMetrics(ctx, ml)
+		cancel() // the app does not run on without its metrics
+		metricsDone <- err
+	}()
+	err = s.Serve(ctx, l)
+	cancel()
+	return errors.Join(err, <-metricsDone)
 }
 
 func envOr(key, def string) string {
