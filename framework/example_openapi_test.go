@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sort"
 
 	"github.com/ferrysync/ferry/framework"
@@ -33,7 +31,7 @@ func (pingPlugin) OpenAPI() (*openapi3.T, error) {
 		"responses": {
 			"200": {"description": "pong", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Pong"}}}},
 			"401": {"$ref": "#/components/responses/Unauthenticated"}}}}},
-		"components": {"schemas": {"Pong": {"type": "object", "required": ["pong"], "properties": {"pong": {"type": "boolean"}}}}}}`))
+		"components": {"schemas": {"Pong": {"type": "object", "required": ["pong"], "properties": {"pong": {"type": "boolean"}}}}}}`), "/ping", "/ping")
 }
 
 // ExampleOpenAPIDescriber composes the App's description: the core's
@@ -41,18 +39,18 @@ func (pingPlugin) OpenAPI() (*openapi3.T, error) {
 // (GET /sync/openapi.json serves the same bytes).
 func ExampleOpenAPIDescriber() {
 	ctx := context.Background()
-	dir, _ := os.MkdirTemp("", "ferry-example")
-	defer os.RemoveAll(dir)
-	db, err := models.OpenSQLite(ctx, filepath.Join(dir, "ferry.db"))
+	db, err := models.OpenSQLite(ctx, ":memory:") // describing reads no data
 	if err != nil {
 		panic(err)
 	}
 	defer db.Close()
 	app, err := framework.New(framework.Config{DB: db})
+	if err == nil {
+		err = app.Use(pingPlugin{})
+	}
 	if err != nil {
 		panic(err)
 	}
-	app.MustUse(pingPlugin{})
 
 	b, err := app.OpenAPI(ctx, "/sync")
 	if err != nil {

@@ -104,11 +104,24 @@ func parseOpenAPI(b []byte) (*openapi3.T, error) {
 
 // ParseOpenAPIFragment decodes a plugin's description (usually embedded
 // JSON) for [OpenAPIDescriber.OpenAPI], leaving its references to the
-// core's components unresolved.
-func ParseOpenAPIFragment(b []byte) (*openapi3.T, error) {
+// core's components unresolved. Paths at or under from (the plugin's
+// default path, such as "/watermelon") are moved under to (the path it
+// was configured with).
+func ParseOpenAPIFragment(b []byte, from, to string) (*openapi3.T, error) {
 	doc, err := parseOpenAPI(b)
 	if err != nil {
 		return nil, fmt.Errorf("framework: openapi fragment: %w", err)
+	}
+	if doc.Paths == nil || from == to {
+		return doc, nil
+	}
+	old := doc.Paths.Map()
+	doc.Paths = openapi3.NewPaths()
+	for p, item := range old {
+		if p == from || strings.HasPrefix(p, strings.TrimSuffix(from, "/")+"/") {
+			p = to + p[len(from):]
+		}
+		doc.Paths.Set(p, item)
 	}
 	return doc, nil
 }
@@ -164,26 +177,15 @@ func mergeOpenAPI(doc, frag *openapi3.T) error {
 	if c == nil {
 		return nil
 	}
-	if err := mergeMap("schema", doc.Components.Schemas, c.Schemas); err != nil {
-		return err
-	}
-	if doc.Components.Responses == nil {
-		doc.Components.Responses = openapi3.ResponseBodies{}
-	}
-	if err := mergeMap("response", doc.Components.Responses, c.Responses); err != nil {
-		return err
-	}
-	if doc.Components.Parameters == nil {
-		doc.Components.Parameters = openapi3.ParametersMap{}
-	}
-	if err := mergeMap("parameter", doc.Components.Parameters, c.Parameters); err != nil {
-		return err
-	}
-	if doc.Components.Headers == nil {
-		doc.Components.Headers = openapi3.Headers{}
-	}
-	if err := mergeMap("header", doc.Components.Headers, c.Headers); err != nil {
-		return err
+	for _, err := range []error{
+		mergeMap("schema", &doc.Components.Schemas, c.Schemas),
+		mergeMap("response", &doc.Components.Responses, c.Responses),
+		mergeMap("parameter", &doc.Components.Parameters, c.Parameters),
+		mergeMap("header", &doc.Components.Headers, c.Headers),
+	} {
+		if err != nil {
+			return err
+		}
 	}
 	if len(c.SecuritySchemes) > 0 {
 		return fmt.Errorf("security schemes are the core's (bearer)")
@@ -191,17 +193,20 @@ func mergeOpenAPI(doc, frag *openapi3.T) error {
 	return nil
 }
 
-func mergeMap[V any](kind string, into, from map[string]V) error {
+func mergeMap[M ~map[string]V, V any](kind string, into *M, from M) error {
+	if *into == nil {
+		*into = M{}
+	}
 	keys := make([]string, 0, len(from))
 	for k := range from {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		if _, ok := into[k]; ok {
+		if _, ok := (*into)[k]; ok {
 			return fmt.Errorf("component %s %q is described twice", kind, k)
 		}
-		into[k] = from[k]
+		(*into)[k] = from[k]
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 
@@ -34,7 +35,7 @@ func (p *routePlugin) MountRoutes(r gin.IRouter) {
 type describedPlugin struct{ routePlugin }
 
 func (p *describedPlugin) OpenAPI() (*openapi3.T, error) {
-	return framework.ParseOpenAPIFragment([]byte(p.fragment))
+	return framework.ParseOpenAPIFragment([]byte(p.fragment), "", "")
 }
 
 // helloFragment describes GET /hello with the core's error responses.
@@ -177,5 +178,26 @@ func TestCompressionKeepsBodylessStatus(t *testing.T) {
 		if status != http.StatusCreated {
 			t.Errorf("Accept-Encoding %q: status %d, want 201", enc, status)
 		}
+	}
+}
+
+// TestParseOpenAPIFragmentRebases: a plugin configured at another path
+// is described there; a path that only starts with the same letters is not
+// moved.
+func TestParseOpenAPIFragmentRebases(t *testing.T) {
+	t.Parallel()
+	op := `{"get": {"responses": {"200": {"description": "x"}}}}`
+	frag := `{"paths": {"/melon": ` + op + `, "/melon/{id}": ` + op + `, "/melonade": ` + op + `}}`
+	doc, err := framework.ParseOpenAPIFragment([]byte(frag), "/melon", "/api/wm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for p := range doc.Paths.Map() {
+		got = append(got, p)
+	}
+	sort.Strings(got)
+	if want := []string{"/api/wm", "/api/wm/{id}", "/melonade"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("paths = %v, want %v", got, want)
 	}
 }

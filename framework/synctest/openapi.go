@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"sort"
@@ -112,11 +113,7 @@ func (c *OpenAPIChecker) Client() *http.Client { return &http.Client{Transport: 
 func (c *OpenAPIChecker) Seen() map[string]int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make(map[string]int, len(c.seen))
-	for k, v := range c.seen {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(c.seen)
 }
 
 // RoundTrip implements http.RoundTripper.
