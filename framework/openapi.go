@@ -30,8 +30,9 @@ var coreOpenAPI []byte
 // those of a plugin that only mounts root routes are absolute. The
 // fragment may refer to the core's components (#/components/schemas/Record,
 // #/components/responses/Invalid, …); a component name the core or
-// another plugin already uses is an error. It is called once, when the
-// description is first asked for.
+// another plugin already uses is an error. It is called each time
+// [App.OpenAPI] composes the description; GET {mount}/openapi.json does
+// so once, at its first request.
 type OpenAPIDescriber interface {
 	OpenAPI() (*openapi3.T, error)
 }
