@@ -196,6 +196,7 @@ type App struct {
 	onValidate hook.Hook[*ValidateEvent]
 	onApply    hook.Hook[*ApplyEvent]
 	onCommit   hook.Hook[*CommitEvent]
+	onConflict hook.Hook[*ConflictEvent]
 	onResults  hook.Hook[*ResultsEvent]
 
 	// limits is the per-user request rate (nil: none).

@@ -204,6 +204,15 @@ func (a *App) handleSingle(c *gin.Context) error {
 		c.Data(http.StatusOK, "application/json; charset=utf-8", appendSingleResponse(make([]byte, 0, 512), &resp))
 		return nil
 	case StatusForbidden:
+		if ch.Space != "" {
+			// A reason only when the caller may know the space (a
+			// reader's); to anyone else, as a space that does not exist.
+			msg := "you may not write to this space"
+			if len(res.Errors) > 0 {
+				msg = res.Errors[0].Message
+			}
+			return &Error{Code: CodeForbidden, Message: msg, Details: res.Errors}
+		}
 		return NewError(CodeForbidden, "this record belongs to another user")
 	default:
 		code := res.Code

@@ -521,7 +521,7 @@ func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepare
 			if next.Data == nil {
 				next.Data = stored.Data // a tombstone without data keeps the stored data
 			}
-			write, err := a.resolve(ctx, m, policy, stored, &next, pr.change.Assumed, res)
+			write, err := a.resolve(ctx, st, p, m, policy, stored, &next, pr.change.Assumed, res)
 			if !write || err != nil {
 				return nil, err
 			}
@@ -538,7 +538,7 @@ func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepare
 			}
 			st.usage.Records, st.usage.Bytes = st.usage.Records+g.Records, st.usage.Bytes+g.Bytes
 			st.stage(m, &next)
-			if err := a.recordSpaceWrite(ctx, st, &next); err != nil {
+			if err := a.wrote(ctx, st, p, stored, &next, res); err != nil {
 				return nil, err
 			}
 			loaded[key] = &next
@@ -548,7 +548,7 @@ func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepare
 		}
 		rec, err := a.write(ctx, st, p, m, stored, &next)
 		if err == nil {
-			if err := a.recordSpaceWrite(ctx, st, &next); err != nil {
+			if err := a.wrote(ctx, st, p, stored, &next, res); err != nil {
 				return nil, err
 			}
 			loaded[key] = &next
@@ -590,7 +590,7 @@ func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepare
 // stored state is a retry, answered applied; otherwise the policy decides,
 // and a merge is checked like an incoming change. It reports whether next
 // (changed by a merge) is to be written; when not, res holds the answer.
-func (a *App) resolve(ctx context.Context, m *model, policy ConflictPolicy, stored, next *models.Record, assumed *Record, res *outcome) (bool, error) {
+func (a *App) resolve(ctx context.Context, st *pushTx, p Principal, m *model, policy ConflictPolicy, stored, next *models.Record, assumed *Record, res *outcome) (bool, error) {
 	if models.SameState(stored, next) {
 		res.Status, res.Record = StatusApplied, wireRecord(stored)
 		return false, nil
@@ -602,10 +602,15 @@ func (a *App) resolve(ctx context.Context, m *model, policy ConflictPolicy, stor
 	if err != nil {
 		return false, fmt.Errorf("conflict policy of %s: %w", m.name, err)
 	}
+	res.conflict = conflictOutcome(resolution.Outcome, stored, next)
+	if res.conflict != "" {
+		in := *next
+		res.incoming = &in
+	}
 	switch resolution.Outcome {
 	case KeepStored:
 		res.Status, res.Record = StatusStale, storedWire
-		return false, nil
+		return false, a.reportConflict(ctx, st.tx.Bun(), p, res.conflict, stored, next, stored)
 	case TakeIncoming:
 		// next was checked as the incoming change (or keeps the stored,
 		// checked data).
@@ -625,11 +630,23 @@ func (a *App) resolve(ctx context.Context, m *model, policy ConflictPolicy, stor
 	}
 	if models.SameState(stored, next) {
 		// The result is the stored record (a retried change that merged):
-		// nothing to write.
-		res.Status, res.Record = StatusApplied, storedWire
+		// nothing to write, and no conflict.
+		res.Status, res.Record, res.conflict = StatusApplied, storedWire, ""
 		return false, nil
 	}
 	return true, nil
+}
+
+// wrote finishes a write that stands: the membership index of a space's
+// built-in records, and the conflict it resolved.
+func (a *App) wrote(ctx context.Context, st *pushTx, p Principal, stored, next *models.Record, res *outcome) error {
+	if err := a.recordSpaceWrite(ctx, st, next); err != nil {
+		return err
+	}
+	if stored != nil && res.conflict != "" {
+		return a.reportConflict(ctx, st.tx.Bun(), p, res.conflict, stored, res.incoming, next)
+	}
+	return nil
 }
 
 // write runs the apply hooks around the core write, inside a savepoint so

@@ -147,6 +147,7 @@ func (a *App) pushNewer(ctx context.Context, p Principal, preps []*prepared, res
 		a.afterNewerWrite()
 	}
 	var rest []*prepared
+	var lost []lostConflict
 	for m, idx := range skipped {
 		uids := make([]string, len(idx))
 		for j, i := range idx {
@@ -173,6 +174,9 @@ func (a *App) pushNewer(ctx context.Context, p Principal, preps []*prepared, res
 				res.Status, res.Record = StatusApplied, wireRecord(s)
 			case models.Lose:
 				res.Status, res.Record = StatusStale, wireRecord(s)
+				if a.onConflict.HasHandlers(m.name) {
+					lost = append(lost, lostConflict{stored: s, incoming: next[i]})
+				}
 			default:
 				rest = settleLater(rest, preps, i) // rewritten meanwhile
 			}
@@ -182,6 +186,9 @@ func (a *App) pushNewer(ctx context.Context, p Principal, preps []*prepared, res
 		if err := tx.Commit(); err != nil {
 			return nil, nil, fmt.Errorf("commit: %w", err)
 		}
+	}
+	if err := a.reportLost(ctx, p, lost); err != nil {
+		return nil, nil, err
 	}
 	if base >= 0 {
 		// The span, base+1 to base+Count, was taken in one transaction:

@@ -1,6 +1,9 @@
 package framework
 
-import "github.com/ferrysync/ferry/framework/wire"
+import (
+	"github.com/ferrysync/ferry/framework/wire"
+	"github.com/ferrysync/ferry/models"
+)
 
 // Statuses of a change in a push result ([wire.StatusApplied] and the
 // others).
@@ -23,6 +26,11 @@ type outcome struct {
 	// a push's slots are all its own, which lets the push cursor move past
 	// them (see advanceCursor).
 	slot int64
+	// conflict is the conflict the change's write resolves ("" for a
+	// clean apply), reported once the write stands; incoming is the change
+	// as it came, before a merge.
+	conflict string
+	incoming *models.Record
 }
 
 func (r *outcome) reject(code string, errs ...FieldError) { rejectResult(r.Result, code, errs...) }

@@ -691,3 +691,26 @@ func TestPushCursorOfAFilteredPull(t *testing.T) {
 		t.Fatalf("pull after the push: %d, %d changes (its own write again)", st, len(next.Changes))
 	}
 }
+
+// TestSpacesSingleEndpoint: POST /sync/ answers a space's refusals in the
+// error shape, with the reason only for a member.
+func TestSpacesSingleEndpoint(t *testing.T) {
+	s := newSpaceServer(t, synctest.OpenSQLite(t), framework.Config{})
+	ann, bob, carl := s.device("ann"), s.device("bob"), s.device("carl")
+	ann.pushOne(t, s.change("L", framework.SpaceModel, "L", map[string]any{}))
+	ann.pushOne(t, s.change("L", framework.MemberModel, "bob", map[string]any{"role": "reader"}))
+	var single wire.SingleResponse
+	if st := ann.do(t, "POST", "/sync/", s.change("L", "test.Item", "x", itemN(1)), &single); st != 200 || single.Record.Space != "L" {
+		t.Fatalf("a member's single write: %d %+v", st, single.Record)
+	}
+	for _, c := range []struct {
+		d      *device
+		detail bool
+	}{{bob, true}, {carl, false}} {
+		var e wire.ErrorBody
+		st := c.d.do(t, "POST", "/sync/", s.change("L", "test.Item", "y", itemN(1)), &e)
+		if st != 403 || e.Error.Code != "forbidden" || (len(e.Error.Details) > 0) != c.detail {
+			t.Errorf("%s's single write: %d %+v", c.d.user, st, e.Error)
+		}
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/ferrysync/ferry/framework"
 	"github.com/ferrysync/ferry/models"
 	"github.com/ferrysync/ferry/plugins/blobs"
+	"github.com/ferrysync/ferry/plugins/conflictlog"
 	"github.com/ferrysync/ferry/plugins/jwtauth"
 	"github.com/ferrysync/ferry/plugins/realtime"
 	"github.com/ferrysync/ferry/plugins/rxdb"
@@ -98,6 +99,10 @@ type Config struct {
 	// (FERRY_CORS_ORIGINS, comma-separated; "*" for any). Default none:
 	// only pages of the server's own origin, such as the web app at /.
 	CORSOrigins []string
+	// ConflictLogOff turns off the log of the conflicts pushes meet (a
+	// change that lost, merged or overwrote a newer record), readable at
+	// GET /sync/conflicts (FERRY_CONFLICT_LOG=off; default on).
+	ConflictLogOff bool
 
 	// Blobs configures the media of notes (data.Attachment records refer
 	// to them): FERRY_BLOB_MAX_BYTES caps one upload (default 1 GiB),
@@ -188,6 +193,7 @@ func ConfigFromEnv() Config {
 		NATSURL:     os.Getenv("FERRY_NATS_URL"),
 	}
 	cfg.RealtimeChannel = os.Getenv("FERRY_REALTIME_CHANNEL")
+	cfg.ConflictLogOff = os.Getenv("FERRY_CONFLICT_LOG") == "off"
 	corsEnv(&cfg)
 	var errs []error
 	for key, dst := range map[string]*int64{"FERRY_BLOB_MAX_BYTES": &cfg.Blobs.MaxUploadBytes, "FERRY_BLOB_QUOTA": &cfg.Blobs.MaxBytesPerUser} {
@@ -440,6 +446,15 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 	}
 	if err := app.Use(jwt, acc, wmelon, rx, live, media); err != nil {
 		return nil, err
+	}
+	if !cfg.ConflictLogOff {
+		clog, err := conflictlog.New(conflictlog.Config{})
+		if err != nil {
+			return nil, err
+		}
+		if err := app.Use(clog); err != nil {
+			return nil, err
+		}
 	}
 	if err := app.Migrate(ctx); err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 
 	"github.com/ferrysync/ferry/framework/wire"
@@ -40,6 +41,11 @@ type SyncResult struct {
 	// their records, and reported their queued changes to
 	// Config.OnRejected as forbidden (counted in Forbidden).
 	Removed []string
+	// MissingBlobs lists, once each, the blobs ("sha256:<hex>") that
+	// pushed records refer to and the server does not hold yet (the
+	// results' missing_blobs, from a server with the blobs plugin): hand
+	// them to the uploader (plugins/blobs/blobclient's Device.Want).
+	MissingBlobs []string
 }
 
 // fromWire is the device's record for a record off the wire.
@@ -188,6 +194,11 @@ func (c *Client) acknowledge(ctx context.Context, pending []Change, results []wi
 				res.Applied++
 			} else {
 				res.Stale++
+			}
+			for _, b := range r.MissingBlobs {
+				if !slices.Contains(res.MissingBlobs, b) {
+					res.MissingBlobs = append(res.MissingBlobs, b)
+				}
 			}
 			var rec *Record
 			if r.Record != nil {

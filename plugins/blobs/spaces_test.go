@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrysync/ferry/framework/client"
 	"github.com/ferrysync/ferry/framework/synctest"
 	"github.com/ferrysync/ferry/framework/wire"
 	"github.com/ferrysync/ferry/plugins/blobs"
@@ -81,4 +82,31 @@ func TestBlobsInSpaces(t *testing.T) {
 			t.Fatalf("a removed member GETs the blob: %d", resp.StatusCode)
 		}
 	})
+}
+
+// TestGoClientMissingBlobs: the Go sync client reports the blobs its
+// pushed records refer to and the server lacks, for the uploader.
+func TestGoClientMissingBlobs(t *testing.T) {
+	e := newEnv(t, synctest.OpenSQLite(t), "", blobs.Config{})
+	ctx := context.Background()
+	c, err := client.New(client.Config{BaseURL: e.url, Token: "ann", Owner: "ann"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(3, 1000)
+	h := hashOf(data)
+	if _, err := c.Put(ctx, "data.Note", "n1", json.RawMessage(note(h))); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Sync(ctx)
+	if err != nil || !slices.Equal(res.MissingBlobs, []string{"sha256:" + h}) {
+		t.Fatalf("sync: %+v %v", res, err)
+	}
+	e.upload(t, "ann", data)
+	if _, err := c.Put(ctx, "data.Note", "n2", json.RawMessage(note(h))); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := c.Sync(ctx); err != nil || len(res.MissingBlobs) != 0 {
+		t.Fatalf("sync after the upload: %+v %v", res, err)
+	}
 }

@@ -29,6 +29,7 @@ var (
 	expiredEvent   = sse.Comment(nil, "the credentials expired; reconnect with fresh ones")
 	revokedEvent   = sse.Comment(nil, "the credentials are no longer valid; reconnect with fresh ones")
 	closingEvent   = sse.Comment(nil, "the server is stopping; reconnect")
+	failedEvent    = sse.Comment(nil, "the server could not check for changes; reconnect")
 )
 
 // headsTimeout bounds a stream's read of the scope counters.
@@ -239,6 +240,7 @@ func (ls *liveStream) run(w sender, gone <-chan struct{}) {
 			cancel()
 			if err != nil {
 				p.app.Logger().Error("realtime: stream could not read the scope counters", "err", err, "user", who.UserID)
+				_ = w.Send(failedEvent)
 				return // the client reconnects and is told where it stands
 			}
 			if !ahead(now, ls.told) {
