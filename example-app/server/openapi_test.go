@@ -133,6 +133,10 @@ func (s *apiSession) session() {
 	s.want(400, "GET", "/sync/pull?cursor=garbage", "")
 	s.want(400, "GET", "/sync/pull?limit=0", "")
 
+	// The conflict log has the stale edit of n1.
+	s.want(200, "GET", "/sync/conflicts?since=0&limit=10", "")
+	s.want(400, "GET", "/sync/conflicts?since=-1", "")
+
 	// WatermelonDB and RxDB.
 	s.want(200, "GET", "/sync/watermelon?last_pulled_at=null", "")
 	s.want(200, "POST", "/sync/watermelon?last_pulled_at=1", `{"tasks":{"created":[{"id":"w1","title":"from melon","done":false}],"updated":[],"deleted":[]}}`)
