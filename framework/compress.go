@@ -99,8 +99,14 @@ func Compression(opts CompressionOptions) (gin.HandlerFunc, error) {
 		}
 		orig := c.Writer
 		wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			c.Writer = &compressWriter{ResponseWriter: orig, w: w}
+			cw := &compressWriter{ResponseWriter: orig, w: w}
+			c.Writer = cw
 			c.Next()
+			if cw.status != 0 {
+				// A status set with no body after it (tus's 201 and 204)
+				// goes out now; gin would answer 200 for it.
+				cw.WriteHeaderNow()
+			}
 		})).ServeHTTP(orig, c.Request)
 		c.Writer = orig
 	}, nil

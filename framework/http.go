@@ -17,9 +17,11 @@ import (
 // Mount seals the registry and registers the protocol's routes on r,
 // usually router.Group("/sync"): POST / (one record), POST /push and
 // GET /pull, then the routes of plugins that serve some. Every route
-// authenticates with the App's Authenticator.
+// authenticates with the App's Authenticator, except GET /openapi.json,
+// the public description of them all ([App.OpenAPI]).
 func (a *App) Mount(r gin.IRouter) {
 	a.seal()
+	r.GET("/openapi.json", a.openAPIHandler(mountPath(r)))
 	g := r.Group("", a.authenticate)
 	g.POST("/", a.handle(a.handleSingle))
 	g.POST("/push", a.handle(a.handlePush))

@@ -2,12 +2,14 @@ package blobs
 
 import (
 	"bytes"
+	_ "embed"
 	"errors"
 	"net/http"
 	"path"
 	"strings"
 
 	"github.com/ferrysync/ferry/framework"
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/gin-gonic/gin"
 	"github.com/tus/tusd/v2/pkg/handler"
 )
@@ -41,6 +43,29 @@ func (p *Plugin) MountRoutes(r gin.IRouter) {
 	get := framework.HandlerFunc(p.log, p.serve)
 	r.GET("/blobs/:hash", get)
 	r.HEAD("/blobs/:hash", get)
+}
+
+// openAPI describes the routes; the tus creation route is described at
+// /blobs/uploads only.
+//
+//go:embed openapi.json
+var openAPI []byte
+
+var _ framework.OpenAPIDescriber = (*Plugin)(nil)
+
+// OpenAPI implements [framework.OpenAPIDescriber]: the blob and tus
+// routes, relative to the sync mount point.
+func (p *Plugin) OpenAPI() (*openapi3.T, error) {
+	doc, err := framework.ParseOpenAPIFragment(openAPI, "/blobs", "/blobs")
+	if err != nil {
+		return nil, err
+	}
+	// tus clients create uploads at the endpoint with or without its
+	// trailing slash; both are routes, each its own operation.
+	create := *doc.Paths.Value("/blobs/uploads").Post
+	create.OperationID += "Slash"
+	doc.Paths.Set("/blobs/uploads/", &openapi3.PathItem{Post: &create})
+	return doc, nil
 }
 
 // tusRoute runs fn through tusd's middleware (protocol version, method

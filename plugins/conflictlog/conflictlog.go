@@ -10,6 +10,7 @@ package conflictlog
 
 import (
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"github.com/ferrysync/ferry/framework/hook"
 	"github.com/ferrysync/ferry/framework/wire"
 	"github.com/ferrysync/ferry/models"
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/gin-gonic/gin"
 	"github.com/uptrace/bun"
 )
@@ -258,6 +260,18 @@ func micros(us int64) wire.Time { return wire.Time{Time: time.UnixMicro(us).UTC(
 // MountRoutes implements [framework.RouteMounter]: GET /conflicts.
 func (l *Log) MountRoutes(r gin.IRouter) {
 	r.GET("/conflicts", l.app.Handler(l.serve))
+}
+
+// openAPI describes GET /conflicts.
+//
+//go:embed openapi.json
+var openAPI []byte
+
+var _ framework.OpenAPIDescriber = (*Log)(nil)
+
+// OpenAPI implements [framework.OpenAPIDescriber].
+func (l *Log) OpenAPI() (*openapi3.T, error) {
+	return framework.ParseOpenAPIFragment(openAPI, "/conflicts", "/conflicts")
 }
 
 // Page is the answer of GET /sync/conflicts.

@@ -63,6 +63,7 @@ package realtime
 import (
 	"context"
 	"crypto/rand"
+	_ "embed"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -77,6 +78,7 @@ import (
 	"github.com/ferrysync/ferry/framework"
 	"github.com/ferrysync/ferry/framework/hook"
 	"github.com/ferrysync/ferry/framework/sse"
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/gin-gonic/gin"
 )
 
@@ -279,6 +281,19 @@ func (p *Plugin) Streams() int { return p.reg.count() }
 func (p *Plugin) MountRootRoutes(r gin.IRouter) {
 	r.GET(p.cfg.Path, p.app.Handler(p.serveStream))
 	r.POST(p.cfg.Path+"/token", p.app.Handler(p.issueToken))
+}
+
+// openAPI describes the stream and its token at /stream.
+//
+//go:embed openapi.json
+var openAPI []byte
+
+var _ framework.OpenAPIDescriber = (*Plugin)(nil)
+
+// OpenAPI implements [framework.OpenAPIDescriber]: the stream and its
+// token, at [Config].Path (root routes, so the paths are absolute).
+func (p *Plugin) OpenAPI() (*openapi3.T, error) {
+	return framework.ParseOpenAPIFragment(openAPI, "/stream", p.cfg.Path)
 }
 
 // TokenResponse is the answer of POST {Path}/token.

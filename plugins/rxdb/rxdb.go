@@ -93,6 +93,7 @@ package rxdb
 
 import (
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -106,6 +107,7 @@ import (
 	"github.com/ferrysync/ferry/framework"
 	"github.com/ferrysync/ferry/framework/adapter"
 	"github.com/ferrysync/ferry/framework/hook"
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/gin-gonic/gin"
 )
 
@@ -326,6 +328,19 @@ func (p *Plugin) MountRoutes(r gin.IRouter) {
 	g.GET("/:collection/pull", p.handle(p.pull))
 	g.POST("/:collection/push", p.handle(p.push))
 	g.GET("/:collection/pull/stream", p.handle(p.stream))
+}
+
+// openAPI describes the routes, at the default Path.
+//
+//go:embed openapi.json
+var openAPI []byte
+
+var _ framework.OpenAPIDescriber = (*Plugin)(nil)
+
+// OpenAPI implements [framework.OpenAPIDescriber]: the routes above, at
+// [Config].Path.
+func (p *Plugin) OpenAPI() (*openapi3.T, error) {
+	return framework.ParseOpenAPIFragment(openAPI, "/rxdb", p.cfg.Path)
 }
 
 func (p *Plugin) handle(fn func(c *gin.Context, who framework.Principal, collection, model string) error) gin.HandlerFunc {

@@ -65,6 +65,7 @@ package watermelon
 
 import (
 	"context"
+	_ "embed"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -74,6 +75,7 @@ import (
 
 	"github.com/ferrysync/ferry/framework"
 	"github.com/ferrysync/ferry/framework/adapter"
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/gin-gonic/gin"
 )
 
@@ -178,6 +180,17 @@ func (p *Plugin) Setup(app *framework.App) error {
 func (p *Plugin) MountRoutes(r gin.IRouter) {
 	r.GET(p.cfg.Path, p.handle(p.pull))
 	r.POST(p.cfg.Path, p.handle(p.push))
+}
+
+//go:embed openapi.json
+var openAPI []byte
+
+var _ framework.OpenAPIDescriber = (*Plugin)(nil)
+
+// OpenAPI implements [framework.OpenAPIDescriber]: the routes above, at
+// [Config].Path.
+func (p *Plugin) OpenAPI() (*openapi3.T, error) {
+	return framework.ParseOpenAPIFragment(openAPI, "/watermelon", p.cfg.Path)
 }
 
 func (p *Plugin) handle(fn func(c *gin.Context, who framework.Principal) error) gin.HandlerFunc {
