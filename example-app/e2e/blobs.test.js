@@ -95,9 +95,13 @@ test('tus-js-client uploads resume after a killed connection; another device dow
     onProgress: sent => { if (proxy.wasCut()) progressAfterCut = sent },
   })
   assert.ok(proxy.wasCut(), 'the connection was never cut')
-  // At most one chunk (plus headers) crossed the proxy twice.
+  // The upload resumed instead of starting over (which would send the 3 MiB
+  // before the cut again): what crossed the proxy twice is the cut chunk
+  // (at most 1 MiB) and, on a loaded machine, what a retry sent before the
+  // server answered it with the offset the cut request had reached (the
+  // bench measures the resend exactly, on a quiet run).
   const resent = proxy.sent() - photo.length
-  assert.ok(resent < (1 << 20) + 64 * 1024, `resent ${resent} bytes`)
+  assert.ok(resent < 2 * (1 << 20) + 64 * 1024, `resent ${resent} bytes`)
 
   // A second blob: the device stops half way (abort, as on a restart)
   // and a new Upload resumes from the stored upload URL.
