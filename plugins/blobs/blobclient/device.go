@@ -124,6 +124,9 @@ func (d *Device) Pending() ([]Upload, error) {
 	var out []Upload
 	for _, name := range names {
 		b, err := os.ReadFile(name)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // uploaded (and dequeued) since the listing
+		}
 		if err != nil {
 			return nil, fmt.Errorf("blobclient: %w", err)
 		}
