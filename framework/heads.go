@@ -13,8 +13,8 @@ import (
 // told, to know whether the device has something to pull; it reads the
 // scope counters only, never records.
 func (a *App) Heads(ctx context.Context, p Principal) (map[string]int64, error) {
-	if p.UserID == "" {
-		return nil, NewError(CodeUnauthenticated, "no user")
+	if err := checkPrincipal(p); err != nil {
+		return nil, err
 	}
 	scopes, err := a.readScopes(ctx, a.store, p)
 	if err != nil {

@@ -151,6 +151,9 @@ func (a *App) authenticate(c *gin.Context) {
 		return
 	}
 	p, err := auth.Authenticate(c.Request)
+	if err == nil && p.UserID != "" {
+		err = checkPrincipal(p) // the shape of the id
+	}
 	if err != nil || p.UserID == "" {
 		var pe *Error
 		if errors.As(err, &pe) && pe.Code != CodeUnauthenticated {

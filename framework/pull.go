@@ -44,8 +44,8 @@ type PullResponse = wire.PullResponse
 // HasMore is set the client pulls again with the returned cursor and
 // stores the cursor only after the last page.
 func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResponse, error) {
-	if p.UserID == "" {
-		return nil, NewError(CodeUnauthenticated, "no user")
+	if err := checkPrincipal(p); err != nil {
+		return nil, err
 	}
 	limit := req.Limit
 	if limit <= 0 {
@@ -250,8 +250,8 @@ type SinceResponse struct {
 // opaque cursor of [App.Pull]. Versions count the caller's own scope, so a
 // checkpoint is meaningful for one user only.
 func (a *App) ReadSince(ctx context.Context, p Principal, req SinceRequest) (*SinceResponse, error) {
-	if p.UserID == "" {
-		return nil, NewError(CodeUnauthenticated, "no user")
+	if err := checkPrincipal(p); err != nil {
+		return nil, err
 	}
 	names, err := a.modelFilter(req.Models)
 	if err != nil {

@@ -63,8 +63,8 @@ func (a *App) PushWith(ctx context.Context, p Principal, changes []*Change, opts
 // push is [App.PushWith] that also returns the server's side of each
 // result: outcomes[i] points at results[i].
 func (a *App) push(ctx context.Context, p Principal, changes []*Change, opts PushOptions) ([]Result, []outcome, error) {
-	if p.UserID == "" {
-		return nil, nil, NewError(CodeUnauthenticated, "no user")
+	if err := checkPrincipal(p); err != nil {
+		return nil, nil, err
 	}
 	limit := a.cfg.MaxChanges
 	if opts.MaxChanges > 0 {

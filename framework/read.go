@@ -14,8 +14,8 @@ import (
 // records a device sent with it. It reads outside any transaction: a
 // record may change right after.
 func (a *App) Read(ctx context.Context, p Principal, model string, uids []string) ([]*Record, error) {
-	if p.UserID == "" {
-		return nil, NewError(CodeUnauthenticated, "no user")
+	if err := checkPrincipal(p); err != nil {
+		return nil, err
 	}
 	m, ok := a.model(model)
 	if !ok {

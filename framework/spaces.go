@@ -101,8 +101,8 @@ func Forbidden(path, message string) error {
 // maxSpacesLimit is the most Config.MaxSpaces may be (see maxCursorBytes).
 const maxSpacesLimit = 500
 
-// spaceScope is the scope of the space a client names uid (user ids hold
-// no colon, see [validUserID], so it is never a user's).
+// spaceScope is the scope of the space a client names uid (checkPrincipal
+// refuses user ids of that shape, so it is never a user's).
 func spaceScope(uid string) string { return wire.SpaceOwner(uid) }
 
 // spaceOf returns the space uid of a shared scope, or "" for a personal
@@ -195,7 +195,8 @@ func (a *App) authorizeSpaceWrite(ctx context.Context, tx models.Tx, acc *spaceA
 		if role != RoleAdmin && !(leaving && role != "") {
 			return false, a.notAdmin(role)
 		}
-		if acc.members[ch.UID] == RoleAdmin && (ch.IsDeleted || memberRole(ch) != RoleAdmin) && acc.admins() == 1 && len(acc.members) > 1 {
+		newRole, _ := roleIn(ch.Data) // checked by the schema already
+		if acc.members[ch.UID] == RoleAdmin && (ch.IsDeleted || newRole != RoleAdmin) && acc.admins() == 1 && len(acc.members) > 1 {
 			return false, &Error{Code: CodeConflict, Message: "the last admin of a space cannot leave it or step down while it has other members; make another member admin first",
 				Details: []FieldError{{Path: "/uid", Message: "the space's last admin"}}}
 		}
@@ -233,14 +234,28 @@ func (a *App) notAdmin(role Role) error {
 	return Forbidden("/model", fmt.Sprintf("only admins manage a space and its members; you are a %s", role))
 }
 
-// memberRole is the role a ferry.Member change gives ("" when its data
-// holds none, which the schema refuses).
-func memberRole(ch *Change) Role {
+// roleIn is the role a ferry.Member record's data gives ("" when it holds
+// none, which the schema refuses).
+func roleIn(data json.RawMessage) (Role, error) {
 	var d struct {
 		Role Role `json:"role"`
 	}
-	_ = json.Unmarshal(ch.Data, &d) // checked by the schema already
-	return d.Role
+	err := json.Unmarshal(data, &d)
+	return d.Role, err
+}
+
+// checkPrincipal refuses a principal without a user, and one whose user id
+// would be a shared space's scope ("s:…": an authenticator's ids must not
+// take that shape, or the user would read and write that space as their
+// own records).
+func checkPrincipal(p Principal) error {
+	if p.UserID == "" {
+		return NewError(CodeUnauthenticated, "no user")
+	}
+	if spaceOf(p.UserID) != "" {
+		return NewError(CodeUnauthenticated, "a user id must not start with %q, the prefix of shared spaces", "s:")
+	}
+	return nil
 }
 
 func (acc *spaceAccess) admins() int {
@@ -275,13 +290,10 @@ func (a *App) recordSpaceWrite(ctx context.Context, st *pushTx, rec *models.Reco
 	case MemberModel:
 		role := Role("")
 		if !rec.IsDeleted {
-			var d struct {
-				Role Role `json:"role"`
-			}
-			if err := json.Unmarshal(rec.Data, &d); err != nil {
+			var err error
+			if role, err = roleIn(rec.Data); err != nil {
 				return fmt.Errorf("member record %s: %w", rec.UID, err)
 			}
-			role = d.Role
 		}
 		if role == "" {
 			delete(acc.members, rec.UID)
@@ -518,7 +530,7 @@ func filterScopes(p Principal, scopes, filter []string) []string {
 // member, and for a server without spaces), for plugins that let members
 // act on a space outside pushes (the blobs plugin's uploads into a space).
 func (a *App) SpaceRole(ctx context.Context, p Principal, uid string) (Role, error) {
-	if !a.cfg.Spaces || !validUID(uid) || p.UserID == "" {
+	if !a.cfg.Spaces || !validUID(uid) || checkPrincipal(p) != nil {
 		return "", nil
 	}
 	rows, err := a.store.Memberships(ctx, models.MembershipsParams{User: p.UserID, Scope: spaceScope(uid)})
@@ -535,8 +547,8 @@ func (a *App) SpaceRole(ctx context.Context, p Principal, uid string) (Role, err
 // (as owners of records: the user id, "s:" + a space's uid), for plugins
 // that guard data of their own by the records' scopes.
 func (a *App) ReadableScopes(ctx context.Context, p Principal) ([]string, error) {
-	if p.UserID == "" {
-		return nil, NewError(CodeUnauthenticated, "no user")
+	if err := checkPrincipal(p); err != nil {
+		return nil, err
 	}
 	return a.readScopes(ctx, a.store, p)
 }

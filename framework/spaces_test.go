@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -712,5 +713,31 @@ func TestSpacesSingleEndpoint(t *testing.T) {
 		if st != 403 || e.Error.Code != "forbidden" || (len(e.Error.Details) > 0) != c.detail {
 			t.Errorf("%s's single write: %d %+v", c.d.user, st, e.Error)
 		}
+	}
+}
+
+// TestUserIDsOfASpacesShape: a principal whose id has a shared space's
+// scope shape is refused everywhere, so it cannot read or write the space
+// as its own records.
+func TestUserIDsOfASpacesShape(t *testing.T) {
+	s := newSpaceServer(t, synctest.OpenSQLite(t), framework.Config{})
+	ann := s.device("ann")
+	ann.pushOne(t, s.change("L", framework.SpaceModel, "L", map[string]any{}))
+	ann.pushOne(t, s.change("L", "test.Item", "x", itemN(1)))
+	forger := s.device("s:L")
+	var e wire.ErrorBody
+	if st := forger.do(t, "GET", "/sync/pull", nil, &e); st != 401 || e.Error.Code != "unauthenticated" {
+		t.Fatalf("pull as user s:L: %d %+v", st, e)
+	}
+	ctx := context.Background()
+	p := framework.Principal{UserID: "s:L"}
+	if _, err := s.app.Pull(ctx, p, framework.PullRequest{}); !errors.Is(err, framework.ErrUnauthenticated) {
+		t.Errorf("App.Pull as s:L: %v", err)
+	}
+	if _, err := s.app.Push(ctx, p, nil); !errors.Is(err, framework.ErrUnauthenticated) {
+		t.Errorf("App.Push as s:L: %v", err)
+	}
+	if _, err := s.app.Heads(ctx, p); !errors.Is(err, framework.ErrUnauthenticated) {
+		t.Errorf("App.Heads as s:L: %v", err)
 	}
 }
