@@ -30,6 +30,9 @@ func Migrations() (*migrate.Migrations, error) {
 	if err := registerMembers(m); err != nil {
 		return nil, fmt.Errorf("register members migration: %w", err)
 	}
+	if err := registerFieldTimes(m); err != nil {
+		return nil, fmt.Errorf("register field times migration: %w", err)
+	}
 	return m, nil
 }
 

@@ -22,8 +22,11 @@ type Record struct {
 	IsDeleted bool
 	Version   int64
 	Data      json.RawMessage
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	// FieldTimes are the record's per-field edit times, for models whose
+	// store keeps them ([WithFieldTimes]); nil otherwise.
+	FieldTimes FieldTimes
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 	// Value, when set, is Data already decoded into the typed model's
 	// struct (a pointer), so a typed table need not decode it again.
 	// Whoever changes Data must clear it.

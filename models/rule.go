@@ -91,9 +91,11 @@ func (r Rule) Decide(stored, incoming *Record) Verdict {
 }
 
 // SameState reports whether a and b hold the same state of a record: the
-// same modify_at, is_deleted and data (canonical text, byte for byte).
+// same modify_at, is_deleted, data (canonical text, byte for byte) and
+// field times.
 // Writing b over a would change nothing but the version: the framework
 // answers such a write applied with a's record and writes nothing.
 func SameState(a, b *Record) bool {
-	return a.ModifyAt.Equal(b.ModifyAt) && a.IsDeleted == b.IsDeleted && bytes.Equal(a.Data, b.Data)
+	return a.ModifyAt.Equal(b.ModifyAt) && a.IsDeleted == b.IsDeleted && bytes.Equal(a.Data, b.Data) &&
+		a.FieldTimes.Equal(b.FieldTimes)
 }

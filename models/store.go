@@ -289,7 +289,7 @@ type valueInserter interface {
 
 // NewStore returns the [Store] on db, PostgreSQL or SQLite.
 func NewStore(db *bun.DB) Store {
-	return &bunStore{db: db, tables: map[string]Table{}, pg: IsPostgres(db)}
+	return &bunStore{db: db, tables: map[string]Table{}, timed: map[string]bool{}, pg: IsPostgres(db)}
 }
 
 // bunStore is the Store on bun.
@@ -299,7 +299,8 @@ type bunStore struct {
 
 	mu     sync.RWMutex
 	tables map[string]Table
-	order  []string // registration order, for Migrate
+	order  []string        // registration order, for Migrate
+	timed  map[string]bool // models whose field times are kept
 }
 
 var _ Store = (*bunStore)(nil)
@@ -318,7 +319,24 @@ func (s *bunStore) Register(model string, spec TableSpec) error {
 	}
 	s.tables[model] = t
 	s.order = append(s.order, model)
+	if _, ok := spec.(fieldTimesSpec); ok {
+		s.timed[model] = true
+	}
 	return nil
+}
+
+// anyTimed reports whether some model's field times are kept.
+func (s *bunStore) anyTimed() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.timed) > 0
+}
+
+// keepsFieldTimes reports whether model's field times are kept.
+func (s *bunStore) keepsFieldTimes(model string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.timed[model]
 }
 
 func (s *bunStore) table(model string) (Table, error) {
@@ -356,7 +374,7 @@ func (s *bunStore) Features(model string) Features {
 		return Features{}
 	}
 	nw, ok := t.(NewerWriter)
-	return Features{WriteIfNewer: ok && nw.CanWriteIfNewer(s.db)}
+	return Features{WriteIfNewer: ok && nw.CanWriteIfNewer(s.db) && !s.keepsFieldTimes(model)}
 }
 
 func (s *bunStore) Begin(ctx context.Context) (Tx, error) {
@@ -399,7 +417,7 @@ func (s *bunStore) writeIfNewer(ctx context.Context, idb bun.IDB, p WriteIfNewer
 		return nil, err
 	}
 	nw, ok := t.(NewerWriter)
-	if !ok || !nw.CanWriteIfNewer(s.db) {
+	if !ok || !nw.CanWriteIfNewer(s.db) || s.keepsFieldTimes(p.Model) {
 		return nil, fmt.Errorf("models: the store cannot write %s records if newer", p.Model)
 	}
 	if len(p.Records) == 0 {
@@ -455,6 +473,11 @@ func (r bunReader) Load(ctx context.Context, p LoadParams) ([]Record, error) {
 	rows, err := t.Load(ctx, r.idb, p.Scope, p.Model, p.UIDs)
 	if err != nil {
 		return nil, fmt.Errorf("load %s of %q: %w", p.Model, p.Scope, err)
+	}
+	if r.s.keepsFieldTimes(p.Model) {
+		if err := attachFieldTimes(ctx, r.idb, rows, r.s.keepsFieldTimes); err != nil {
+			return nil, fmt.Errorf("load %s of %q: %w", p.Model, p.Scope, err)
+		}
 	}
 	return rows, nil
 }
@@ -550,6 +573,11 @@ func (r bunReader) ReadFeed(ctx context.Context, p ReadFeedParams) (FeedResult, 
 		}
 		res.Records = append(res.Records, page.Records...)
 	}
+	if r.s.anyTimed() {
+		if err := attachFieldTimes(ctx, r.idb, res.Records, r.s.keepsFieldTimes); err != nil {
+			return FeedResult{}, fmt.Errorf("read feed: %w", err)
+		}
+	}
 	return res, nil
 }
 
@@ -601,6 +629,16 @@ func (t *bunTx) SetScopeVersion(ctx context.Context, p SetScopeVersionParams) er
 }
 
 func (t *bunTx) Write(ctx context.Context, p WriteParams) error {
+	if err := t.write(ctx, p); err != nil {
+		return err
+	}
+	if t.s.keepsFieldTimes(p.Model) {
+		return writeFieldTimes(ctx, t.tx, p.Model, p.Records)
+	}
+	return nil
+}
+
+func (t *bunTx) write(ctx context.Context, p WriteParams) error {
 	tbl, err := t.s.table(p.Model)
 	if err != nil {
 		return err
@@ -650,7 +688,13 @@ func (t *bunTx) Delete(ctx context.Context, p DeleteParams) error {
 	if err != nil {
 		return err
 	}
-	return tbl.Delete(ctx, t.tx, p.Scope, p.Model, p.UIDs)
+	if err := tbl.Delete(ctx, t.tx, p.Scope, p.Model, p.UIDs); err != nil {
+		return err
+	}
+	if t.s.keepsFieldTimes(p.Model) {
+		return deleteFieldTimes(ctx, t.tx, p.Scope, p.Model, p.UIDs)
+	}
+	return nil
 }
 
 func (t *bunTx) SetMembership(ctx context.Context, p SetMembershipParams) error {

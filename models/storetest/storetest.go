@@ -43,6 +43,9 @@ const (
 	ItemModel  = "st.Item"
 	DocModel   = "st.Doc"
 	OtherModel = "st.Other"
+	// TimedModel is a generic model whose store keeps field times
+	// ([models.WithFieldTimes]).
+	TimedModel = "st.Timed"
 )
 
 // Run runs the suite; open returns a fresh, empty store for each subtest
@@ -67,11 +70,13 @@ func Run(t *testing.T, open func(t testing.TB) models.Store) {
 		{"WriteIfNewer", testWriteIfNewer},
 		{"ReadSnapshot", testReadSnapshot},
 		{"Memberships", testMemberships},
+		{"FieldTimes", testFieldTimes},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)
 			for model, spec := range map[string]models.TableSpec{
 				ItemModel: models.Typed[Item](), DocModel: models.Generic(), OtherModel: models.Generic(),
+				TimedModel: models.WithFieldTimes(models.Generic()),
 			} {
 				if err := s.Register(model, spec); err != nil {
 					t.Fatalf("register %s: %v", model, err)
@@ -700,5 +705,83 @@ func testMemberships(t *testing.T, s models.Store) {
 	defer rd.Rollback() //nolint:errcheck // read-only
 	if got := members(t, rd, models.MembershipsParams{User: "ann"}); got != "s:list/ann=admin" {
 		t.Fatalf("read transaction: ann's memberships = %q", got)
+	}
+}
+
+// testFieldTimes: a timed model's field times are written with its
+// records, read back by Load and the feed, replaced and cleared by later
+// writes, and removed with purged records; other models have none.
+func testFieldTimes(t *testing.T, s models.Store) {
+	ctx := context.Background()
+	if s.Features(TimedModel).WriteIfNewer {
+		t.Fatal("a timed model's records must not be written by WriteIfNewer (it names no times)")
+	}
+	t1, t2 := t0.Add(time.Second), t0.Add(2*time.Second)
+	a := rec(TimedModel, "ann", "a", "x", t2)
+	a.FieldTimes = models.FieldTimes{"title": t1, "gone": t2}
+	b := rec(TimedModel, "ann", "b", "x", t2)
+	bob := rec(TimedModel, "bob", "a", "x", t2)
+	bob.FieldTimes = models.FieldTimes{"title": t0}
+	write(t, s, models.WriteUpsert, a, b, bob, rec(DocModel, "ann", "d", "x", t2))
+	got := load(t, s, "ann", TimedModel, "a", "b")
+	if !got["a"].FieldTimes.Equal(models.FieldTimes{"title": t1, "gone": t2}) || got["b"].FieldTimes != nil {
+		t.Fatalf("loaded field times: a %v, b %v", got["a"].FieldTimes, got["b"].FieldTimes)
+	}
+	if ft := load(t, s, "bob", TimedModel, "a")["a"].FieldTimes; !ft.Equal(models.FieldTimes{"title": t0}) {
+		t.Fatalf("bob's record has its own field times: %v", ft)
+	}
+	res, _ := feed(t, s, models.ReadFeedParams{Scopes: []models.ScopeRange{{Scope: "ann", UpTo: 3}}})
+	for _, r := range res.Records {
+		want := models.FieldTimes(nil)
+		if r.Model == TimedModel && r.UID == "a" {
+			want = models.FieldTimes{"title": t1, "gone": t2}
+		}
+		if !r.FieldTimes.Equal(want) || (want == nil && r.FieldTimes != nil) {
+			t.Fatalf("feed's %s/%s field times: %v, want %v", r.Model, r.UID, r.FieldTimes, want)
+		}
+	}
+	// A write replaces the times; one without times clears them.
+	a2 := rec(TimedModel, "ann", "a", "y", t2)
+	a2.FieldTimes = models.FieldTimes{"title": t2}
+	b2 := rec(TimedModel, "ann", "b", "y", t2)
+	b2.FieldTimes = models.FieldTimes{"body": t1}
+	write(t, s, models.WriteUpdate, a2, b2)
+	got = load(t, s, "ann", TimedModel, "a", "b")
+	if !got["a"].FieldTimes.Equal(models.FieldTimes{"title": t2}) || !got["b"].FieldTimes.Equal(models.FieldTimes{"body": t1}) {
+		t.Fatalf("after replacing: a %v, b %v", got["a"].FieldTimes, got["b"].FieldTimes)
+	}
+	write(t, s, models.WriteUpsert, rec(TimedModel, "ann", "a", "z", t2))
+	if ft := load(t, s, "ann", TimedModel, "a")["a"].FieldTimes; ft != nil {
+		t.Fatalf("a write without field times keeps %v", ft)
+	}
+	// A savepoint rolled back undoes the times with the record.
+	tx, _ := begin(t, s, "ann")
+	err := tx.InSavepoint(ctx, func() error {
+		c := rec(TimedModel, "ann", "b", "w", t2)
+		c.FieldTimes = models.FieldTimes{"title": t0}
+		if err := tx.Write(ctx, models.WriteParams{Model: TimedModel, Records: []*models.Record{c}, Mode: models.WriteUpdate}); err != nil {
+			return err
+		}
+		return errors.New("undo")
+	})
+	if err == nil || err.Error() != "undo" {
+		t.Fatalf("savepoint: %v", err)
+	}
+	if ft := load(t, tx, "ann", TimedModel, "b")["b"].FieldTimes; !ft.Equal(models.FieldTimes{"body": t1}) {
+		t.Fatalf("after a rolled-back savepoint: %v", ft)
+	}
+	if err := tx.Delete(ctx, models.DeleteParams{Scope: "ann", Model: TimedModel, UIDs: []string{"b"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	// A record written again after its purge starts without times.
+	write(t, s, models.WriteInsert, rec(TimedModel, "ann", "b", "new", t2))
+	if ft := load(t, s, "ann", TimedModel, "b")["b"].FieldTimes; ft != nil {
+		t.Fatalf("a purged record's times outlived it: %v", ft)
+	}
+	if ft := load(t, s, "bob", TimedModel, "a")["a"].FieldTimes; !ft.Equal(models.FieldTimes{"title": t0}) {
+		t.Fatalf("ann's purge touched bob's times: %v", ft)
 	}
 }
