@@ -39,6 +39,10 @@ type LostRequest struct {
 	// Seen is the space's version the device had read up to while its
 	// user was a member (its checkpoint).
 	Seen int64
+	// UpTo is the listing's upper bound, as the first page answered it
+	// (0: this is the first page; the space's current version is taken).
+	// A listing never goes past it, so it ends.
+	UpTo int64
 	// After is an exclusive version bound for paging (0: from the start).
 	After int64
 	// Limit caps the uids returned (0: no cap).
@@ -49,27 +53,38 @@ type LostRequest struct {
 type LostResponse struct {
 	// UIDs are the records' uids, in version order.
 	UIDs []string
+	// UpTo is the listing's upper bound: pass it with every later page.
+	UpTo int64
 	// Last is the version listed through: the next page's After. Once the
-	// listing is complete it is the bound itself and Done is set.
+	// listing is complete it is UpTo and Done is set.
 	Last int64
 	// Done is set when no uid is left after Last.
 	Done bool
 }
 
+// maxLostScan bounds the records one [App.ReadLost] call reads per uid it
+// may return: records created after the user lost the space are read and
+// skipped, and a space full of them must not make one call read it all.
+const maxLostScan = 10
+
 // ReadLost lists the uids of model's records in a shared space that a
 // device of p may hold from the time p read the space, for a protocol
-// that can only tell a device to delete records one by one (RxDB): the
-// records of the space whose version is at most the bound, in version
-// order, paged. The bound is Seen, or the version at which p lost the
-// space when the space's records say so and it is later (p's ferry.Member
-// tombstone, the ferry.Space tombstone): a record changed between the
-// device's checkpoint and the revoke may be on the device in an older
-// state. Records changed after the bound are never named.
+// that can only tell a device to delete records one by one (RxDB): in
+// version order, paged, up to a bound fixed by the first page. A record is
+// listed when its version is at most Seen, or, when the space's records
+// say when p lost the space (p's ferry.Member tombstone, the ferry.Space
+// tombstone), when it was written before that: its version is at most the
+// loss's, or it was created before the loss and changed since (the device
+// may hold it in an older state). A record created after the loss is never
+// named. When nothing says when p lost it (an [Authorizer] dropped the
+// space), only versions up to Seen are listed.
 //
 // It reveals uids of a space p may no longer read, and checks no
 // membership: the caller must have proven that p read the space up to
 // Seen (the RxDB plugin signs its checkpoints for that). Only uids are
-// returned, never data. A space that does not exist lists nothing.
+// returned, never data. A space that does not exist lists nothing. A page
+// may hold fewer than Limit uids and not be the last (Done unset) when
+// many records created after the loss had to be skipped.
 func (a *App) ReadLost(ctx context.Context, p Principal, req LostRequest) (*LostResponse, error) {
 	if err := checkPrincipal(p); err != nil {
 		return nil, err
@@ -87,36 +102,62 @@ func (a *App) ReadLost(ctx context.Context, p Principal, req LostRequest) (*Lost
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only
 	scope := spaceScope(req.Space)
-	bound := req.Seen
+	// When p lost the space: the latest of the tombstones that remove it.
+	var loss *models.Record
 	for _, own := range []struct{ model, uid string }{{MemberModel, p.UserID}, {SpaceModel, req.Space}} {
 		rows, err := tx.Load(ctx, models.LoadParams{Scope: scope, Model: own.model, UIDs: []string{own.uid}})
 		if err != nil {
 			return nil, fmt.Errorf("framework: read lost space: %w", err)
 		}
-		for _, r := range rows {
-			if r.IsDeleted && r.Version > bound {
-				bound = r.Version
+		for i := range rows {
+			if r := &rows[i]; r.IsDeleted && r.Version > req.Seen && (loss == nil || r.Version > loss.Version) {
+				loss = r
 			}
 		}
 	}
-	resp := &LostResponse{UIDs: []string{}, Last: max(req.After, 0)}
-	if resp.Last >= bound {
-		resp.Done = true
-		return resp, nil
+	bound := req.Seen
+	if loss != nil {
+		bound = loss.Version
 	}
-	page, err := tx.ReadFeed(ctx, models.ReadFeedParams{
-		Scopes: []models.ScopeRange{{Scope: scope, After: resp.Last, UpTo: bound}},
-		Models: []string{m.name}, Limit: req.Limit,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("framework: read lost space: %w", err)
+	resp := &LostResponse{UIDs: []string{}, UpTo: req.UpTo, Last: max(req.After, 0)}
+	if resp.UpTo <= 0 {
+		state, err := tx.ScopeState(ctx, models.ScopeStateParams{Scopes: []string{scope}})
+		if err != nil {
+			return nil, fmt.Errorf("framework: read lost space: %w", err)
+		}
+		resp.UpTo = state[scope].Version
+		if loss == nil {
+			resp.UpTo = min(resp.UpTo, bound) // nothing later can be listed
+		}
 	}
-	for i := range page.Records {
-		resp.UIDs = append(resp.UIDs, page.Records[i].UID)
-		resp.Last = page.Records[i].Version
+	scan := 0
+	for resp.Last < resp.UpTo {
+		want := 0
+		if req.Limit > 0 {
+			want = req.Limit - len(resp.UIDs)
+			if want <= 0 || scan >= maxLostScan*req.Limit {
+				return resp, nil
+			}
+		}
+		page, err := tx.ReadFeed(ctx, models.ReadFeedParams{
+			Scopes: []models.ScopeRange{{Scope: scope, After: resp.Last, UpTo: resp.UpTo}},
+			Models: []string{m.name}, Limit: want,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("framework: read lost space: %w", err)
+		}
+		for i := range page.Records {
+			r := &page.Records[i]
+			if r.Version <= bound || loss != nil && r.CreatedAt.Before(loss.UpdatedAt) {
+				resp.UIDs = append(resp.UIDs, r.UID)
+			}
+			resp.Last = r.Version
+		}
+		scan += len(page.Records)
+		if !page.More {
+			resp.Last = resp.UpTo
+		}
 	}
-	if !page.More {
-		resp.Last, resp.Done = bound, true
-	}
+	resp.Done = true
 	return resp, nil
 }

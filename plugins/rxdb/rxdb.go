@@ -89,6 +89,22 @@
 // Streams set their own write deadlines and clear the connection's read
 // deadline (with http.ResponseController), so the HTTP server's
 // ReadTimeout and WriteTimeout do not cut them.
+//
+// # Shared spaces
+//
+// With [Config].CheckpointSecret set (and the App's Config.Spaces), every
+// route takes ?space=<uid>: the collection of that shared space, one local
+// RxDB collection per space. A member pulls the space's documents with
+// checkpoints {"seq", "sig"}, sig an HMAC of (user, space, seq) under the
+// secret; a push writes to the space with the member's role (a reader's
+// rows are refused, answered with the server's state, and explained in
+// the [RefusedHeader] header); the stream follows the space and ends
+// when its user loses it. Anyone who does not read the space gets 403
+// forbidden, the answer a space that does not exist gets, unless the pull
+// carries a checkpoint signed for that user and space: then it lists,
+// page by page, the ids of every document the device may hold
+// ([framework.App.ReadLost]) as deleted documents, with checkpoints
+// {"seq", "sig", "upto", "drop"}, and then nothing.
 package rxdb
 
 import (
@@ -393,13 +409,14 @@ func (p *Plugin) handle(fn func(c *gin.Context, who framework.Principal, collect
 	}
 }
 
-// Checkpoint is the position of a pull. Sig and Drop are set on shared
-// spaces' collections only: Sig signs (user, space, seq), and Drop is the
-// position of a removed member's device in the listing of what it must
-// delete.
+// Checkpoint is the position of a pull. Sig, UpTo and Drop are set on
+// shared spaces' collections only: Sig signs (user, space, seq), and for a
+// removed member's device, which is listed what it must delete, UpTo too
+// (the listing's fixed bound); Drop is its position in that listing.
 type Checkpoint struct {
 	Seq  int64  `json:"seq"`
 	Sig  string `json:"sig,omitempty"`
+	UpTo *int64 `json:"upto,omitempty"`
 	Drop *int64 `json:"drop,omitempty"`
 }
 

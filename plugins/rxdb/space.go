@@ -43,17 +43,22 @@ func (p *Plugin) spaceParam(c *gin.Context) (string, error) {
 }
 
 // sign is the checkpoint signature of user's read of space through seq:
-// HMAC-SHA256 over the context, user, space and seq, base64url without
-// padding.
-func sign(key []byte, user, space string, seq int64) string {
+// HMAC-SHA256 over the context, user, space and seq (and, in a removed
+// member's listing, "upto=" and its bound), joined by NUL bytes,
+// base64url without padding.
+func sign(key []byte, user, space string, seq int64, upto *int64) string {
 	m := hmac.New(sha256.New, key)
-	m.Write([]byte(sigContext + "\x00" + user + "\x00" + space + "\x00" + strconv.FormatInt(seq, 10)))
+	msg := sigContext + "\x00" + user + "\x00" + space + "\x00" + strconv.FormatInt(seq, 10)
+	if upto != nil {
+		msg += "\x00upto=" + strconv.FormatInt(*upto, 10)
+	}
+	m.Write([]byte(msg))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// verify reports whether sig is the signature of (user, space, seq) under
-// the current secret or a previous one.
-func (p *Plugin) verify(user, space string, seq int64, sig string) bool {
+// verify reports whether sig is the signature of (user, space, seq, upto)
+// under the current secret or a previous one.
+func (p *Plugin) verify(user, space string, seq int64, upto *int64, sig string) bool {
 	if sig == "" || len(p.cfg.CheckpointSecret) == 0 {
 		return false
 	}
@@ -62,7 +67,7 @@ func (p *Plugin) verify(user, space string, seq int64, sig string) bool {
 		return false
 	}
 	for _, key := range append([][]byte{p.cfg.CheckpointSecret}, p.cfg.PreviousCheckpointSecrets...) {
-		want, _ := base64.RawURLEncoding.DecodeString(sign(key, user, space, seq))
+		want, _ := base64.RawURLEncoding.DecodeString(sign(key, user, space, seq, upto))
 		if hmac.Equal(got, want) {
 			return true
 		}
@@ -75,9 +80,22 @@ func (p *Plugin) verify(user, space string, seq int64, sig string) bool {
 func (p *Plugin) checkpoint(who framework.Principal, space string, seq int64) Checkpoint {
 	cp := Checkpoint{Seq: seq}
 	if space != "" {
-		cp.Sig = sign(p.cfg.CheckpointSecret, who.UserID, space, seq)
+		cp.Sig = sign(p.cfg.CheckpointSecret, who.UserID, space, seq, nil)
 	}
 	return cp
+}
+
+// int64Param parses an optional non-negative integer query parameter.
+func int64Param(c *gin.Context, name string) (*int64, error) {
+	s, ok := c.GetQuery(name)
+	if !ok {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return nil, invalidParam(name, "must be the checkpoint's "+name+" as this server returned it")
+	}
+	return &n, nil
 }
 
 // key is the hub's key of the streams of a scope's collection.
@@ -92,17 +110,17 @@ func key(who framework.Principal, space, collection string) string {
 // documents after seq to a member, and to a former member whose
 // checkpoint is signed the ids the device may hold, as deleted documents.
 func (p *Plugin) pullSpace(c *gin.Context, who framework.Principal, model, space string, seq int64, limit int) error {
-	var drop *int64
-	if s, ok := c.GetQuery("drop"); ok {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n < 0 {
-			return invalidParam("drop", "must be a checkpoint drop this server returned")
-		}
-		drop = &n
+	drop, err := int64Param(c, "drop")
+	if err != nil {
+		return err
+	}
+	upto, err := int64Param(c, "upto")
+	if err != nil {
+		return err
 	}
 	ctx := c.Request.Context()
 	after := seq
-	if drop != nil {
+	if drop != nil || upto != nil {
 		// The device dropped (or is dropping) the space; a member again
 		// reads it whole.
 		after = 0
@@ -110,7 +128,7 @@ func (p *Plugin) pullSpace(c *gin.Context, who framework.Principal, model, space
 	req := framework.SinceRequest{Models: []string{model}, After: after, Limit: limit, Space: space}
 	resp, err := p.app.ReadSince(ctx, who, req)
 	if errors.Is(err, framework.ErrForbidden) {
-		return p.pullLost(c, who, model, space, seq, drop, limit, err)
+		return p.pullLost(c, who, model, space, seq, upto, drop, limit, err)
 	}
 	if err != nil {
 		return fmt.Errorf("rxdb: pull: %w", err)
@@ -133,22 +151,27 @@ func (p *Plugin) pullSpace(c *gin.Context, who framework.Principal, model, space
 // pullLost answers a pull of a space the caller does not read. Only a
 // checkpoint the server signed for this user and space proves the device
 // read it; it gets, page by page, every document of the space it may
-// hold as {"id", "_deleted": true} (ids only), and then nothing. Any other
+// hold as {"id", "_deleted": true} (ids only), and then nothing: the
+// listing's bound (upto) is fixed by its first page and signed. Any other
 // pull gets refused, the answer a space that does not exist gets.
-func (p *Plugin) pullLost(c *gin.Context, who framework.Principal, model, space string, seq int64, drop *int64, limit int, refused error) error {
-	if !p.verify(who.UserID, space, seq, c.Query("sig")) {
+func (p *Plugin) pullLost(c *gin.Context, who framework.Principal, model, space string, seq int64, upto, drop *int64, limit int, refused error) error {
+	if !p.verify(who.UserID, space, seq, upto, c.Query("sig")) {
 		return refused
 	}
-	var from int64
-	if drop != nil {
-		from = *drop
+	req := framework.LostRequest{Space: space, Model: model, Seen: seq, Limit: limit}
+	if upto != nil {
+		req.UpTo = max(*upto, 1) // 0 would mean "first page"; a bound of 0 lists nothing either way
 	}
-	lost, err := p.app.ReadLost(c.Request.Context(), who, framework.LostRequest{
-		Space: space, Model: model, Seen: seq, After: from, Limit: limit})
+	if drop != nil {
+		req.After = *drop
+	}
+	lost, err := p.app.ReadLost(c.Request.Context(), who, req)
 	if err != nil {
 		return fmt.Errorf("rxdb: pull of a lost space: %w", err)
 	}
-	b := &Batch{Documents: make([]map[string]json.RawMessage, 0, len(lost.UIDs)), Checkpoint: p.checkpoint(who, space, seq)}
+	bound := lost.UpTo
+	cp := Checkpoint{Seq: seq, UpTo: &bound, Sig: sign(p.cfg.CheckpointSecret, who.UserID, space, seq, &bound)}
+	b := &Batch{Documents: make([]map[string]json.RawMessage, 0, len(lost.UIDs)), Checkpoint: cp}
 	for _, uid := range lost.UIDs {
 		doc, err := Document(&framework.Record{UID: uid, IsDeleted: true})
 		if err != nil {

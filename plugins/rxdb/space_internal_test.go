@@ -20,17 +20,23 @@ func TestCheckpointSecretRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := sign(oldKey, "bob", "L", 7)
-	if !rotated.verify("bob", "L", 7, old) || dropped.verify("bob", "L", 7, old) {
+	old := sign(oldKey, "bob", "L", 7, nil)
+	if !rotated.verify("bob", "L", 7, nil, old) || dropped.verify("bob", "L", 7, nil, old) {
 		t.Fatal("a checkpoint of the previous secret: accepted only while the secret is listed")
 	}
-	if got := rotated.checkpoint(framework.Principal{UserID: "bob"}, "L", 7).Sig; got != sign(newKey, "bob", "L", 7) {
+	if got := rotated.checkpoint(framework.Principal{UserID: "bob"}, "L", 7).Sig; got != sign(newKey, "bob", "L", 7, nil) {
 		t.Fatalf("signed with %q, want the current secret's", got)
 	}
 	for _, c := range []struct{ user, space string }{{"bob", "M"}, {"bo", "bL"}, {"cat", "L"}} {
-		if rotated.verify(c.user, c.space, 7, old) {
+		if rotated.verify(c.user, c.space, 7, nil, old) {
 			t.Errorf("bob's signature verifies for %+v", c)
 		}
+	}
+	// A listing's bound is signed: another bound, or none, does not verify.
+	upto, other := int64(9), int64(10)
+	listing := sign(newKey, "bob", "L", 7, &upto)
+	if !rotated.verify("bob", "L", 7, &upto, listing) || rotated.verify("bob", "L", 7, &other, listing) || rotated.verify("bob", "L", 7, nil, listing) {
+		t.Error("the listing's bound is not bound by its signature")
 	}
 	for _, cfg := range []Config{
 		{CheckpointSecret: []byte("short")},

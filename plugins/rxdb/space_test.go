@@ -119,6 +119,9 @@ func query(space string, cp rxdb.Checkpoint, limit int) string {
 	if cp.Sig != "" {
 		q.Set("sig", cp.Sig)
 	}
+	if cp.UpTo != nil {
+		q.Set("upto", fmt.Sprint(*cp.UpTo))
+	}
 	if cp.Drop != nil {
 		q.Set("drop", fmt.Sprint(*cp.Drop))
 	}
@@ -274,6 +277,10 @@ func TestSpaceCollection(t *testing.T) {
 		removal.IsDeleted = true
 		e.native("ann", removal)
 		e.native("ann", &framework.Change{Model: "data.Task", UID: "t7", Space: "L", Data: json.RawMessage(`{"title":"after"}`)})
+		// t4 existed before the removal and changes after it: the device
+		// may hold it in its old state.
+		e.native("ann", &framework.Change{Model: "data.Task", UID: "t4", Space: "L", Data: json.RawMessage(`{"title":"edited after"}`)})
+		e.native("ann", &framework.Change{Model: "data.Task", UID: "t9", Space: "L", Data: json.RawMessage(`{"title":"after too"}`)})
 
 		// Unsigned, forged, or signed for another seq, user or space: 403,
 		// the answer of a space that does not exist.
@@ -295,10 +302,26 @@ func TestSpaceCollection(t *testing.T) {
 		}
 
 		// The signed checkpoint: every document the device may hold, as
-		// deleted ids alone, in pages, t2 (changed after the checkpoint)
-		// included and t7 (made after the removal) never.
+		// deleted ids alone, in pages, t2 (changed after the checkpoint,
+		// before the removal) and t4 (changed after the removal) included,
+		// t7 and t9 (made after the removal) never.
+		first := e.pull("bob", "L", cp, 2)
+		if first.Checkpoint.UpTo == nil || first.Checkpoint.Drop == nil {
+			t.Fatalf("the listing's first checkpoint: %+v", first.Checkpoint)
+		}
+		// Its bound is signed: a wider one, or none, is the 403.
+		wider := first.Checkpoint
+		far := *wider.UpTo + 100
+		wider.UpTo = &far
+		noBound := first.Checkpoint
+		noBound.UpTo = nil
+		for _, bad := range []rxdb.Checkpoint{wider, noBound} {
+			if status, _, raw := e.do("bob", "GET", "/sync/rxdb/tasks/pull?"+query("L", bad, 2), ""); status != 403 || string(raw) != string(nowhere) {
+				t.Errorf("listing checkpoint %+v: %d %s", bad, status, raw)
+			}
+		}
 		lost, done, pages := e.pullAll("bob", "L", cp, 2)
-		if got := ids(lost); strings.Join(got, ",") != "t1,t2,t3,t4,t5,t6" || pages != 4 {
+		if got := ids(lost); strings.Join(got, ",") != "t1,t2,t3,t4,t5,t6" || pages < 3 {
 			t.Fatalf("the removed member's pull: %v in %d pages", got, pages)
 		}
 		for id, d := range lost {
@@ -306,7 +329,7 @@ func TestSpaceCollection(t *testing.T) {
 				t.Errorf("%s: %v, want the id and _deleted alone", id, d)
 			}
 		}
-		if done.Drop == nil || done.Sig == "" || done.Seq != cp.Seq {
+		if done.Drop == nil || done.UpTo == nil || *done.Drop != *done.UpTo || done.Sig == "" || done.Seq != cp.Seq {
 			t.Fatalf("final checkpoint %+v", done)
 		}
 		// Then nothing, however often it pulls.
@@ -315,8 +338,10 @@ func TestSpaceCollection(t *testing.T) {
 				t.Fatalf("after the removal: %v", b.Documents)
 			}
 		}
-		// A later write in the space changes nothing for Bob.
+		// A later write in the space changes nothing for Bob, nor does an
+		// edit of a document he held.
 		e.native("ann", &framework.Change{Model: "data.Task", UID: "t8", Space: "L", Data: json.RawMessage(`{"title":"later"}`)})
+		e.native("ann", &framework.Change{Model: "data.Task", UID: "t5", Space: "L", Data: json.RawMessage(`{"title":"edited later"}`)})
 		if b := e.pull("bob", "L", done, 2); len(b.Documents) != 0 {
 			t.Fatalf("a write after the removal reached bob: %v", b.Documents)
 		}
@@ -325,7 +350,7 @@ func TestSpaceCollection(t *testing.T) {
 		// space whole from its drop checkpoint.
 		e.native("ann", member("L", "bob", "reader"))
 		again, cp2, _ := e.pullAll("bob", "L", done, 50)
-		if got := ids(again); strings.Join(got, ",") != "t1,t2,t3,t4,t5,t6,t7,t8" || again["t3"]["_deleted"] != true || cp2.Drop != nil {
+		if got := ids(again); strings.Join(got, ",") != "t1,t2,t3,t4,t5,t6,t7,t8,t9" || again["t3"]["_deleted"] != true || cp2.Drop != nil || cp2.UpTo != nil {
 			t.Fatalf("back-fill after re-adding: %v, %+v", got, cp2)
 		}
 	})
