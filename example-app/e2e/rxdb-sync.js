@@ -23,10 +23,8 @@ export function replicateWithFerry(collection, { url, token, live = true, batchS
     pull: {
       batchSize,
       handler: async (checkpoint, limit) => {
-        // A space's checkpoint is {seq, sig, drop?}: send it back whole.
-        const q = new URLSearchParams({ seq: String(checkpoint?.seq ?? 0), limit: String(limit) })
-        if (checkpoint?.sig) q.set('sig', checkpoint.sig)
-        if (checkpoint?.drop !== undefined) q.set('drop', String(checkpoint.drop))
+        // The checkpoint goes back whole: {seq}, and a space's sig, upto, drop.
+        const q = new URLSearchParams({ seq: '0', ...checkpoint, limit: String(limit) })
         const res = await fetch(`${base}/pull?${scope}${q}`, { headers })
         if (!res.ok) throw new Error(`pull: ${res.status} ${await res.text()}`)
         return res.json() // {documents, checkpoint}
