@@ -229,6 +229,12 @@ type SinceRequest struct {
 	// synced while the user had nothing, and may have pushed since).
 	// Without it, After 0 means a first sync.
 	Checkpointed bool
+	// Space, when set, reads that shared space's scope instead of the
+	// caller's own (a space uid, as clients name it). A caller who does
+	// not read the space, a space that does not exist and a server
+	// without spaces are all answered [ErrForbidden] with the same
+	// message, so the answer never tells them apart.
+	Space string
 }
 
 // SinceResponse is the answer of [App.ReadSince].
@@ -243,8 +249,10 @@ type SinceResponse struct {
 	HasMore bool
 }
 
-// ReadSince returns the caller's own records changed after a version, read
-// in one snapshot together with the scope's current version. It is the
+// ReadSince returns the caller's own records (or, with Space, a shared
+// space's) changed after a version, read in one snapshot together with the
+// scope's current version and, for a space, the caller's right to read
+// it. It is the
 // primitive under protocol adapters whose checkpoint is a number
 // (WatermelonDB's timestamp, RxDB's checkpoint); native clients use the
 // opaque cursor of [App.Pull]. Versions count the caller's own scope, so a
@@ -263,16 +271,22 @@ func (a *App) ReadSince(ctx context.Context, p Principal, req SinceRequest) (*Si
 		return nil, fmt.Errorf("read since: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only
-	state, err := tx.ScopeState(ctx, models.ScopeStateParams{Scopes: []string{p.UserID}})
+	scope := p.UserID
+	if req.Space != "" {
+		if scope, err = a.readableSpace(ctx, tx, p, req.Space); err != nil {
+			return nil, err
+		}
+	}
+	state, err := tx.ScopeState(ctx, models.ScopeStateParams{Scopes: []string{scope}})
 	if err != nil {
 		return nil, err
 	}
-	resp := &SinceResponse{Version: state[p.UserID].Version}
-	if (req.After > 0 || req.Checkpointed) && req.After < state[p.UserID].PurgedVersion {
+	resp := &SinceResponse{Version: state[scope].Version}
+	if (req.After > 0 || req.Checkpointed) && req.After < state[scope].PurgedVersion {
 		return nil, NewError(CodeResetRequired, "changes after this checkpoint were purged; sync from the start")
 	}
 	page, err := tx.ReadFeed(ctx, models.ReadFeedParams{
-		Scopes: []models.ScopeRange{{Scope: p.UserID, After: req.After, UpTo: resp.Version}},
+		Scopes: []models.ScopeRange{{Scope: scope, After: req.After, UpTo: resp.Version}},
 		Models: req.Models, SkipDeleted: req.SkipDeleted, Limit: req.Limit, MaxBytes: req.MaxBytes,
 	})
 	if err != nil {

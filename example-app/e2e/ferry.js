@@ -36,6 +36,22 @@ export async function nativePush(token, tasks) {
   return results
 }
 
+// nativeChanges pushes raw changes of the native protocol (model, uid,
+// space?, is_deleted?, data) stamped now, and wants every one applied.
+export async function nativeChanges(token, changes) {
+  const res = await fetch(`${url}/sync/push`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ device_id: 'native', changes: changes.map(c => ({ modify_at: new Date().toISOString(), data: {}, ...c })) }),
+  })
+  if (!res.ok) throw new Error(`native push: ${res.status} ${await res.text()}`)
+  const { results } = await res.json()
+  for (const r of results) {
+    if (r.status !== 'applied') throw new Error(`native push: ${JSON.stringify(r)}`)
+  }
+  return results
+}
+
 // serverTasks pulls every task through the native protocol and returns the
 // live ones as flat documents sorted by id.
 export async function serverTasks(token) {

@@ -22,9 +22,12 @@ const taskSchema = {
 }
 
 const opened = []
-export async function newDevice() {
+// newDevice opens a device with the collection "tasks" (the user's
+// personal tasks) and one more of tasks per name in spaces (a shared
+// space's, replicated with syncSpace).
+export async function newDevice(spaces = []) {
   const db = await createRxDatabase({ name: `device${randomUUID().replaceAll('-', '')}`, storage: getRxStorageMemory(), multiInstance: false })
-  await db.addCollections({ tasks: { schema: taskSchema } })
+  await db.addCollections(Object.fromEntries([['tasks', { schema: taskSchema }], ...spaces.map(n => [n, { schema: taskSchema }])]))
   opened.push(db)
   return db
 }
@@ -39,8 +42,24 @@ export async function sync(db, user, batchSize = 50) {
   assert.deepEqual(errors, [])
 }
 
-export async function tasks(db) {
-  const docs = await db.tasks.find().exec()
+// syncSpace runs one replication cycle of a local collection with the
+// server's collection "tasks" of a shared space; refused collects the
+// server's reasons for refused rows.
+export async function syncSpace(collection, user, space, { refused = [], batchSize = 50 } = {}) {
+  const replication = replicateWithFerry(collection, { url, token: user.token, live: false, batchSize, space, remote: 'tasks',
+    onRefused: rows => refused.push(...rows) })
+  const errors = []
+  replication.error$.subscribe(err => errors.push(err))
+  await replication.awaitInitialReplication()
+  await replication.cancel()
+  assert.deepEqual(errors, [])
+  return refused
+}
+
+// tasks returns a device's tasks of the collection (default "tasks"),
+// normalized.
+export async function tasks(db, name = 'tasks') {
+  const docs = await db[name].find().exec()
   return normalize(docs.map(d => d.toJSON()))
 }
 

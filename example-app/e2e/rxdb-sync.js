@@ -2,23 +2,30 @@ import { replicateRxCollection } from 'rxdb/plugins/replication'
 import { Subject } from 'rxjs'
 
 // replicateWithFerry replicates an RxDB collection (primary key "id") with
-// the Ferry collection of the same name: url is the server's address,
-// token the user's bearer token. With live: true it also listens to the
-// server's event stream.
-export function replicateWithFerry(collection, { url, token, live = true, batchSize = 100 }) {
-  const base = `${url}/sync/rxdb/${collection.name}`
+// the Ferry collection of the same name (or remote): url is the server's
+// address, token the user's bearer token. With space, the collection
+// replicates that shared space's documents (one local collection per
+// space). With live: true it also listens to the server's event stream.
+// onRefused, when given, is told why the server refused rows of a push
+// ([{id, status, code?, errors?}]); RxDB itself only gets their server
+// state.
+export function replicateWithFerry(collection, { url, token, live = true, batchSize = 100, space, remote = collection.name, onRefused }) {
+  const base = `${url}/sync/rxdb/${remote}`
+  const scope = space ? `space=${encodeURIComponent(space)}&` : ''
   const headers = { Authorization: `Bearer ${token}` }
   const events$ = new Subject()
   const stop = new AbortController()
-  if (live) listen(`${base}/pull/stream`, headers, stop.signal, event => events$.next(event))
+  if (live) listen(`${base}/pull/stream?${scope}`, headers, stop.signal, event => events$.next(event))
   const replication = replicateRxCollection({
     collection,
-    replicationIdentifier: `ferry ${base}`,
+    replicationIdentifier: `ferry ${base} ${space ?? ''}`,
     live,
     pull: {
       batchSize,
       handler: async (checkpoint, limit) => {
-        const res = await fetch(`${base}/pull?seq=${checkpoint?.seq ?? 0}&limit=${limit}`, { headers })
+        // The checkpoint goes back whole: {seq}, and a space's sig, upto, drop.
+        const q = new URLSearchParams({ seq: '0', ...checkpoint, limit: String(limit) })
+        const res = await fetch(`${base}/pull?${scope}${q}`, { headers })
         if (!res.ok) throw new Error(`pull: ${res.status} ${await res.text()}`)
         return res.json() // {documents, checkpoint}
       },
@@ -27,13 +34,15 @@ export function replicateWithFerry(collection, { url, token, live = true, batchS
     push: {
       batchSize,
       handler: async rows => {
-        const res = await fetch(`${base}/push`, {
+        const res = await fetch(`${base}/push?${scope}`, {
           method: 'POST',
           headers: { ...headers, 'Content-Type': 'application/json' },
           body: JSON.stringify(rows),
         })
         if (!res.ok) throw new Error(`push: ${res.status} ${await res.text()}`)
-        return res.json() // the server's documents of the rows that conflicted
+        const refused = res.headers.get('Ferry-Refused')
+        if (refused && onRefused) onRefused(JSON.parse(refused))
+        return res.json() // the server's documents of the rows that conflicted or were refused
       },
     },
   })

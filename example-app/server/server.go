@@ -453,6 +453,13 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 	rxCfg := cfg.RxDB
 	rxCfg.Collections = map[string]string{"tasks": "data.Task"}
 	rxCfg.Hints = live
+	if rxCfg.CheckpointSecret == nil {
+		// Shared spaces' checkpoints (?space=) must verify on every
+		// replica, and a rotated JWT secret must not strand removed
+		// devices for long: the key comes from the secret the replicas
+		// share, like the stream tokens'.
+		rxCfg.CheckpointSecret = derivedKey(secret, "ferry example app: rxdb space checkpoints")
+	}
 	rx, err := rxdb.New(rxCfg)
 	if err != nil {
 		return nil, err
@@ -576,15 +583,20 @@ func newRealtime(cfg Config, jwtSecret []byte) (*realtime.Plugin, error) {
 		return nil, fmt.Errorf("FERRY_REALTIME_BUS=%q: want postgres, nats or local", kind)
 	}
 	// Stream tokens must open a stream on every replica: their key comes
-	// from the secret the replicas share.
-	mac := hmac.New(sha256.New, jwtSecret)
-	mac.Write([]byte("ferry example app: realtime stream tokens"))
-	// The stream limits are the RxDB streams' (FERRY_MAX_STREAMS,
+	// from the secret the replicas share. The stream limits are the RxDB streams' (FERRY_MAX_STREAMS,
 	// FERRY_STREAMS_PER_USER, FERRY_STREAM_KEEPALIVE,
 	// FERRY_STREAM_WRITE_TIMEOUT), for each kind.
-	return realtime.New(realtime.Config{Bus: bus, TokenSecret: mac.Sum(nil),
+	return realtime.New(realtime.Config{Bus: bus, TokenSecret: derivedKey(jwtSecret, "ferry example app: realtime stream tokens"),
 		MaxStreams: cfg.RxDB.MaxStreams, MaxStreamsPerUser: cfg.RxDB.MaxStreamsPerUser,
 		KeepAlive: cfg.RxDB.KeepAlive, WriteTimeout: cfg.RxDB.WriteTimeout})
+}
+
+// derivedKey is a key for one purpose, made from the JWT secret the
+// replicas share: HMAC-SHA256 of the purpose.
+func derivedKey(secret []byte, purpose string) []byte {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(purpose))
+	return mac.Sum(nil)
 }
 
 func requestLog(log *slog.Logger) gin.HandlerFunc {

@@ -59,7 +59,7 @@ func TestEventChecksWhatItReads(t *testing.T) {
 		{"too many announced", 0, pending{docs: 11, bytes: 100}, "RESYNC"},
 		{"too large announced", 0, pending{docs: 2, bytes: 1001}, "RESYNC"},
 	} {
-		ev, next, err := p.event(ctx, ann, "data.Task", c.seq, c.pend)
+		ev, next, err := p.event(ctx, ann, "data.Task", "", c.seq, c.pend)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
@@ -73,7 +73,7 @@ func TestEventChecksWhatItReads(t *testing.T) {
 	// A record larger than announced (the store holds 2 KB, the commit
 	// said 100 bytes).
 	push("c", strings.Repeat("x", 2000))
-	ev, next, err := p.event(ctx, ann, "data.Task", 2, pending{docs: 1, bytes: 100})
+	ev, next, err := p.event(ctx, ann, "data.Task", "", 2, pending{docs: 1, bytes: 100})
 	if err != nil || eventIDs(t, ev) != "RESYNC" || next != 3 {
 		t.Fatalf("a record larger than announced: %.100q at %d, %v", ev, next, err)
 	}

@@ -89,6 +89,22 @@
 // Streams set their own write deadlines and clear the connection's read
 // deadline (with http.ResponseController), so the HTTP server's
 // ReadTimeout and WriteTimeout do not cut them.
+//
+// # Shared spaces
+//
+// With [Config].CheckpointSecret set (and the App's Config.Spaces), every
+// route takes ?space=<uid>: the collection of that shared space, one local
+// RxDB collection per space. A member pulls the space's documents with
+// checkpoints {"seq", "sig"}, sig an HMAC of (user, space, seq) under the
+// secret; a push writes to the space with the member's role (a reader's
+// rows are refused, answered with the server's state, and explained in
+// the [RefusedHeader] header); the stream follows the space and ends
+// when its user loses it. Anyone who does not read the space gets 403
+// forbidden, the answer a space that does not exist gets, unless the pull
+// carries a checkpoint signed for that user and space: then it lists,
+// page by page, the ids of every document the device may hold
+// ([framework.App.ReadLost]) as deleted documents, with checkpoints
+// {"seq", "sig", "upto", "drop"}, and then nothing.
 package rxdb
 
 import (
@@ -156,6 +172,22 @@ type Config struct {
 	// realtime plugin is one ([github.com/ferrysync/ferry/plugins/realtime.Plugin]).
 	// Without it streams hear only of this replica's pushes.
 	Hints HintSource
+	// CheckpointSecret signs the checkpoints of shared spaces' collections
+	// (?space=), at least [MinCheckpointSecret] bytes of randomness, the
+	// same on every replica. A removed member's device proves with its
+	// signed checkpoint that it read the space, and only then is told
+	// which documents to delete. Without it the routes serve no ?space=
+	// (400 invalid). Keep it secret: it lets its holder name the ids of
+	// any space's documents to anyone.
+	CheckpointSecret []byte
+	// PreviousCheckpointSecrets are still accepted on checkpoints (not
+	// used to sign), for rotating CheckpointSecret: a member's next pull
+	// is signed with the new secret, but a device removed while it was
+	// offline holds a checkpoint of the old one, and once that secret is
+	// dropped its pull is answered 403 and the device keeps the space's
+	// documents. Keep a previous secret for as long as devices may stay
+	// offline.
+	PreviousCheckpointSecrets [][]byte
 }
 
 // HintSource delivers hints of changes from every replica of a
@@ -232,6 +264,17 @@ func New(cfg Config) (*Plugin, error) {
 	}
 	if cfg.MaxEventBytes == 0 {
 		cfg.MaxEventBytes = DefaultMaxEventBytes
+	}
+	if n := len(cfg.CheckpointSecret); n > 0 && n < MinCheckpointSecret {
+		return nil, fmt.Errorf("rxdb: Config.CheckpointSecret has %d bytes; at least %d are needed", n, MinCheckpointSecret)
+	}
+	for i, k := range cfg.PreviousCheckpointSecrets {
+		if len(k) < MinCheckpointSecret {
+			return nil, fmt.Errorf("rxdb: Config.PreviousCheckpointSecrets[%d] has %d bytes; at least %d are needed", i, len(k), MinCheckpointSecret)
+		}
+	}
+	if len(cfg.PreviousCheckpointSecrets) > 0 && len(cfg.CheckpointSecret) == 0 {
+		return nil, errors.New("rxdb: Config.PreviousCheckpointSecrets is set without a CheckpointSecret")
 	}
 	p := &Plugin{cfg: cfg, collections: map[string]string{}, byModel: map[string]string{},
 		hub: newHub(cfg.MaxStreamsPerUser, cfg.MaxStreams)}
@@ -366,9 +409,15 @@ func (p *Plugin) handle(fn func(c *gin.Context, who framework.Principal, collect
 	}
 }
 
-// Checkpoint is the position of a pull.
+// Checkpoint is the position of a pull. Sig, UpTo and Drop are set on
+// shared spaces' collections only: Sig signs (user, space, seq), and for a
+// removed member's device, which is listed what it must delete, UpTo too
+// (the listing's fixed bound); Drop is its position in that listing.
 type Checkpoint struct {
-	Seq int64 `json:"seq"`
+	Seq  int64  `json:"seq"`
+	Sig  string `json:"sig,omitempty"`
+	UpTo *int64 `json:"upto,omitempty"`
+	Drop *int64 `json:"drop,omitempty"`
 }
 
 // Batch is a pull answer and a stream event.
@@ -410,6 +459,13 @@ func (p *Plugin) pull(c *gin.Context, who framework.Principal, _, model string) 
 			return invalidParam("limit", "must be a positive integer")
 		}
 		limit = min(n, cfg.MaxPullLimit)
+	}
+	space, err := p.spaceParam(c)
+	if err != nil {
+		return err
+	}
+	if space != "" {
+		return p.pullSpace(c, who, model, space, seq, limit)
 	}
 	req := framework.SinceRequest{Models: []string{model}, After: seq, Limit: limit}
 	resp, err := p.app.ReadSince(c.Request.Context(), who, req)
@@ -492,6 +548,15 @@ func (p *Plugin) push(c *gin.Context, who framework.Principal, _, model string) 
 	if len(rows) > cfg.MaxChanges {
 		return framework.NewError(framework.CodeTooLarge, "a push carries at most %d rows; lower the push batchSize", cfg.MaxChanges)
 	}
+	space, err := p.spaceParam(c)
+	if err != nil {
+		return err
+	}
+	if space != "" {
+		if err := p.readSpace(c.Request.Context(), who, model, space); err != nil {
+			return err
+		}
+	}
 	now := adapter.Now(p.app)
 	changes := make([]*framework.Change, len(rows))
 	var bad []framework.FieldError
@@ -507,7 +572,7 @@ func (p *Plugin) push(c *gin.Context, who framework.Principal, _, model string) 
 			continue
 		}
 		deletion(ch)
-		ch.Model, ch.ModifyAt = model, now
+		ch.Model, ch.ModifyAt, ch.Space = model, now, space
 		if a, present := obj["assumedMasterState"]; present && a != nil {
 			assumed, msg := docChange(a)
 			if msg != "" {
@@ -527,7 +592,8 @@ func (p *Plugin) push(c *gin.Context, who framework.Principal, _, model string) 
 		return fmt.Errorf("rxdb: push: %w", err)
 	}
 	conflicts := make([]map[string]json.RawMessage, 0)
-	var refused []adapter.Ref
+	var refused []string
+	var reasons []Refusal
 	for _, res := range results {
 		switch res.Status {
 		case framework.StatusStale:
@@ -537,18 +603,19 @@ func (p *Plugin) push(c *gin.Context, who framework.Principal, _, model string) 
 			}
 			conflicts = append(conflicts, doc)
 		case framework.StatusRejected, framework.StatusForbidden:
-			refused = append(refused, adapter.Ref{Model: res.Model, UID: res.UID})
+			refused = append(refused, res.UID)
+			reasons = append(reasons, Refusal{ID: res.UID, Status: res.Status, Code: res.Code, Errors: res.Errors})
 		}
 	}
 	if len(refused) > 0 {
-		state, err := adapter.ServerState(ctx, p.app, who, refused)
+		state, err := p.serverState(ctx, who, space, model, refused)
 		if err != nil {
 			return fmt.Errorf("rxdb: refused rows: %w", err)
 		}
-		for _, r := range refused {
-			rec, ok := state[r]
+		for _, uid := range refused {
+			rec, ok := state[uid]
 			if !ok {
-				rec = &framework.Record{Model: r.Model, UID: r.UID, IsDeleted: true}
+				rec = &framework.Record{Model: model, UID: uid, IsDeleted: true}
 			}
 			doc, err := Document(rec)
 			if err != nil {
@@ -557,6 +624,8 @@ func (p *Plugin) push(c *gin.Context, who framework.Principal, _, model string) 
 			conflicts = append(conflicts, doc)
 		}
 		p.app.Logger().Info("rxdb push refused rows", "user", who.UserID, "count", len(refused))
+		c.Header(RefusedHeader, refusedHeader(reasons))
+		c.Header(RefusedCountHeader, strconv.Itoa(len(reasons)))
 	}
 	c.JSON(http.StatusOK, conflicts)
 	return nil
@@ -567,6 +636,14 @@ func (p *Plugin) push(c *gin.Context, who framework.Principal, _, model string) 
 func (p *Plugin) onCommit(e *framework.CommitEvent) error {
 	var sizes map[string]*pending
 	for _, rec := range e.Records {
+		if rec.Model == framework.MemberModel || rec.Model == framework.SpaceModel {
+			// Membership changed: the space's streams check whether their
+			// user still reads it (a removed member's stream ends).
+			for coll := range p.collections {
+				p.hub.wakeUnknown(rec.Owner + "\x00" + coll)
+			}
+			continue
+		}
 		if coll, ok := p.byModel[rec.Model]; ok {
 			key := rec.Owner + "\x00" + coll
 			if sizes == nil {
@@ -608,7 +685,18 @@ func (p *Plugin) stream(c *gin.Context, who framework.Principal, collection, mod
 		defer t.Stop()
 		expired = t.C
 	}
-	sub, err := p.hub.subscribe(who.UserID, who.UserID+"\x00"+collection)
+	space, err := p.spaceParam(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request.Context()
+	if space != "" {
+		// A non-member is refused before anything is sent.
+		if err := p.readSpace(ctx, who, model, space); err != nil {
+			return err
+		}
+	}
+	sub, err := p.hub.subscribe(who.UserID, key(who, space, collection))
 	switch {
 	case errors.Is(err, errUserStreams):
 		return framework.StreamRefused(true, p.cfg.MaxStreamsPerUser)
@@ -619,10 +707,12 @@ func (p *Plugin) stream(c *gin.Context, who framework.Principal, collection, mod
 		return err
 	}
 	defer p.hub.unsubscribe(sub)
-	ctx := c.Request.Context()
 	// The stream's position: what is committed now is the business of the
 	// client's pull after "RESYNC"; the stream sends what comes later.
-	seq, err := p.position(ctx, who, model)
+	seq, err := p.position(ctx, who, model, space)
+	if errors.Is(err, framework.ErrForbidden) {
+		return err // lost between the check and now
+	}
 	if err != nil {
 		return fmt.Errorf("rxdb: stream: %w", err)
 	}
@@ -654,7 +744,13 @@ func (p *Plugin) stream(c *gin.Context, who framework.Principal, collection, mod
 			}
 			ev = keepAliveEvent
 		case <-sub.notify:
-			ev, seq, err = p.event(ctx, who, model, seq, p.hub.take(sub))
+			ev, seq, err = p.event(ctx, who, model, space, seq, p.hub.take(sub))
+			if errors.Is(err, framework.ErrForbidden) {
+				// The user lost the space: nothing more of it is sent. The
+				// client's pull after "RESYNC" gets what to delete.
+				_ = w.send(resyncEvent)
+				return nil
+			}
 			if err != nil {
 				// The client reconnects and gets "RESYNC".
 				if ctx.Err() == nil {
@@ -675,8 +771,8 @@ func (p *Plugin) stream(c *gin.Context, who framework.Principal, collection, mod
 
 // position is the caller's scope version: the stream sends what commits
 // after it.
-func (p *Plugin) position(ctx context.Context, who framework.Principal, model string) (int64, error) {
-	now, err := p.app.ReadSince(ctx, who, framework.SinceRequest{Models: []string{model}, After: math.MaxInt64})
+func (p *Plugin) position(ctx context.Context, who framework.Principal, model, space string) (int64, error) {
+	now, err := p.app.ReadSince(ctx, who, framework.SinceRequest{Models: []string{model}, After: math.MaxInt64, Space: space})
 	if err != nil {
 		return 0, err
 	}
@@ -693,9 +789,9 @@ func (p *Plugin) position(ctx context.Context, who framework.Principal, model st
 // announced (plus the one that tells whether there are more), never more
 // than [Config.MaxEventDocuments], and nothing at all when the commits
 // were already too large.
-func (p *Plugin) event(ctx context.Context, who framework.Principal, model string, seq int64, pend pending) ([]byte, int64, error) {
+func (p *Plugin) event(ctx context.Context, who framework.Principal, model, space string, seq int64, pend pending) ([]byte, int64, error) {
 	if !pend.unknown && (pend.docs > p.cfg.MaxEventDocuments || pend.bytes > p.cfg.MaxEventBytes) {
-		now, err := p.position(ctx, who, model)
+		now, err := p.position(ctx, who, model, space)
 		if err != nil {
 			return nil, seq, err
 		}
@@ -705,7 +801,7 @@ func (p *Plugin) event(ctx context.Context, who framework.Principal, model strin
 	if pend.unknown {
 		limit = p.cfg.MaxEventDocuments // a hint from the bus says only "something"
 	}
-	resp, err := p.app.ReadSince(ctx, who, framework.SinceRequest{Models: []string{model}, After: seq, Limit: limit})
+	resp, err := p.app.ReadSince(ctx, who, framework.SinceRequest{Models: []string{model}, After: seq, Limit: limit, Space: space})
 	if err != nil {
 		return nil, seq, err
 	}
@@ -727,6 +823,7 @@ func (p *Plugin) event(ctx context.Context, who framework.Principal, model strin
 	if err != nil {
 		return nil, seq, err
 	}
+	b.Checkpoint = p.checkpoint(who, space, b.Checkpoint.Seq)
 	raw, err := json.Marshal(b)
 	if err != nil {
 		return nil, seq, err

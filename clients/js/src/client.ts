@@ -63,6 +63,8 @@ export interface SyncResult {
   stored: number
   /** The server required a pull from the start (410). */
   reset: boolean
+  /** Spaces whose records the device dropped (the user lost them), counting a sweep of stray ones as one. */
+  dropped: number
 }
 
 /** The live stream's state, as reported to [ClientOptions.onState]. */
@@ -129,7 +131,7 @@ export interface StartOptions {
   stream?: boolean
 }
 
-const newSyncResult = (): SyncResult => ({ pushed: 0, applied: 0, stale: 0, rejected: 0, forbidden: 0, requeued: 0, pulled: 0, stored: 0, reset: false })
+const newSyncResult = (): SyncResult => ({ pushed: 0, applied: 0, stale: 0, rejected: 0, forbidden: 0, requeued: 0, pulled: 0, stored: 0, reset: false, dropped: 0 })
 
 /** A new random record id (a UUID). */
 export function newUID(): string {
@@ -169,29 +171,66 @@ export class Client {
     return this.opts.store
   }
 
-  /** Writes a record locally and queues it; it works offline. */
-  async put(model: string, uid: string, data: unknown): Promise<LocalRecord> {
-    return this.write(model, uid, data, false)
+  /**
+   * Writes a record locally and queues it; it works offline. With space
+   * (a shared space's uid) the record is that space's; without, the
+   * user's personal space's.
+   */
+  async put(model: string, uid: string, data: unknown, space?: string): Promise<LocalRecord> {
+    return this.write(model, uid, data, false, space)
   }
 
-  /** Deletes a record locally (a tombstone) and queues it. */
-  async delete(model: string, uid: string): Promise<LocalRecord> {
-    const cur = await this.opts.store.get(model, uid)
-    return this.write(model, uid, cur?.data ?? null, true)
+  /** Deletes a record of the personal space, or of space, locally (a tombstone) and queues it. */
+  async delete(model: string, uid: string, space?: string): Promise<LocalRecord> {
+    const cur = await this.opts.store.get(model, uid, space)
+    return this.write(model, uid, cur?.data ?? null, true, space)
   }
 
-  /** Lists a model's records that are not deleted. */
-  async list(model: string): Promise<LocalRecord[]> {
+  /** Lists a model's records that are not deleted, of the personal space or of space. */
+  async list(model: string, space?: string): Promise<LocalRecord[]> {
+    const want = space ?? ''
+    return (await this.opts.store.list(model)).filter((r) => !r.is_deleted && (r.space ?? '') === want)
+  }
+
+  /** Lists a model's records that are not deleted, of every space the device holds (each with its space). */
+  async listAll(model: string): Promise<LocalRecord[]> {
     return (await this.opts.store.list(model)).filter((r) => !r.is_deleted)
   }
 
-  private async write(model: string, uid: string, data: unknown, deleted: boolean): Promise<LocalRecord> {
-    const cur = await this.opts.store.get(model, uid)
+  /**
+   * Creates a shared space (the ferry.Space record, in the space itself):
+   * the server makes this user its first admin at the push. Space ids are
+   * global on a server, so the default is a random one.
+   */
+  async createSpace(data: { name?: string } = {}, uid: string = newUID()): Promise<string> {
+    await this.put('ferry.Space', uid, data, uid)
+    return uid
+  }
+
+  /** Adds a member to a shared space, or changes their role (admins only; refused changes go to onRejected). */
+  async setMember(space: string, user: string, role: 'reader' | 'writer' | 'admin'): Promise<LocalRecord> {
+    return this.put('ferry.Member', user, { role }, space)
+  }
+
+  /** Removes a member of a shared space (an admin), or leaves it (one's own uid). */
+  async removeMember(space: string, user: string): Promise<LocalRecord> {
+    return this.delete('ferry.Member', user, space)
+  }
+
+  /** The shared spaces this device holds, as their ferry.Space records. */
+  async spaces(): Promise<LocalRecord[]> {
+    return (await this.listAll('ferry.Space')).filter((r) => r.space)
+  }
+
+  private async write(model: string, uid: string, data: unknown, deleted: boolean, space?: string): Promise<LocalRecord> {
+    const cur = await this.opts.store.get(model, uid, space)
     // modify_at orders a record's edits for the conflict policy: two
     // edits within one millisecond must still be in order.
     let at = Date.now()
     if (cur) at = Math.max(at, Date.parse(cur.modify_at) + 1)
-    const rec = { model, uid, owner: this.opts.owner, modify_at: new Date(at).toISOString(), is_deleted: deleted, version: cur?.version, data }
+    const owner = space ? spaceOwner(space) : this.opts.owner
+    const rec: Omit<LocalRecord, 'synced'> = { model, uid, owner, modify_at: new Date(at).toISOString(), is_deleted: deleted, version: cur?.version, data }
+    if (space) rec.space = space
     await this.opts.store.putLocal(rec)
     this.changed()
     this.loop?.soon()
@@ -270,7 +309,7 @@ export class Client {
         }
         // One change alone is too large: it can never be stored.
         const p = pending[0]!
-        await store.acknowledge([{ model: p.model, uid: p.uid, seq: p.seq }])
+        await store.acknowledge([{ model: p.model, uid: p.uid, space: p.space, seq: p.seq }])
         res.rejected++
         this.opts.onRejected?.({ change: p, status: 'rejected', code: Codes.tooLarge, errors: [{ path: '', message: err.message }] })
         after = p.seq
@@ -292,6 +331,7 @@ export class Client {
         op_id: String(p.seq),
         model: p.model,
         uid: p.uid,
+        ...(p.space ? { space: p.space } : {}),
         modify_at: p.modify_at,
         is_deleted: p.is_deleted,
         // A tombstone travels without data: a delete cannot be refused
@@ -317,8 +357,9 @@ export class Client {
       if (r.model !== ch.model || r.uid !== ch.uid || (r.op_id !== undefined && r.op_id !== ch.op_id)) {
         throw new Error(`ferry: result ${i} is for ${r.model}/${r.uid}, not for the change sent, ${ch.model}/${ch.uid}`)
       }
-      if (r.record?.owner && r.record.owner !== this.opts.owner) {
-        throw new Error(`ferry: ${ch.model}/${ch.uid} is owned by ${r.record.owner} on the server, not by ${this.opts.owner}: is ClientOptions.owner the signed-in user?`)
+      const owner = ch.space ? spaceOwner(ch.space) : this.opts.owner
+      if (r.record?.owner && r.record.owner !== owner) {
+        throw new Error(`ferry: ${ch.model}/${ch.uid} is owned by ${r.record.owner} on the server, not by ${owner}: is ClientOptions.owner the signed-in user?`)
       }
     })
     return out
@@ -333,12 +374,12 @@ export class Client {
         case 'applied':
         case 'stale':
           res[r.status]++
-          acks.push({ model: p.model, uid: p.uid, seq: p.seq, record: r.record ? local(r.record) : undefined })
+          acks.push({ model: p.model, uid: p.uid, space: p.space, seq: p.seq, record: r.record ? local(r.record) : undefined })
           break
         case 'rejected':
         case 'forbidden':
           res[r.status]++
-          acks.push({ model: p.model, uid: p.uid, seq: p.seq })
+          acks.push({ model: p.model, uid: p.uid, space: p.space, seq: p.seq })
           refused.push({ change: p, status: r.status, code: r.code, errors: r.errors ?? [] })
           break
         default:
@@ -356,14 +397,13 @@ export class Client {
     // A pull from the start notes what it receives and then forgets the
     // synced records it did not: the server no longer has them.
     let seen: Set<string> | null = cursor === '' ? new Set() : null
+    let last: PullResponse
     for (;;) {
       let page: PullResponse
       try {
-        // The personal space alone: this client's store keys records by
-        // model and uid, so a shared space's record could take the place
-        // of a personal one with the same uid (servers without spaces
-        // accept ~ too).
-        const q: Record<string, string> = { cursor, spaces: '~' }
+        // Every space the user reads: the store keys records by space,
+        // model and uid.
+        const q: Record<string, string> = { cursor }
         if (this.opts.pullLimit) q.limit = String(this.opts.pullLimit)
         page = await this.request<PullResponse>('GET', '/pull', q)
       } catch (err) {
@@ -384,7 +424,22 @@ export class Client {
       if (recs.length > 0) this.changed()
       if (page.has_more && (!page.cursor || page.cursor === cursor)) throw new Error('ferry: the server said has_more without moving the cursor')
       if (page.cursor) cursor = page.cursor
-      if (!page.has_more) break
+      if (!page.has_more) {
+        last = page
+        break
+      }
+    }
+    // Spaces the user lost: their records go, and so do their unsynced
+    // changes, which the server would refuse; each is reported, never
+    // dropped silently. The last page says so until its cursor is stored.
+    for (const space of last.removed ?? []) {
+      const dropped = await store.dropSpace(space)
+      res.dropped++
+      for (const change of dropped) {
+        res.forbidden++
+        this.opts.onRejected?.({ change, status: 'forbidden', errors: [{ path: '/space', message: 'you no longer read this space' }] })
+      }
+      this.changed()
     }
     if (seen) {
       const gone = (await store.list()).filter((r) => r.synced && !seen!.has(key(r)))
@@ -394,6 +449,17 @@ export class Client {
       }
     }
     await store.setCursor(cursor)
+    // The stored cursor covers these spaces alone: the synced records of
+    // any other (part of a space a cut pull brought, then lost before any
+    // pull could say so) would never be named again.
+    const covered = new Set(last.spaces ?? [])
+    const strays = new Set((await store.spaces()).filter((s) => !covered.has(s)))
+    const stray = strays.size === 0 ? [] : (await store.list()).filter((r) => r.space && r.synced && strays.has(r.space))
+    if (stray.length > 0) {
+      await store.forget(stray)
+      res.dropped++
+      this.changed()
+    }
   }
 
   /** Sends one request to a route under the mount point, retrying as RetryOptions allow. */
@@ -631,11 +697,18 @@ class Loop {
 }
 
 function local(w: WireRecord): LocalRecord {
-  return { model: w.model, uid: w.uid, owner: w.owner, modify_at: w.modify_at, is_deleted: w.is_deleted, version: w.version, data: w.data, synced: true }
+  const r: LocalRecord = { model: w.model, uid: w.uid, owner: w.owner, modify_at: w.modify_at, is_deleted: w.is_deleted, version: w.version, data: w.data, synced: true }
+  if (w.space) r.space = w.space
+  return r
 }
 
-function key(r: { model: string; uid: string }): string {
-  return `${r.model}\u0000${r.uid}`
+function key(r: { model: string; uid: string; space?: string }): string {
+  return `${r.space ?? ''}\u0000${r.model}\u0000${r.uid}`
+}
+
+/** The owner of a shared space's records, as the server sets it. */
+function spaceOwner(space: string): string {
+  return `s:${space}`
 }
 
 async function gzip(text: string): Promise<Uint8Array> {

@@ -12,6 +12,8 @@ export interface WireRecord {
   is_deleted: boolean
   /** Set by the server; grows with every accepted write of the record's scope. */
   version?: number
+  /** The shared space the record lives in; absent for a personal record. */
+  space?: string
   data: unknown
 }
 
@@ -22,6 +24,8 @@ export interface WireChange {
   uid: string
   modify_at: string
   is_deleted?: boolean
+  /** The shared space the change is to; absent for the personal space. */
+  space?: string
   data?: unknown
 }
 
@@ -60,6 +64,10 @@ export interface PullResponse {
   changes: WireRecord[]
   cursor: string
   has_more: boolean
+  /** Last page only: shared spaces the user can no longer read; drop their records, then store the cursor. */
+  removed?: string[]
+  /** Last page only: every shared space the returned cursor covers; forget the synced records of any other. */
+  spaces?: string[]
 }
 
 /** POST /sync/stream/token's answer (the realtime plugin). */

@@ -288,7 +288,7 @@ test('pushes go gzip-compressed once the server says it takes them, pulls come c
   assert.equal(seen.push.at(-1), '')
 })
 
-test('a shared space’s record with a personal record’s uid does not take its place: the client pulls its personal space', async () => {
+test('a shared space’s record with a personal record’s uid does not take its place: records are keyed by space', async () => {
   const ann = await signUp('ann')
   const a = await device(ann)
   await a.put('data.Note', 'same', note('personal'))
@@ -308,5 +308,16 @@ test('a shared space’s record with a personal record’s uid does not take its
   assert.deepEqual(body.results.map((r) => r.status), ['applied', 'applied'])
   await a.sync()
   assert.deepEqual(await notes(a), { same: 'personal' })
-  assert.equal((await a.list('ferry.Space')).length, 0)
+  assert.deepEqual((await a.list('data.Note', space)).map((r) => [r.uid, r.data.title, r.space, r.owner]), [['same', 'shared', space, `s:${space}`]])
+  assert.deepEqual((await a.spaces()).map((r) => r.uid), [space])
+  assert.equal((await a.list('ferry.Space')).length, 0, 'no ferry.Space in the personal space')
+  // Editing one leaves the other alone, on the device and on the server.
+  await a.put('data.Note', 'same', note('shared, edited'), space)
+  await a.sync()
+  assert.deepEqual(await notes(a), { same: 'personal' })
+  assert.equal((await a.store.get('data.Note', 'same', space)).data.title, 'shared, edited')
+  const c = await device(ann)
+  await c.sync()
+  assert.deepEqual(await notes(c), { same: 'personal' })
+  assert.equal((await c.list('data.Note', space))[0].data.title, 'shared, edited')
 })
