@@ -363,7 +363,9 @@ export class Client {
         // model and uid, so a shared space's record could take the place
         // of a personal one with the same uid (servers without spaces
         // accept ~ too).
-        const q: Record<string, string> = { cursor, spaces: '~' }
+        // device_id only names the device to the server's observers (the
+        // inspector); it changes nothing in the answer.
+        const q: Record<string, string> = { cursor, spaces: '~', device_id: this.opts.deviceID }
         if (this.opts.pullLimit) q.limit = String(this.opts.pullLimit)
         page = await this.request<PullResponse>('GET', '/pull', q)
       } catch (err) {
