@@ -20,7 +20,9 @@ type PulledEvent struct {
 	// Positions is, per scope the page read, the version the returned
 	// cursor stands at; Heads the scope's version in the page's snapshot.
 	// Heads[s] − Positions[s] is how many versions of scope s the device
-	// still has to pull (more pages of this pull, or later writes).
+	// still has to pull (more pages of this pull, or later writes). The
+	// maps are the page's own: read them, copy what you keep, change
+	// nothing.
 	Positions, Heads map[string]int64
 	// Records is the number of records in the page; HasMore is the page's
 	// has_more.

@@ -3,8 +3,10 @@ package inspector
 import (
 	"container/list"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ferrysync/ferry/framework"
 )
@@ -117,6 +119,23 @@ func (a *activity) touch(d *deviceState) {
 	d.seq = a.tick
 }
 
+// The longest texts kept of a change: its model and uid, its errors.
+const (
+	maxField  = 128
+	maxErrors = 200
+)
+
+// clip cuts s to at most n bytes, on a character boundary, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
 // pushed records a push's results.
 func (a *activity) pushed(ev *framework.ResultsEvent, now time.Time) {
 	e := pushEntry{At: now, Device: ev.DeviceID, Total: len(ev.Results), Counts: map[string]int{}}
@@ -126,16 +145,23 @@ func (a *activity) pushed(ev *framework.ResultsEvent, now time.Time) {
 		if len(e.Changes) == a.maxChanges {
 			continue
 		}
-		c := changeEntry{Model: r.Model, UID: r.UID, Status: r.Status, Code: r.Code}
+		// Clipped: a rejected change's model name or error path may be
+		// long client input, and this is kept in memory.
+		c := changeEntry{Model: clip(r.Model, maxField), UID: clip(r.UID, maxField), Status: r.Status, Code: r.Code}
 		if r.Record != nil {
 			c.Version, c.Space = r.Record.Version, r.Record.Space
 		}
+		var errs strings.Builder
 		for j, fe := range r.Errors {
 			if j > 0 {
-				c.Errors += "; "
+				errs.WriteString("; ")
 			}
-			c.Errors += fe.Path + ": " + fe.Message
+			errs.WriteString(fe.Path + ": " + fe.Message)
+			if errs.Len() > maxErrors {
+				break
+			}
 		}
+		c.Errors = clip(errs.String(), maxErrors)
 		e.Changes = append(e.Changes, c)
 	}
 	a.mu.Lock()

@@ -76,8 +76,11 @@ type Config struct {
 	// for up to MaxPageSize (default 500).
 	PageSize, MaxPageSize int
 	// MaxUsers bounds the users whose pushes and devices are remembered
-	// (default 1000); MaxPushesPerUser (default 20), MaxChangesPerPush
-	// (default 50) and MaxDevicesPerUser (default 16) bound each.
+	// (default 500); MaxPushesPerUser (default 10), MaxChangesPerPush
+	// (default 20) and MaxDevicesPerUser (default 16) bound each. A change
+	// kept is at most about 600 bytes (its texts are clipped), so the
+	// defaults hold at most about 60 MB of changes, and in practice what
+	// the users active lately pushed.
 	MaxUsers, MaxPushesPerUser, MaxChangesPerPush, MaxDevicesPerUser int
 	// MaxConflicts is the recent conflicts shown (default 20).
 	MaxConflicts int
@@ -118,8 +121,8 @@ func New(cfg Config) (*Inspector, error) {
 		name string
 		v    *int
 		def  int
-	}{{"PageSize", &cfg.PageSize, 50}, {"MaxPageSize", &cfg.MaxPageSize, 500}, {"MaxUsers", &cfg.MaxUsers, 1000},
-		{"MaxPushesPerUser", &cfg.MaxPushesPerUser, 20}, {"MaxChangesPerPush", &cfg.MaxChangesPerPush, 50},
+	}{{"PageSize", &cfg.PageSize, 50}, {"MaxPageSize", &cfg.MaxPageSize, 500}, {"MaxUsers", &cfg.MaxUsers, 500},
+		{"MaxPushesPerUser", &cfg.MaxPushesPerUser, 10}, {"MaxChangesPerPush", &cfg.MaxChangesPerPush, 20},
 		{"MaxDevicesPerUser", &cfg.MaxDevicesPerUser, 16}, {"MaxConflicts", &cfg.MaxConflicts, 20}, {"MaxPreview", &cfg.MaxPreview, 160}} {
 		if *f.v < 0 {
 			return nil, fmt.Errorf("inspector: Config.%s must not be negative", f.name)

@@ -50,7 +50,7 @@ type options struct {
 }
 
 // newEnv starts an App with the inspector on a fresh store of kind s.
-func newEnv(t *testing.T, s synctest.Store, o options) *env {
+func newEnv(t testing.TB, s synctest.Store, o options) *env {
 	t.Helper()
 	db := synctest.Open(t, s)
 	now := &atomic.Int64{}
@@ -106,7 +106,7 @@ func (e *env) page(t *testing.T, path string) string {
 	return body
 }
 
-func (e *env) get(t *testing.T, path string, auth func(*http.Request)) (int, string, http.Header) {
+func (e *env) get(t testing.TB, path string, auth func(*http.Request)) (int, string, http.Header) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", e.url+path, nil)
 	if auth != nil {
@@ -469,12 +469,18 @@ func inspectorCases(t *testing.T, db synctest.Store) {
 			if devs := rows(html, "device"); len(devs) != 2 || attr(devs[0], "data-device") != "dev2" || attr(devs[1], "data-device") != "dev1" {
 				t.Errorf("devices %v, want dev2 and dev1", devs)
 			}
+			// A long model name (client input) is kept clipped.
+			long := strings.Repeat("M", 5000)
+			e.push(t, "dan", "d", change{model: long, uid: "x"})
+			if html := e.page(t, userPage("dan")); strings.Contains(html, long[:129]) || !strings.Contains(html, long[:128]+"…") {
+				t.Errorf("a long model name is not clipped")
+			}
 			e.push(t, "bob", "d", change{model: "data.Note", uid: "x"})
 			e.push(t, "cid", "d", change{model: "data.Note", uid: "x"})
 			if html := e.page(t, userPage("ann")); len(rows(html, "push")) != 0 || !strings.Contains(html, "forgotten") {
 				t.Errorf("ann should be forgotten for the cap of 2 users")
 			}
-			if idx := e.page(t, "/inspector/"); !strings.Contains(idx, "2 users tracked") || !strings.Contains(idx, "1 less recently active ones forgotten") {
+			if idx := e.page(t, "/inspector/"); !strings.Contains(idx, "2 users tracked") || !strings.Contains(idx, "2 less recently active ones forgotten") {
 				t.Errorf("the index does not tell the cap: %s", idx)
 			}
 			// What the store holds is still shown whole.
