@@ -471,8 +471,11 @@ func inspectorCases(t *testing.T, db synctest.Store) {
 			}
 			// A long model name (client input) is kept clipped.
 			long := strings.Repeat("M", 5000)
-			e.push(t, "dan", "d", change{model: long, uid: "x"})
-			if html := e.page(t, userPage("dan")); strings.Contains(html, long[:129]) || !strings.Contains(html, long[:128]+"…") {
+			if _, err := e.app.Push(context.Background(), framework.Principal{UserID: "dan"}, []*framework.Change{
+				{Model: long, UID: "x", ModifyAt: framework.Time{Time: e.at}, Data: json.RawMessage(`{}`)}}); err != nil {
+				t.Fatal(err)
+			}
+			if html := e.page(t, userPage("dan")); strings.Contains(html, long[:250]) || !strings.Contains(html, "<td>"+long[:128]+"…</td>") {
 				t.Errorf("a long model name is not clipped")
 			}
 			e.push(t, "bob", "d", change{model: "data.Note", uid: "x"})
