@@ -88,7 +88,7 @@ export interface ClientOptions {
   token: string | (() => string | Promise<string>)
   /** The signed-in user's id: records pushed must come back owned by it. */
   owner: string
-  /** This device's id, stable across restarts. */
+  /** This device's id, stable across restarts; sent as device_id on pushes and pulls. */
   deviceID: string
   store: Store
   retry?: RetryOptions
