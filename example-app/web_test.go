@@ -16,8 +16,8 @@ import (
 // TestWeb runs the JavaScript client's tests (clients/js, in Node) and
 // the web app's browser tests (example-app/web, Debian's Chromium driven
 // by playwright-core: two devices of one user, one offline, a reload
-// offline, a page of another origin) against the built example app, on
-// SQLite and on a fresh PostgreSQL schema. It first checks that the
+// offline, a page of another origin, the inspector's pages) against the
+// built example app, on SQLite and on a fresh PostgreSQL schema. It first checks that the
 // committed build in web/dist is what the sources build. Like TestE2E it
 // needs FERRY_E2E=1, Node 20.19+, npm and network access for `npm ci`;
 // the browser is /usr/bin/chromium (FERRY_CHROMIUM names another):
@@ -55,8 +55,11 @@ func TestWeb(t *testing.T) {
 			// The cross-origin test serves the app on this port; the
 			// server allows that origin alone.
 			_, cross, _ := net.SplitHostPort(crashFreeAddr(t))
-			url := startE2EApp(ctx, t, bin, databaseURL, "FERRY_CORS_ORIGINS=http://127.0.0.1:"+cross)
-			env := []string{"FERRY_URL=" + url, "FERRY_CROSS_ORIGIN_PORT=" + cross, "FERRY_CHROMIUM=" + chromium}
+			// The inspector's browser test signs in with this admin token.
+			const inspectorToken = "web-test-inspector-token-42"
+			url := startE2EApp(ctx, t, bin, databaseURL, "FERRY_CORS_ORIGINS=http://127.0.0.1:"+cross, "FERRY_INSPECTOR_TOKEN="+inspectorToken)
+			env := []string{"FERRY_URL=" + url, "FERRY_CROSS_ORIGIN_PORT=" + cross, "FERRY_CHROMIUM=" + chromium,
+				"FERRY_INSPECTOR_TOKEN=" + inspectorToken}
 			runIn(ctx, t, client, env, "npm", "test")
 			if store == synctest.SQLite && os.Getenv("FERRY_SCREENSHOT") != "" {
 				env = append(env, "FERRY_SCREENSHOT="+os.Getenv("FERRY_SCREENSHOT"))

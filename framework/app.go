@@ -211,6 +211,7 @@ type App struct {
 	onCommit   hook.Hook[*CommitEvent]
 	onConflict hook.Hook[*ConflictEvent]
 	onResults  hook.Hook[*ResultsEvent]
+	onPulled   hook.Hook[*PulledEvent]
 
 	// stats are the counters of [App.Stats].
 	stats stats

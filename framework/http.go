@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ferrysync/ferry/framework/wire"
 	"github.com/gin-gonic/gin"
@@ -273,7 +274,8 @@ func (a *App) handlePush(c *gin.Context) error {
 		}
 	}
 	p := principal(c)
-	applied, outcomes, err := a.push(c.Request.Context(), p, good, PushOptions{})
+	device, _ := body.(map[string]any)["device_id"].(string)
+	applied, outcomes, err := a.push(c.Request.Context(), p, good, PushOptions{DeviceID: device})
 	if err != nil {
 		return err
 	}
@@ -327,7 +329,12 @@ func advanceCursor(cur *cursor, scope string, results []outcome) *cursor {
 }
 
 func (a *App) handlePull(c *gin.Context) error {
-	req := PullRequest{Cursor: c.Query("cursor")}
+	req := PullRequest{Cursor: c.Query("cursor"), DeviceID: c.Query(wire.QueryDeviceID)}
+	if utf8.RuneCountInString(req.DeviceID) > maxDeviceID {
+		// The push body's device_id has the same bound (push.json).
+		return &Error{Code: CodeInvalid, Message: "device_id is at most 256 characters",
+			Details: []FieldError{{Path: "device_id", Message: "at most 256 characters"}}}
+	}
 	if s, ok := c.GetQuery("limit"); ok {
 		n, err := strconv.Atoi(s)
 		if err != nil || n <= 0 {
@@ -362,6 +369,9 @@ func (a *App) handlePull(c *gin.Context) error {
 	c.Data(http.StatusOK, "application/json; charset=utf-8", appendPullResponse(make([]byte, 0, pullResponseSize(resp)), resp))
 	return nil
 }
+
+// maxDeviceID bounds a pull's device_id, as push.json bounds a push's.
+const maxDeviceID = 256
 
 func isDigits(s string) bool {
 	for i := 0; i < len(s); i++ {

@@ -30,6 +30,9 @@ type PullRequest struct {
 	// to none comes as a gone marker. Not with Models. Part of the
 	// cursor's filter.
 	Subscriptions []string
+	// DeviceID names the pulling device, for [App.OnPulled] observers
+	// only (the query's device_id); it changes nothing in the answer.
+	DeviceID string
 }
 
 // PersonalSpace names the caller's own space in [PullRequest.Spaces] (the
@@ -179,6 +182,13 @@ func (a *App) Pull(ctx context.Context, p Principal, req PullRequest) (*PullResp
 		}
 	}
 	resp.Cursor = next.encode()
+	if a.onPulled.Len() > 0 {
+		heads := make(map[string]int64, len(scopes))
+		for _, s := range scopes {
+			heads[s] = state[s].Version
+		}
+		a.reportPulled(ctx, p, req.DeviceID, next.Pos, heads, resp)
+	}
 	a.stats.pullPages.Add(1)
 	a.stats.pullRecords.Add(int64(len(resp.Changes)))
 	return resp, nil

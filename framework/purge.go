@@ -26,6 +26,8 @@ func (a *App) PurgeTombstones(ctx context.Context, olderThan time.Duration) (int
 	n, err := a.purgeTombstones(ctx, olderThan)
 	a.stats.purgeRuns.Add(1)
 	a.stats.purged.Add(int64(n))
+	a.stats.lastPurged.Store(int64(n))
+	a.stats.lastPurgeAt.Store(a.cfg.Now().UnixNano())
 	if err != nil && ctx.Err() == nil { // a cancelled run is not a failure
 		a.stats.purgeFails.Add(1)
 	}

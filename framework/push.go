@@ -39,6 +39,10 @@ type PushOptions struct {
 	// MaxChanges, when positive, replaces Config.MaxChanges for this push
 	// (an adapter whose protocol pushes everything at once).
 	MaxChanges int
+	// DeviceID names the pushing device when its protocol says
+	// (wire.PushRequest.DeviceID); it reaches [ResultsEvent.DeviceID] and
+	// changes nothing else.
+	DeviceID string
 }
 
 // errAbortStale rolls back an AbortOnStale push.
@@ -118,7 +122,7 @@ func (a *App) push(ctx context.Context, p Principal, changes []*Change, opts Pus
 	if err != nil {
 		return nil, nil, fmt.Errorf("push for %s: %w", p.UserID, err)
 	}
-	a.annotateResults(ctx, p, wires)
+	a.annotateResults(ctx, p, opts.DeviceID, wires)
 	return wires, results, nil
 }
 

@@ -16,7 +16,11 @@ type ResultsEvent struct {
 	hook.Event
 	Context   context.Context
 	Principal Principal
-	Results   []Result
+	// DeviceID is the pushing device's id when its protocol carries one
+	// (the push body's device_id on POST /sync/push; [PushOptions.DeviceID]
+	// for [App.PushWith]); "" when unknown.
+	DeviceID string
+	Results  []Result
 }
 
 // OnResults is the hook run on a push's results before they are answered;
@@ -25,11 +29,11 @@ type ResultsEvent struct {
 func (a *App) OnResults() *hook.Hook[*ResultsEvent] { return &a.onResults }
 
 // annotateResults runs the results hooks on a push's results.
-func (a *App) annotateResults(ctx context.Context, p Principal, results []Result) {
+func (a *App) annotateResults(ctx context.Context, p Principal, deviceID string, results []Result) {
 	if a.onResults.Len() == 0 || len(results) == 0 {
 		return
 	}
-	ev := &ResultsEvent{Context: ctx, Principal: p, Results: results}
+	ev := &ResultsEvent{Context: ctx, Principal: p, DeviceID: deviceID, Results: results}
 	if err := a.onResults.Trigger(ev, nil); err != nil {
 		a.log.ErrorContext(ctx, "results hook failed", "err", err, "user", p.UserID)
 	}

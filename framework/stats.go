@@ -1,6 +1,9 @@
 package framework
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // Stats are counters of what an App did since it was built, for
 // operators' metrics (plugins/metrics reads them at each scrape). They
@@ -24,6 +27,10 @@ type Stats struct {
 	// ended in an error (not a cancelled context), and PurgedTombstones
 	// the tombstones they removed.
 	PurgeRuns, PurgeFailures, PurgedTombstones int64
+	// LastPurgeAt is when the last of those runs ended (zero before the
+	// first), and LastPurged how many tombstones it removed.
+	LastPurgeAt time.Time
+	LastPurged  int64
 }
 
 // stats is the App's live copy of [Stats].
@@ -33,6 +40,8 @@ type stats struct {
 	retries                atomic.Int64
 	purgeRuns, purgeFails  atomic.Int64
 	purged                 atomic.Int64
+	lastPurgeAt            atomic.Int64 // Unix nanoseconds; 0: never
+	lastPurged             atomic.Int64
 }
 
 // Stats returns the App's counters. It is safe to call at any time,
@@ -40,9 +49,14 @@ type stats struct {
 // two counters may be a moment apart.
 func (a *App) Stats() Stats {
 	s := &a.stats
+	var last time.Time
+	if ns := s.lastPurgeAt.Load(); ns != 0 {
+		last = time.Unix(0, ns).UTC()
+	}
 	return Stats{
 		PullPages: s.pullPages.Load(), PullRecords: s.pullRecords.Load(),
 		MalformedChanges: s.malformed.Load(), ContentionRetries: s.retries.Load(),
 		PurgeRuns: s.purgeRuns.Load(), PurgeFailures: s.purgeFails.Load(), PurgedTombstones: s.purged.Load(),
+		LastPurgeAt: last, LastPurged: s.lastPurged.Load(),
 	}
 }

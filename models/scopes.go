@@ -93,3 +93,26 @@ func LockForPurge(ctx context.Context, tx bun.Tx, scope string, version int64) e
 	}
 	return nil
 }
+
+// ListScopesParams selects a page of scope counters for [ListScopes].
+type ListScopesParams struct {
+	// After is the last scope of the previous page ("" for the first).
+	After string
+	// Limit caps the page (0: no cap).
+	Limit int
+}
+
+// ListScopes returns the counters of the scopes that were ever written,
+// in scope order, a page at a time: for operators' tools (the inspector
+// plugin); the sync engine never lists scopes.
+func ListScopes(ctx context.Context, idb bun.IDB, p ListScopesParams) ([]Scope, error) {
+	var rows []Scope
+	q := idb.NewSelect().Model(&rows).Where("scope > ?", p.After).Order("scope")
+	if p.Limit > 0 {
+		q = q.Limit(int64(p.Limit))
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list scopes: %w", err)
+	}
+	return rows, nil
+}

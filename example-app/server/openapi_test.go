@@ -126,7 +126,7 @@ func (s *apiSession) session() {
 		{"model":"data.Note","uid":"n3","space":"not a uid","modify_at":%q,"data":{"title":"x"}}]}`, old, at, at, at, at, at))
 	s.want(400, "POST", "/sync/push", `{"changes":"no"}`)
 	s.want(415, "POST", "/sync/push", `x`, "Content-Type", "text/plain")
-	s.want(200, "GET", "/sync/pull?limit=2", "")
+	s.want(200, "GET", "/sync/pull?limit=2&device_id=d1", "")
 	s.want(200, "GET", "/sync/pull?spaces=~,sp1", "")
 	s.want(200, "GET", "/sync/pull?subscription=tasks_of_list(l1)", "")
 	s.want(200, "GET", "/sync/pull?models=data.Note", "")

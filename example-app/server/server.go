@@ -26,6 +26,7 @@ import (
 	"github.com/ferrysync/ferry/models"
 	"github.com/ferrysync/ferry/plugins/blobs"
 	"github.com/ferrysync/ferry/plugins/conflictlog"
+	"github.com/ferrysync/ferry/plugins/inspector"
 	"github.com/ferrysync/ferry/plugins/jwtauth"
 	"github.com/ferrysync/ferry/plugins/metrics"
 	"github.com/ferrysync/ferry/plugins/realtime"
@@ -105,6 +106,12 @@ type Config struct {
 	// change that lost, merged or overwrote a newer record), readable at
 	// GET /sync/conflicts (FERRY_CONFLICT_LOG=off; default on).
 	ConflictLogOff bool
+	// InspectorToken turns on the read-only inspector for reviewers at
+	// /inspector/ (plugins/inspector) and is its admin credential: the
+	// password of HTTP basic auth (any user name) or a bearer token
+	// (FERRY_INSPECTOR_TOKEN, at least 16 bytes; default unset: the
+	// inspector is off).
+	InspectorToken string
 
 	// MetricsAddr says where Prometheus scrapes GET /metrics
 	// (FERRY_METRICS_ADDR): empty, the default, serves it on Addr beside
@@ -208,6 +215,7 @@ func ConfigFromEnv() Config {
 	}
 	cfg.RealtimeChannel = os.Getenv("FERRY_REALTIME_CHANNEL")
 	cfg.ConflictLogOff = os.Getenv("FERRY_CONFLICT_LOG") == "off"
+	cfg.InspectorToken = os.Getenv("FERRY_INSPECTOR_TOKEN")
 	corsEnv(&cfg)
 	var errs []error
 	for key, dst := range map[string]*int64{"FERRY_BLOB_MAX_BYTES": &cfg.Blobs.MaxUploadBytes, "FERRY_BLOB_QUOTA": &cfg.Blobs.MaxBytesPerUser} {
@@ -487,6 +495,15 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 			return nil, err
 		}
 	}
+	if cfg.InspectorToken != "" {
+		in, err := inspector.New(inspector.Config{Token: cfg.InspectorToken})
+		if err != nil {
+			return nil, fmt.Errorf("FERRY_INSPECTOR_TOKEN: %w", err)
+		}
+		if err := app.Use(in); err != nil {
+			return nil, err
+		}
+	}
 	var metered *metrics.Plugin
 	if cfg.MetricsAddr != MetricsOff {
 		if metered, err = metrics.New(metrics.Config{Streams: map[string]func() int{
@@ -540,7 +557,7 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 		}
 		c.JSON(http.StatusOK, gin.H{"status": "ok"})
 	})
-	app.MountRoot(engine) // the accounts plugin's /auth routes
+	app.MountRoot(engine) // the accounts plugin's /auth routes, the inspector's /inspector/
 	// Compressed answers and request bodies on the sync routes (not the
 	// live streams).
 	compress, err := framework.Compression(framework.CompressionOptions{})

@@ -48,8 +48,9 @@ type Config struct {
 	// [SQLiteStore] keeps everything across restarts). A store holds one
 	// account's data.
 	Store Store
-	// DeviceID names this device in pushes (default: a random id per
-	// Client; give a stable one).
+	// DeviceID names this device in pushes and pulls (device_id; default:
+	// a random id per Client; give a stable one). Servers only show it to
+	// their operators (the inspector plugin).
 	DeviceID string
 	// MaxBatch is the most changes one push request carries (default
 	// 500, at most 1000).

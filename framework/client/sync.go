@@ -336,7 +336,7 @@ func (c *Client) pull(ctx context.Context, res *SyncResult) error {
 }
 
 func (c *Client) pullPage(ctx context.Context, cursor string) (*wire.PullResponse, error) {
-	q := url.Values{wire.QueryCursor: {cursor}}
+	q := url.Values{wire.QueryCursor: {cursor}, wire.QueryDeviceID: {c.deviceID}}
 	if c.pullLimit > 0 {
 		q.Set(wire.QueryLimit, strconv.Itoa(c.pullLimit))
 	}

@@ -104,6 +104,11 @@ const (
 	QueryLimit = "limit"
 	// QueryModels filters by model: names separated by commas.
 	QueryModels = "models"
+	// QueryDeviceID names the pulling device (optional, at most 256
+	// characters, as a push's device_id): it changes nothing in the
+	// answer; observers of the server (the inspector plugin) show each
+	// device's last pull and how far behind it is.
+	QueryDeviceID = "device_id"
 
 	DefaultPullLimit = 500
 	MaxPullLimit     = 5000

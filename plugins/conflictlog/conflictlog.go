@@ -223,7 +223,21 @@ func (l *Log) Since(ctx context.Context, scopes []string, since int64, limit int
 	return l.since(ctx, scopes, since, limit)
 }
 
+// Recent returns up to limit (at most Config.MaxPage) of the latest
+// entries of the scopes, newest first: for operators' views (the
+// inspector plugin).
+func (l *Log) Recent(ctx context.Context, scopes []string, limit int) ([]Entry, error) {
+	if limit <= 0 || limit > l.cfg.MaxPage {
+		limit = l.cfg.MaxPage
+	}
+	return l.read(ctx, scopes, 0, limit, true)
+}
+
 func (l *Log) since(ctx context.Context, scopes []string, since int64, limit int) ([]Entry, error) {
+	return l.read(ctx, scopes, since, limit, false)
+}
+
+func (l *Log) read(ctx context.Context, scopes []string, since int64, limit int, newestFirst bool) ([]Entry, error) {
 	if len(scopes) == 0 {
 		return []Entry{}, nil
 	}
@@ -239,8 +253,12 @@ func (l *Log) since(ctx context.Context, scopes []string, since int64, limit int
 		Fields   string `bun:"fields"`
 		At       int64  `bun:"at"`
 	}
+	order := "id"
+	if newestFirst {
+		order = "id DESC"
+	}
 	err := l.db.NewRaw(`SELECT id, scope, user_id, model, uid, outcome, stored_modify_at, incoming_modify_at, fields, at
-		FROM ferry_conflicts WHERE scope IN (?) AND id > ? ORDER BY id LIMIT ?`, bun.In(scopes), since, limit).Scan(ctx, &rows)
+		FROM ferry_conflicts WHERE scope IN (?) AND id > ? ORDER BY `+order+` LIMIT ?`, bun.In(scopes), since, limit).Scan(ctx, &rows)
 	if err != nil {
 		return nil, fmt.Errorf("conflictlog: read: %w", err)
 	}

@@ -90,7 +90,7 @@ export interface ClientOptions {
   token: string | (() => string | Promise<string>)
   /** The signed-in user's id: records pushed must come back owned by it. */
   owner: string
-  /** This device's id, stable across restarts. */
+  /** This device's id, stable across restarts; sent as device_id on pushes and pulls. */
   deviceID: string
   store: Store
   retry?: RetryOptions
@@ -402,8 +402,9 @@ export class Client {
       let page: PullResponse
       try {
         // Every space the user reads: the store keys records by space,
-        // model and uid.
-        const q: Record<string, string> = { cursor }
+        // model and uid. device_id only names the device to the server's
+        // observers (the inspector); it changes nothing in the answer.
+        const q: Record<string, string> = { cursor, device_id: this.opts.deviceID }
         if (this.opts.pullLimit) q.limit = String(this.opts.pullLimit)
         page = await this.request<PullResponse>('GET', '/pull', q)
       } catch (err) {
