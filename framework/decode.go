@@ -208,6 +208,16 @@ func (a *App) decodeChange(v any) (*Change, []FieldError) {
 	}
 	ch.ModifyAt = Time{Time: t}
 	ch.IsDeleted, _ = obj["is_deleted"].(bool)
+	if f, ok := obj["fields_modify_at"].(map[string]any); ok && len(f) > 0 {
+		ch.FieldsModifyAt = make(map[string]Time, len(f))
+		for name, v := range f {
+			t, msg := parseTime(v)
+			if msg != "" {
+				return ch, []FieldError{{Path: "/fields_modify_at/" + pointerToken(name), Message: msg}}
+			}
+			ch.FieldsModifyAt[strings.Clone(name)] = Time{Time: t}
+		}
+	}
 	if d, ok := obj["data"]; ok && d != nil {
 		raw, err := jsonvalue.Append(make([]byte, 0, 256), d)
 		if err != nil {
@@ -247,6 +257,10 @@ func envelopeOK(obj map[string]any) bool {
 			}
 		case "op_id":
 			if s, ok := val.(string); !ok || utf8.RuneCountInString(s) > 128 {
+				return false
+			}
+		case "fields_modify_at":
+			if !fieldTimesShapeOK(val) {
 				return false
 			}
 		case "owner", "space":

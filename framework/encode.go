@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/ferrysync/ferry/framework/wire"
@@ -17,7 +18,28 @@ import (
 // recordSize is about the length of r as JSON (more if strings need
 // escapes), so that an answer's buffer is allocated once.
 func recordSize(r *Record) int {
-	return 128 + len(r.Model) + len(r.UID) + len(r.Space) + len(r.Owner) + len(r.Data)
+	return 128 + len(r.Model) + len(r.UID) + len(r.Space) + len(r.Owner) + len(r.Data) + 64*len(r.FieldsModifyAt)
+}
+
+// appendFieldTimes appends a record's fields_modify_at member, fields in
+// name order (encoding/json's order for maps).
+func appendFieldTimes(b []byte, ft map[string]Time) []byte {
+	names := make([]string, 0, len(ft))
+	for k := range ft {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	b = append(b, `,"fields_modify_at":{`...)
+	for i, k := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = jsonvalue.AppendString(b, k)
+		b = append(b, `:"`...)
+		b = ft[k].UTC().AppendFormat(b, TimeFormat)
+		b = append(b, '"')
+	}
+	return append(b, '}')
 }
 
 // pullResponseSize is about the length of the page as JSON.
@@ -75,6 +97,9 @@ func appendRecord(b []byte, r *Record) []byte {
 		b = append(b, "{}"...)
 	} else {
 		b = append(b, r.Data...)
+	}
+	if len(r.FieldsModifyAt) > 0 {
+		b = appendFieldTimes(b, r.FieldsModifyAt)
 	}
 	if r.Gone {
 		b = append(b, `,"gone":true`...)

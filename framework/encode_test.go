@@ -32,6 +32,8 @@ func TestPullEncodingMatchesEncodingJSON(t *testing.T) {
 		{Changes: []*Record{}, Removed: []string{"a<", "b"}, Spaces: []string{"c\u2028"}},
 		{Changes: []*Record{{Model: "m", UID: "u", Space: "s\"", Owner: "s:s\"", Data: json.RawMessage(`{}`)}}, Spaces: []string{}},
 		{Changes: []*Record{{Model: "m", UID: "u", Owner: "o", Data: json.RawMessage(`{}`), Gone: true}}},
+		{Changes: []*Record{{Model: "m", UID: "u", Owner: "o", Data: json.RawMessage(`{}`), FieldsModifyAt: map[string]Time{
+			"z\"<": {Time: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)}, "a": {Time: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}}}}},
 	} {
 		want, _ = json.Marshal(p)
 		if got := appendPullResponse(nil, p); string(got) != string(want) {

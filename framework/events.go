@@ -73,6 +73,10 @@ type Change struct {
 	// hook that changes it assigns a new slice rather than editing this
 	// one in place.
 	Data json.RawMessage
+	// FieldsModifyAt says when the device last edited top-level fields
+	// ([wire.Change.FieldsModifyAt]); kept only for models whose policy
+	// merges field by field ([UsesFieldTimes]).
+	FieldsModifyAt map[string]Time
 	// Assumed is, for optimistic-concurrency protocols, the state the
 	// client believed the server held (see [Conflict.Assumed]).
 	Assumed *Record
@@ -87,13 +91,15 @@ type Change struct {
 // NewChange returns the server's change for a change off the wire. It
 // shares w's OpID and Data.
 func NewChange(w *wire.Change) *Change {
-	return &Change{OpID: w.OpID, Model: w.Model, UID: w.UID, Space: w.Space, ModifyAt: w.ModifyAt, IsDeleted: w.IsDeleted, Data: w.Data}
+	return &Change{OpID: w.OpID, Model: w.Model, UID: w.UID, Space: w.Space, ModifyAt: w.ModifyAt, IsDeleted: w.IsDeleted, Data: w.Data,
+		FieldsModifyAt: w.FieldsModifyAt}
 }
 
 // Wire returns the change as a client sends it; Assumed is not part of
 // it. It shares ch's OpID and Data.
 func (ch *Change) Wire() wire.Change {
-	return wire.Change{OpID: ch.OpID, Model: ch.Model, UID: ch.UID, Space: ch.Space, ModifyAt: ch.ModifyAt, IsDeleted: ch.IsDeleted, Data: ch.Data}
+	return wire.Change{OpID: ch.OpID, Model: ch.Model, UID: ch.UID, Space: ch.Space, ModifyAt: ch.ModifyAt, IsDeleted: ch.IsDeleted, Data: ch.Data,
+		FieldsModifyAt: ch.FieldsModifyAt}
 }
 
 // decodedData returns Data decoded, decoding it only if needed.

@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/ferrysync/ferry/models"
 )
@@ -55,6 +56,14 @@ type Resolution struct {
 	// Deleted, when set with Merge, is the merged record's is_deleted
 	// (otherwise the incoming change's).
 	Deleted *bool
+	// ModifyAt, when set with Merge, is the merged record's modify_at
+	// (otherwise the incoming change's): a field-by-field merge keeps the
+	// later of both.
+	ModifyAt time.Time
+	// FieldsModifyAt, when set with Merge on a model that keeps field
+	// times ([FieldTimesUser]), are the merged record's; otherwise the
+	// incoming change's are kept. None may be after the merged modify_at.
+	FieldsModifyAt map[string]Time
 }
 
 // ConflictPolicy decides conflicts for one model. Resolve must be pure and

@@ -242,6 +242,16 @@ func (a *App) validate(m *model, ch *Change) (*prepared, error) {
 			return nil, err
 		}
 	}
+	if m.fieldTimes {
+		ft, err := checkFieldTimes(ch, at)
+		if err != nil {
+			return nil, err
+		}
+		rec.FieldTimes = canonicalFieldTimes(ft, rec.Data, at)
+	} else if _, err := checkFieldTimes(ch, at); err != nil {
+		// Ignored by this model, but bad input all the same.
+		return nil, err
+	}
 	return &prepared{model: m, change: ch, rec: rec}, nil
 }
 
@@ -525,6 +535,9 @@ func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepare
 			next.CreatedAt = stored.CreatedAt
 			if next.Data == nil {
 				next.Data = stored.Data // a tombstone without data keeps the stored data
+				if m.fieldTimes {
+					next.FieldTimes = canonicalFieldTimes(next.FieldTimes, next.Data, next.ModifyAt)
+				}
 			}
 			write, err := a.resolve(ctx, st, p, m, policy, stored, &next, pr.change.Assumed, res)
 			if !write || err != nil {
@@ -623,12 +636,28 @@ func (a *App) resolve(ctx context.Context, st *pushTx, p Principal, m *model, po
 		if resolution.Deleted != nil {
 			next.IsDeleted = *resolution.Deleted
 		}
+		if !resolution.ModifyAt.IsZero() {
+			next.ModifyAt = resolution.ModifyAt.UTC().Truncate(time.Microsecond)
+		}
+		if resolution.FieldsModifyAt != nil && m.fieldTimes {
+			next.FieldTimes = storedFieldTimes(resolution.FieldsModifyAt)
+		}
 		if resolution.Data != nil {
 			if err := a.checkMerge(m, next, resolution.Data, "merged"); err != nil {
 				a.log.ErrorContext(ctx, "conflict policy merged an invalid record; the change is rejected", "model", m.name, "uid", next.UID, "err", err)
 				a.failResult(res, err)
 				return false, nil
 			}
+		}
+		if m.fieldTimes {
+			for name, t := range next.FieldTimes {
+				if t.After(next.ModifyAt) {
+					a.log.ErrorContext(ctx, "conflict policy merged a field time after the record's modify_at; the change is rejected", "model", m.name, "uid", next.UID, "field", name)
+					a.failResult(res, Invalid("/fields_modify_at/"+pointerToken(name), "the merged field time is after the merged modify_at"))
+					return false, nil
+				}
+			}
+			next.FieldTimes = canonicalFieldTimes(next.FieldTimes, next.Data, next.ModifyAt)
 		}
 	default:
 		return false, fmt.Errorf("conflict policy of %s: unknown outcome %d", m.name, resolution.Outcome)

@@ -22,7 +22,7 @@ func wireRecord(r *models.Record) *Record {
 	}
 	return &Record{
 		Model: r.Model, UID: r.UID, Space: spaceOf(r.Owner), Owner: r.Owner, ModifyAt: Time{Time: r.ModifyAt},
-		IsDeleted: r.IsDeleted, Version: r.Version, Data: data,
+		IsDeleted: r.IsDeleted, Version: r.Version, Data: data, FieldsModifyAt: wireFieldTimes(r.FieldTimes),
 	}
 }
 

@@ -46,6 +46,9 @@ type model struct {
 	policy    ConflictPolicy
 	// rule is the store rule policy advertises ([StoreRuler]).
 	rule models.Rule
+	// fieldTimes: the policy decides by per-field times, which the store
+	// keeps ([UsesFieldTimes]).
+	fieldTimes bool
 	// plan decides the model's write route (see planOf).
 	plan atomic.Pointer[modelPlan]
 	// canonical validates data beyond the schema (typed models decode it
@@ -166,6 +169,9 @@ func (a *App) register(m *model, opts ModelOptions) error {
 		m.policy = LastWriterWins{}
 	}
 	m.rule = StoreRuleOf(m.policy)
+	if m.fieldTimes = UsesFieldTimes(m.policy); m.fieldTimes {
+		m.spec = models.WithFieldTimes(m.spec)
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if _, dup := a.models[m.name]; dup {

@@ -32,6 +32,11 @@ type Record struct {
 	IsDeleted bool            `json:"is_deleted"`
 	Version   int64           `json:"version"`
 	Data      json.RawMessage `json:"data"`
+	// FieldsModifyAt, for models whose conflict policy merges field by
+	// field, says when top-level fields were last edited: a field it does
+	// not name was edited at ModifyAt when Data has it, never when Data
+	// lacks it; an entry for a field Data lacks says when it was removed.
+	FieldsModifyAt map[string]Time `json:"fields_modify_at,omitempty"`
 	// Gone, in a pull by subscriptions, marks a record that changed and
 	// belongs to none of them any more: the device drops it (Data is {}).
 	Gone bool `json:"gone,omitempty"`
@@ -51,6 +56,11 @@ type Change struct {
 	ModifyAt  Time            `json:"modify_at"`
 	IsDeleted bool            `json:"is_deleted"`
 	Data      json.RawMessage `json:"data,omitempty"`
+	// FieldsModifyAt says when the device last edited top-level fields
+	// (see [Record.FieldsModifyAt] for fields it does not name); no time
+	// may be after ModifyAt. Servers keep them only for models whose
+	// policy merges field by field.
+	FieldsModifyAt map[string]Time `json:"fields_modify_at,omitempty"`
 }
 
 // Time is a time on the wire. It encodes as RFC 3339 UTC with

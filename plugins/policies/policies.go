@@ -41,3 +41,22 @@ var _ framework.ConflictPolicy = ClientWins{}
 func (ClientWins) Resolve(context.Context, *framework.Conflict) (framework.Resolution, error) {
 	return framework.Resolution{Outcome: framework.TakeIncoming}, nil
 }
+
+// ServerWins keeps the stored record against a change made without
+// having seen it: the change applies only when it says it was made on
+// the stored state ([framework.Conflict].Assumed holds the stored data and
+// is_deleted, as RxDB's assumedMasterState does); otherwise it is
+// answered stale with the stored record. Ferry's own protocol carries no
+// assumed state, so there every change to an existing record loses, as
+// with [FirstWriterWins].
+type ServerWins struct{}
+
+var _ framework.ConflictPolicy = ServerWins{}
+
+// Resolve implements [framework.ConflictPolicy].
+func (ServerWins) Resolve(_ context.Context, c *framework.Conflict) (framework.Resolution, error) {
+	if a := c.Assumed; a != nil && a.IsDeleted == c.Stored.IsDeleted && framework.JSONEqual(a.Data, c.Stored.Data) {
+		return framework.Resolution{Outcome: framework.TakeIncoming}, nil
+	}
+	return framework.Resolution{Outcome: framework.KeepStored}, nil
+}
