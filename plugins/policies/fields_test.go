@@ -71,7 +71,7 @@ type result struct {
 	Errors []struct {
 		Path, Message string
 	} `json:"errors"`
-	Resolution string           `json:"resolution"`
+	Resolution string            `json:"resolution"`
 	Record     *framework.Record `json:"record"`
 }
 
