@@ -356,8 +356,8 @@ func (s *SQLiteStore) Pending(ctx context.Context, p PendingParams) ([]Change, e
 	out := []Change{}
 	for rows.Next() {
 		var (
-			c    Change
-			at   int64
+			c      Change
+			at     int64
 			data   []byte
 			fields sql.NullString
 		)

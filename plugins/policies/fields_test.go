@@ -235,6 +235,21 @@ func TestFieldPolicies(t *testing.T) {
 			ch("p.LWW", "", 30, false, `{"a":2}`, "a@1"),
 			"applied", `{"a":2}`, false, "", 30},
 	}
+	// The cases answered "resolution": "merged" (the first time; a retry
+	// is answered applied with the merge already stored).
+	merged := map[string]bool{
+		"two devices edit different fields (the original scenario)":           true,
+		"a field tie follows the record rule":                                 true,
+		"a field left out and not named keeps its value":                      true,
+		"a new field from an older change is kept":                            true,
+		"delete wins against a later field edit":                              true,
+		"EditWins: a delete after every edit applies":                         true,
+		"EditWins: an edit after the delete revives, merged":                  true,
+		"Automerge: objects merge key by key, sets unite, arrays concatenate": true,
+		"Automerge: a later scalar wins":                                      true,
+		"a field named as removed, later, is removed":                         true,
+		"Counter: each device's count is kept, at its highest":                true,
+	}
 	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
 		e := newHTTPEnv(t, db)
 		for i, c := range cases {
@@ -257,6 +272,13 @@ func TestFieldPolicies(t *testing.T) {
 					fieldsOf(r.Record) != c.fields || !r.Record.ModifyAt.Equal(base.Add(time.Duration(c.modifyAt)*time.Second)) {
 					t.Fatalf("%s (try %d): %s deleted=%v fields %q at %v\nwant %s deleted=%v fields %q at +%ds",
 						c.name, try, got, r.Record.IsDeleted, fieldsOf(r.Record), r.Record.ModifyAt, c.data, c.deleted, c.fields, c.modifyAt)
+				}
+				wantRes := ""
+				if try == 0 && merged[c.name] {
+					wantRes = "merged"
+				}
+				if r.Resolution != wantRes {
+					t.Fatalf("%s (try %d): resolution %q, want %q", c.name, try, r.Resolution, wantRes)
 				}
 				if try == 0 {
 					first = r
