@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ferrysync/ferry/framework/wire"
@@ -50,6 +52,9 @@ func (c *Client) Patch(ctx context.Context, model, uid string, fields map[string
 	return c.writeLocked(ctx, key, prev, func(rec *Record) { rec.Data, rec.IsDeleted = raw, false })
 }
 
+// maxRemovedFieldTimes is the server's framework.MaxRemovedFieldTimes.
+const maxRemovedFieldTimes = 64
+
 // editedFieldTimes returns next's field times after an edit of prev (nil
 // for a new record): a top-level field the edit changed, added or removed
 // was edited at next.ModifyAt; the others keep the time they had. Times
@@ -85,8 +90,25 @@ func editedFieldTimes(prev, next *Record) map[string]time.Time {
 			keep(name) // removed earlier
 		}
 	}
+	var removed []string
 	for name, t := range out {
-		if _, has := after[name]; has && t.Equal(next.ModifyAt) {
+		_, has := after[name]
+		if has && t.Equal(next.ModifyAt) {
+			delete(out, name)
+		}
+		if !has {
+			removed = append(removed, name)
+		}
+	}
+	if len(removed) > maxRemovedFieldTimes {
+		// The server keeps as many, the newest; so does the device.
+		slices.SortFunc(removed, func(a, b string) int {
+			if c := out[b].Compare(out[a]); c != 0 {
+				return c
+			}
+			return strings.Compare(a, b)
+		})
+		for _, name := range removed[maxRemovedFieldTimes:] {
 			delete(out, name)
 		}
 	}

@@ -302,7 +302,7 @@ func TestFieldPolicies(t *testing.T) {
 // error, for every model (one that ignores field times too).
 func TestFieldTimesInput(t *testing.T) {
 	e := newHTTPEnv(t, synctest.OpenSQLite(t))
-	many := make([]string, 257)
+	many := make([]string, 1025)
 	for i := range many {
 		many[i] = fmt.Sprintf("f%d@0", i)
 	}
@@ -319,6 +319,25 @@ func TestFieldTimesInput(t *testing.T) {
 			if r.Status != "rejected" || r.Code != "invalid" || len(r.Errors) == 0 || !strings.HasPrefix(r.Errors[0].Path, c.path) {
 				t.Fatalf("%s: %+v, want invalid at %s", c.change[:min(len(c.change), 160)], r, c.path)
 			}
+		}
+	}
+}
+
+// TestRemovedFieldTimesCap: a record keeps the newest 64 entries of
+// fields its data lacks, whatever a change names.
+func TestRemovedFieldTimesCap(t *testing.T) {
+	e := newHTTPEnv(t, synctest.OpenSQLite(t))
+	var names []string
+	for i := range 70 {
+		names = append(names, fmt.Sprintf("r%02d@%d", i, i))
+	}
+	r := e.push(t, "u", ch("p.FieldLWW", "x", 100, false, `{"a":1}`, strings.Join(names, ",")))[0]
+	if r.Status != "applied" || len(r.Record.FieldsModifyAt) != 64 {
+		t.Fatalf("%+v with %d field times", r, len(r.Record.FieldsModifyAt))
+	}
+	for i := range 6 {
+		if _, kept := r.Record.FieldsModifyAt[fmt.Sprintf("r%02d", i)]; kept {
+			t.Fatalf("the oldest removal r%02d was kept over a newer one", i)
 		}
 	}
 }

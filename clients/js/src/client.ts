@@ -732,6 +732,12 @@ export function editedFieldTimes(cur: WireRecord | undefined, next: { modify_at:
   for (const name of Object.keys(prev)) if (!(name in out)) keep(name)
   const at = Date.parse(next.modify_at)
   for (const [name, t] of Object.entries(out)) if (name in after && Date.parse(t) === at) delete out[name]
+  // The server keeps the 64 newest entries of removed fields; so does the device.
+  const removed = Object.keys(out).filter((name) => !(name in after))
+  if (removed.length > 64) {
+    removed.sort((a, b) => Date.parse(out[b] ?? '') - Date.parse(out[a] ?? '') || (a < b ? -1 : a > b ? 1 : 0))
+    for (const name of removed.slice(64)) delete out[name]
+  }
   return Object.keys(out).length ? out : undefined
 }
 
