@@ -558,6 +558,10 @@ func (p *Plugin) push(c *gin.Context, who framework.Principal, _, model string) 
 		}
 	}
 	now := adapter.Now(p.app)
+	fields := false
+	if policy, err := p.app.Policy(model); err == nil {
+		fields = framework.UsesFieldTimes(policy)
+	}
 	changes := make([]*framework.Change, len(rows))
 	var bad []framework.FieldError
 	for i, row := range rows {
@@ -580,6 +584,13 @@ func (p *Plugin) push(c *gin.Context, who framework.Principal, _, model string) 
 				continue
 			}
 			ch.Assumed = &framework.Record{Model: model, UID: assumed.UID, IsDeleted: assumed.IsDeleted, Data: assumed.Data}
+			if fields && !ch.IsDeleted {
+				// The fields that differ from the assumed state are the
+				// device's edits; the others were the server's already.
+				if edited, ok := adapter.EditedFields(assumed.Data, ch.Data); ok {
+					ch.FieldsModifyAt = adapter.FieldTimes(ch.Data, edited, now)
+				}
+			}
 		}
 		changes[i] = ch
 	}
@@ -587,7 +598,13 @@ func (p *Plugin) push(c *gin.Context, who framework.Principal, _, model string) 
 		return &framework.Error{Code: framework.CodeInvalid, Message: "invalid push rows", Details: bad}
 	}
 	ctx := c.Request.Context()
-	results, err := p.app.PushWith(ctx, who, changes, framework.PushOptions{Policy: matchesAssumed})
+	// A model that merges field by field is decided by its own policy;
+	// the others by the protocol's rule.
+	opts := framework.PushOptions{Policy: matchesAssumed}
+	if fields {
+		opts.Policy = nil
+	}
+	results, err := p.app.PushWith(ctx, who, changes, opts)
 	if err != nil {
 		return fmt.Errorf("rxdb: push: %w", err)
 	}
