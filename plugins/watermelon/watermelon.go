@@ -417,6 +417,13 @@ func (p *Plugin) push(c *gin.Context, who framework.Principal) error {
 	}
 	ctx := c.Request.Context()
 	var resend []adapter.Ref
+	for _, r := range rejected {
+		if r.ID != "" {
+			// Refused before the push (a bad _changed): its server state
+			// is sent again like any refused record's.
+			resend = append(resend, adapter.Ref{Model: p.tables[r.Table], UID: r.ID})
+		}
+	}
 	var conflicts []framework.FieldError
 	refuse := func(src pushed, res framework.Result) {
 		errs, code := res.Errors, res.Code
