@@ -526,6 +526,12 @@ func deletion(ch *framework.Change) {
 	}
 }
 
+// asWritten reports whether rec, the stored result of ch, is ch's new
+// state: same deletion and, for a live document, the same data.
+func asWritten(ch *framework.Change, rec *framework.Record) bool {
+	return ch.IsDeleted == rec.IsDeleted && (ch.IsDeleted || framework.JSONEqual(ch.Data, rec.Data))
+}
+
 // matchesAssumed is RxDB's concurrency rule: the incoming row wins only
 // when the client knew the stored state exactly.
 var matchesAssumed = framework.PolicyFunc(func(_ context.Context, c *framework.Conflict) (framework.Resolution, error) {
@@ -611,8 +617,18 @@ func (p *Plugin) push(c *gin.Context, who framework.Principal, _, model string) 
 	conflicts := make([]map[string]json.RawMessage, 0)
 	var refused []string
 	var reasons []Refusal
-	for _, res := range results {
+	for i, res := range results {
 		switch res.Status {
+		case framework.StatusApplied:
+			if !fields || res.Record == nil || asWritten(changes[i], res.Record) {
+				break
+			}
+			// The policy merged: the server's document is not the row's
+			// new state, so it is answered like a conflict and RxDB's
+			// conflict handler takes it. (Left to the pull, it could be
+			// missed: RxDB skips a document it pulls while its push is in
+			// flight, and its checkpoint moves past it.)
+			fallthrough
 		case framework.StatusStale:
 			doc, err := Document(res.Record)
 			if err != nil {
