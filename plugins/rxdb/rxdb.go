@@ -28,13 +28,34 @@
 // # Push
 //
 // The body is an array of rows {"assumedMasterState"?, "newDocumentState"}
-// (at most [framework.Config.MaxChanges]). A row is written when the server
-// has no such document, or when the server's document equals
-// assumedMasterState (JSON equality, key order ignored, "_deleted"
-// included). Otherwise it conflicts, and the answer — always 200 when the
-// body is well formed — is the array of the server's current documents for
-// the conflicting rows ([] when every row was written). The server stamps
-// its receive time as modify_at.
+// (at most [framework.Config.MaxChanges]). The answer — always 200 when
+// the body is well formed — is the array of the server's current
+// documents for the rows that were not stored as sent ([] when every row
+// was). The server stamps its receive time as modify_at. What decides a
+// row the server holds depends on the model's conflict policy
+// ([framework.App.Policy]):
+//
+//   - A policy that merges field by field ([framework.UsesFieldTimes]:
+//     policies.FieldLWW, policies.Automerge) decides, as for a native
+//     change, with field times derived from assumedMasterState, the state
+//     the device's document was based on: the fields in which
+//     newDocumentState differs from it (changed, added or removed; see
+//     [adapter.EditedFields]) were edited on the device, at the change's
+//     modify_at; every other field is named at [adapter.Unedited] (the
+//     epoch), so it never wins against the server's. A row without
+//     assumedMasterState names no field times (every field counts as
+//     edited). A row the policy merged or that lost is answered with the
+//     server's document, like a conflict, and RxDB's conflict handler
+//     takes it (RxDB's default handler keeps the server's state, which
+//     holds the device's winning edits): two devices that edited
+//     different fields of a document from the same state both keep their
+//     edits.
+//   - Any other policy (last-writer-wins, FirstWriterWins, ServerWins,
+//     ClientWins, a PolicyFunc) is not asked: the protocol's rule decides.
+//     A row is written when the server has no such document, or when the
+//     server's document equals assumedMasterState (JSON equality, key
+//     order ignored, "_deleted" included); otherwise it conflicts and is
+//     answered with the server's document.
 //
 // A deleted document's fields are not written: the tombstone keeps the
 // server's last data, so a deletion is never refused for its fields.

@@ -41,13 +41,41 @@
 // pushChanges. "_status" and "_changed" are stripped; created records that
 // exist become updates, updated records that are missing are created, and
 // deleted records that are missing become tombstones. The server stamps its
-// receive time as modify_at. If any pushed record changed on the server
-// after last_pulled_at, nothing is applied and the answer is 409 conflict
-// with one detail per conflicting record, path "/<table>/<id>": the client
-// pulls, merges and pushes again. Otherwise the push is applied in one
-// transaction (per [framework.Config.MaxChanges] records; a larger push is
-// applied in several, and a conflict in a later one leaves the earlier ones
-// applied, which is safe because the client pulls them back).
+// receive time as modify_at. What decides a pushed record the server
+// holds depends on the model's conflict policy ([framework.App.Policy]):
+//
+//   - A policy that merges field by field ([framework.UsesFieldTimes]:
+//     policies.FieldLWW, policies.Automerge) decides, as for a native
+//     change, with field times taken from the row's _changed (the columns
+//     edited on the device since its last sync, comma-separated): the
+//     edited columns at the change's modify_at, every other column at
+//     [adapter.Unedited] (the epoch), so a column the device did not edit
+//     never wins against the server's. A created row, and an updated row
+//     without _changed, name no field times (every column counts as
+//     edited); names in _changed that are not columns of the row are
+//     ignored, and a _changed that is not a string refuses the record.
+//     Such records never conflict: two devices that edited different
+//     columns of a row from the same pull both keep their edits, and the
+//     merged record comes with the next pull. A record that loses
+//     altogether (every edited column lost to a later edit, or a delete
+//     the policy lets win) is listed in "rejected" with code "stale", and
+//     the device's next pull brings the server's state (re-sent when the
+//     device had pulled it already).
+//   - Any other policy (last-writer-wins, FirstWriterWins, ServerWins,
+//     ClientWins, a PolicyFunc) is not asked: the protocol's rule decides.
+//     If any such pushed record changed on the server after
+//     last_pulled_at, nothing of the push is applied and the answer is 409
+//     conflict with one detail per conflicting record, path
+//     "/<table>/<id>": the client pulls, merges column by column itself
+//     (WatermelonDB keeps its _changed columns) and pushes again.
+//     Otherwise the row is applied as sent, whatever the model's policy
+//     would say.
+//
+// The records of the second kind are applied first, in one transaction
+// (per [framework.Config.MaxChanges] records; a larger push is applied in
+// several, and a conflict in a later one leaves the earlier ones applied,
+// which is safe because the client pulls them back), then those of the
+// first kind, in another.
 //
 // A record the server refuses (it fails the model's schema or validation,
 // a hook vetoes it, its id is not a valid uid, or it belongs to another
