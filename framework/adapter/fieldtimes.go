@@ -60,8 +60,9 @@ func FieldTimes(data json.RawMessage, edited []string, at framework.Time) map[st
 }
 
 // EditedFields returns the top-level fields in which next differs from
-// assumed (both JSON objects): changed values (JSON equality, key order
-// ignored), fields only one of them has, sorted. With RxDB's
+// assumed (both JSON objects): changed values ([framework.JSONEqual]: key
+// order ignored, numbers compared as written), fields only one of them
+// has, sorted. With RxDB's
 // assumedMasterState as assumed, they are the fields the device edited
 // since it last knew the server's document. It reports false when either
 // is not an object.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -168,6 +169,30 @@ func TestChangedMergesFieldByField(t *testing.T) {
 			}
 		}
 
+		// B's push again (a retry after a lost answer): applied, nothing
+		// changes.
+		if st, ans := e.wmPush(t, seen, `{"docs":{"updated":[`+row("d1", "t0", "bB", "body")+`]}}`); st != 200 || len(ans.Rejected) != 0 {
+			t.Fatalf("B's push again: %d %+v", st, ans)
+		}
+		if again := e.nativeRecord(t, "data.Doc", "d1"); !framework.JSONEqual(again.Data, rec.Data) {
+			t.Fatalf("a retried push changed the doc: %s, was %s", again.Data, rec.Data)
+		}
+
+		// Another user pushing the same id writes a doc of their own and
+		// leaves ann's alone.
+		req, _ := http.NewRequest("POST", fmt.Sprintf("%s/sync/watermelon?last_pulled_at=%d", e.url, seen),
+			strings.NewReader(`{"docs":{"updated":[`+row("d1", "bob's", "b0", "title")+`]}}`))
+		req.Header.Set("X-User", "bob")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("bob's push: %v %v", err, resp)
+		}
+		resp.Body.Close()
+		if d := e.nativeRecord(t, "data.Doc", "d1"); !framework.JSONEqual(d.Data, rec.Data) {
+			t.Fatalf("bob's push reached ann's doc: %s", d.Data)
+		}
+
 		// The same race on a last-writer-wins table: 409, nothing applied,
 		// not even the doc edit beside it.
 		if st, _ := e.wmPush(t, seen, `{"tasks":{"updated":[`+row("k1", "tA", "b0", "title")+`]}}`); st != 200 {
@@ -222,6 +247,14 @@ func TestChangedLosesAndIsCorrected(t *testing.T) {
 		if d, ok := got["docs/d1"]; !ok || d["title"] != "native" || d["body"] != "b0" {
 			t.Fatalf("the next pull must bring the server's state back: %v", got)
 		}
+		// Sent again, the record keeps its field times: the native title
+		// is still a minute ahead, not stamped with the resend's time.
+		rec := e.nativeRecord(t, "data.Doc", "d1")
+		var data map[string]any
+		_ = json.Unmarshal(rec.Data, &data)
+		if at, _ := framework.EffectiveFieldTime(rec, data, "title"); at.Format(framework.TimeFormat) != future {
+			t.Fatalf("the resent title's time is %s, want %s (record %+v)", at, future, rec)
+		}
 
 		// Another device deletes d2; this one, which had not seen that,
 		// edits it: stale, and its next pull brings the tombstone.
@@ -250,7 +283,7 @@ func TestChangedLosesAndIsCorrected(t *testing.T) {
 		}
 		// d3 was pushed as updated but the server lacked it: it is created,
 		// its unedited columns at the epoch, so they lose to any edit.
-		rec := e.nativeRecord(t, "data.Doc", "d3")
+		rec = e.nativeRecord(t, "data.Doc", "d3")
 		if !rec.FieldsModifyAt["body"].Equal(adapter.Unedited) || !rec.FieldsModifyAt["tags"].Equal(adapter.Unedited) {
 			t.Fatalf("d3's field times: %v", rec.FieldsModifyAt)
 		}
@@ -260,6 +293,58 @@ func TestChangedLosesAndIsCorrected(t *testing.T) {
 		b, _ := json.Marshal(rec.FieldsModifyAt)
 		if !strings.Contains(string(b), "1970-01-01T00:00:00") {
 			t.Fatalf("wire form of the epoch: %s", b)
+		}
+	})
+}
+
+// TestChangedConcurrentDevices: devices that pulled one row push at once,
+// each an edit of its own column, from the same pull: every edit stands.
+func TestChangedConcurrentDevices(t *testing.T) {
+	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
+		e := newFieldsEnv(t, db)
+		const n = 8
+		cols := make([]string, n)
+		for i := range cols {
+			cols[i] = fmt.Sprintf(`"c%d":"old"`, i)
+		}
+		_, first := e.wmPull(t, 0)
+		if st, _ := e.wmPush(t, first, `{"docs":{"created":[{"id":"d","title":"t",`+strings.Join(cols, ",")+`}]}}`); st != 200 {
+			t.Fatalf("create: %d", st)
+		}
+		_, seen := e.wmPull(t, first)
+		errs := make(chan string, n)
+		for i := 0; i < n; i++ {
+			go func() {
+				mine := slices.Clone(cols)
+				mine[i] = fmt.Sprintf(`"c%d":"new"`, i)
+				body := fmt.Sprintf(`{"docs":{"updated":[{"id":"d","title":"t",%s,"_status":"updated","_changed":"c%d"}]}}`, strings.Join(mine, ","), i)
+				req, _ := http.NewRequest("POST", fmt.Sprintf("%s/sync/watermelon?last_pulled_at=%d", e.url, seen), strings.NewReader(body))
+				req.Header.Set("X-User", "ann")
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				defer resp.Body.Close()
+				var ans pushAnswer
+				if err := json.NewDecoder(resp.Body).Decode(&ans); err != nil || resp.StatusCode != 200 || len(ans.Rejected) != 0 {
+					errs <- fmt.Sprintf("device %d: %d %v %+v", i, resp.StatusCode, err, ans)
+					return
+				}
+				errs <- ""
+			}()
+		}
+		for i := 0; i < n; i++ {
+			if msg := <-errs; msg != "" {
+				t.Error(msg)
+			}
+		}
+		got, _ := e.wmPull(t, seen)
+		for i := 0; i < n; i++ {
+			if v := got["docs/d"][fmt.Sprintf("c%d", i)]; v != "new" {
+				t.Errorf("c%d is %v after every device pushed its edit: %v", i, v, got["docs/d"])
+			}
 		}
 	})
 }
