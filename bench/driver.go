@@ -107,17 +107,28 @@ func (d *driver) register(ctx context.Context, email string) (user, error) {
 
 // note is one change of data.Note as the driver sends it.
 type note struct {
+	// Model is the change's model ("": data.Note).
+	Model    string
 	UID      string
 	ModifyAt time.Time
 	Title    string
 	Body     string
 	Pinned   bool
+	// FieldsAt, when set, is sent as the time of every field but the
+	// title (fields_modify_at).
+	FieldsAt time.Time
 }
 
 const wireTime = "2006-01-02T15:04:05.000000Z"
 
 func appendNote(b []byte, n *note) []byte {
-	b = append(b, `{"model":"data.Note","uid":`...)
+	if n.Model == "" {
+		b = append(b, `{"model":"data.Note","uid":`...)
+	} else {
+		b = append(b, `{"model":`...)
+		b = strconv.AppendQuote(b, n.Model)
+		b = append(b, `,"uid":`...)
+	}
 	b = strconv.AppendQuote(b, n.UID)
 	b = append(b, `,"modify_at":"`...)
 	b = n.ModifyAt.UTC().AppendFormat(b, wireTime)
@@ -127,7 +138,19 @@ func appendNote(b []byte, n *note) []byte {
 	b = strconv.AppendQuote(b, n.Body)
 	b = append(b, `,"tags":["work","home"],"pinned":`...)
 	b = strconv.AppendBool(b, n.Pinned)
-	return append(b, "}}"...)
+	b = append(b, '}')
+	if !n.FieldsAt.IsZero() {
+		// A device that edited the title alone names the other fields
+		// at the time they had.
+		b = append(b, `,"fields_modify_at":{"body":"`...)
+		b = n.FieldsAt.UTC().AppendFormat(b, wireTime)
+		b = append(b, `","tags":"`...)
+		b = n.FieldsAt.UTC().AppendFormat(b, wireTime)
+		b = append(b, `","pinned":"`...)
+		b = n.FieldsAt.UTC().AppendFormat(b, wireTime)
+		b = append(b, `"}`...)
+	}
+	return append(b, '}')
 }
 
 // single sends one change to POST /sync/ and returns its status.

@@ -83,7 +83,7 @@ func main() {
 	flag.IntVar(&o.reps, "reps", 3, "repetitions of each workload; the median is reported")
 	flag.IntVar(&o.bigReps, "big-reps", 1, "repetitions of the full pull of the large store")
 	flag.BoolVar(&o.smoke, "smoke", false, "tiny sizes, one repetition, short runs: proves the program works in under a minute")
-	flag.StringVar(&o.only, "only", "", "comma-separated workloads to run: single, batch, pull, incremental, large, spaces, blobs, compression, realtime (default all)")
+	flag.StringVar(&o.only, "only", "", "comma-separated workloads to run: single, batch, pull, incremental, large, spaces, blobs, compression, policies, realtime (default all)")
 	flag.IntVar(&o.batch, "batch", 500, "changes per push in the batch workload")
 	flag.IntVar(&o.changes, "changes", 100, "changes an incremental pull returns")
 	flag.IntVar(&o.pullLimit, "pull-limit", 5000, "page size of full pulls (the protocol's maximum is 5000)")
@@ -141,7 +141,7 @@ func mainErr(o options) (err error) {
 	_, _ = rand.Read(secret[:])
 	childArgs := []string{"-data-dir", tmp, "-secret", hex.EncodeToString(secret[:])}
 
-	b := &bencher{ctx: ctx, opt: o, store: o.store, runID: runID}
+	b := &bencher{ctx: ctx, opt: o, store: o.store, runID: runID, tmp: tmp}
 	var schemaURL string
 	switch o.store {
 	case "postgres":
@@ -160,6 +160,7 @@ func mainErr(o options) (err error) {
 			return err
 		}
 		childArgs = append(childArgs, "-database-url", serverURL)
+		b.schemaURL = schemaURL
 	case "sqlite":
 		childArgs = append(childArgs, "-sqlite", filepath.Join(tmp, "ferry.db"))
 	default:
@@ -246,6 +247,7 @@ func mainErr(o options) (err error) {
 			}
 			return b.compressionPull(ps)
 		}},
+		{"policies", b.policyWorkloads},
 		{"realtime", nil}, // two replicas per bus: run below
 	}
 	start := time.Now()

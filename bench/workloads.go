@@ -19,8 +19,11 @@ type bencher struct {
 	base  *baseline // nil when there is no baseline (SQLite)
 	pid   int       // the server's pid, for RSS
 	runID string
-	nUser int
-	emit  func(Result)
+	// tmp is the run's scratch directory; schemaURL the PostgreSQL
+	// schema's URL ("" on SQLite).
+	tmp, schemaURL string
+	nUser          int
+	emit           func(Result)
 	// realtimeResults are the realtime workload's lines.
 	realtimeResults []RealtimeResult
 	// blobResults are the blob workload's lines.

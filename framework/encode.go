@@ -205,6 +205,10 @@ func appendResult(b []byte, r *Result) []byte {
 		b = append(b, `,"code":`...)
 		b = jsonvalue.AppendString(b, r.Code)
 	}
+	if r.Resolution != "" {
+		b = append(b, `,"resolution":`...)
+		b = jsonvalue.AppendString(b, r.Resolution)
+	}
 	if r.Record != nil {
 		b = append(b, `,"record":`...)
 		b = appendRecord(b, r.Record)

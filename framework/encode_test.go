@@ -50,6 +50,8 @@ func TestPushEncodingMatchesEncodingJSON(t *testing.T) {
 			{OpID: &op, Model: "data.Note", UID: "a", Status: StatusApplied, Record: &Record{Model: "data.Note", UID: "a", Owner: "o",
 				ModifyAt: Time{Time: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)}, Version: 9, Data: json.RawMessage(`{"t":"\u00e9"}`)}},
 			{Model: "m", UID: "b", Status: StatusForbidden},
+			{Model: "m", UID: "e", Status: StatusApplied, Resolution: wire.ResolutionMerged, Record: &Record{Model: "m", UID: "e", Data: json.RawMessage(`{}`),
+				FieldsModifyAt: map[string]Time{"t": {Time: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)}}}},
 			{Model: "m", UID: "d", Status: StatusStale, Record: &Record{Model: "m", UID: "d", Data: json.RawMessage(`{}`)}, MissingBlobs: []string{"sha256:ab", "x\"<"}},
 			{Model: "m\"", UID: "c", Status: StatusRejected, Code: CodeQuotaExceeded, Errors: []FieldError{{Path: "/data/x", Message: "must be <string>"}, {Path: "", Message: "\n"}}},
 		}},

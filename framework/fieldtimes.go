@@ -3,6 +3,7 @@ package framework
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -15,7 +16,11 @@ import (
 // says the same).
 const (
 	// MaxFieldTimes caps the fields one change may name.
-	MaxFieldTimes = 256
+	MaxFieldTimes = 1024
+	// MaxRemovedFieldTimes caps the entries a stored record keeps for
+	// fields its data no longer has (the newest are kept): an edit older
+	// than a forgotten removal could bring that field back.
+	MaxRemovedFieldTimes = 64
 	// MaxFieldNameLength caps a field name, in characters.
 	MaxFieldNameLength = 128
 )
@@ -91,11 +96,28 @@ func canonicalFieldTimes(ft models.FieldTimes, data []byte, at time.Time) models
 		obj, _ = v.(map[string]any)
 	}
 	out := make(models.FieldTimes, len(ft))
+	var removed []string
 	for name, t := range ft {
-		if _, has := obj[name]; has && t.Equal(at) {
+		_, has := obj[name]
+		if has && t.Equal(at) {
 			continue
 		}
+		if !has {
+			removed = append(removed, name)
+		}
 		out[name] = t
+	}
+	if len(removed) > MaxRemovedFieldTimes {
+		// Newest first (then by name, for one answer everywhere).
+		slices.SortFunc(removed, func(a, b string) int {
+			if c := out[b].Compare(out[a]); c != 0 {
+				return c
+			}
+			return strings.Compare(a, b)
+		})
+		for _, name := range removed[MaxRemovedFieldTimes:] {
+			delete(out, name)
+		}
 	}
 	if len(out) == 0 {
 		return nil

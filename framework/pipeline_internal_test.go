@@ -63,6 +63,41 @@ var longerTitle = PolicyFunc(func(_ context.Context, c *Conflict) (Resolution, e
 	return Resolution{Outcome: Merge, Data: data}, err
 })
 
+// laterField merges field by field, the later field time winning (ties
+// to the change): the shape of plugins/policies.FieldLWW, which this
+// package's tests cannot import.
+type laterField struct{}
+
+func (laterField) UsesFieldTimes() bool { return true }
+
+func (laterField) Resolve(_ context.Context, c *Conflict) (Resolution, error) {
+	var sd, id map[string]any
+	if err := json.Unmarshal(c.Stored.Data, &sd); err != nil {
+		return Resolution{}, err
+	}
+	if err := json.Unmarshal(c.Incoming.Data, &id); err != nil {
+		return Resolution{}, err
+	}
+	out, times := map[string]any{}, map[string]Time{}
+	for _, m := range []map[string]any{sd, id} {
+		for name := range m {
+			ts, okS := EffectiveFieldTime(c.Stored, sd, name)
+			ti, okI := EffectiveFieldTime(c.Incoming, id, name)
+			if okI && (!okS || !ti.Before(ts)) {
+				out[name], times[name] = id[name], Time{Time: ti}
+			} else {
+				out[name], times[name] = sd[name], Time{Time: ts}
+			}
+		}
+	}
+	at := c.Stored.ModifyAt.Time
+	if c.Incoming.ModifyAt.After(at) {
+		at = c.Incoming.ModifyAt.Time
+	}
+	data, err := json.Marshal(out)
+	return Resolution{Outcome: Merge, Data: data, ModifyAt: at, FieldsModifyAt: times}, err
+}
+
 // pipeStep is one push of a scenario and the statuses it must answer.
 type pipeStep struct {
 	changes []*Change
@@ -86,6 +121,16 @@ func pipeScenarios(t0 time.Time) []pipeScenario {
 		}
 		op := model + "/" + uid
 		c.OpID = &op
+		return c
+	}
+	field := func(uid string, at time.Time, data string, times map[string]time.Time) *Change {
+		c := ch("pipe.Field", uid, at, data)
+		for k, t := range times {
+			if c.FieldsModifyAt == nil {
+				c.FieldsModifyAt = map[string]Time{}
+			}
+			c.FieldsModifyAt[k] = Time{Time: t}
+		}
 		return c
 	}
 	item := func(uid string, at time.Time, n int) *Change {
@@ -173,6 +218,16 @@ func pipeScenarios(t0 time.Time) []pipeScenario {
 				item("b", t0, 2),
 			}, "applied rejected rejected rejected rejected rejected rejected rejected applied"},
 		}},
+		{name: "field times", steps: []pipeStep{
+			{[]*Change{field("f1", t0, `{"title":"a","body":"b"}`, nil), field("f2", t0, `{"title":"a"}`, map[string]time.Time{"gone": t0.Add(-time.Second)})},
+				"applied applied"},
+			{[]*Change{
+				field("f1", t0.Add(time.Second), `{"title":"new","body":"old"}`, map[string]time.Time{"body": t0.Add(-time.Second)}),
+				field("f2", t0.Add(-time.Second), `{"title":"older","body":"added"}`, map[string]time.Time{"title": t0.Add(-2 * time.Second)}),
+				field("f1", t0.Add(time.Second), `{"title":"new","body":"old"}`, map[string]time.Time{"body": t0.Add(-time.Second)}), // a retry
+				field("f3", t0, `{"title":"x"}`, map[string]time.Time{"title": t0.Add(time.Second)}),                                 // after modify_at
+			}, "applied applied applied rejected"},
+		}},
 		{name: "quota", steps: []pipeStep{
 			{[]*Change{item("a", t0, 1), item("b", t0, 2)}, "applied applied"},
 			{[]*Change{item("c", t0, 3), item("a", t0.Add(time.Second), 4), item("d", t0, 5), item("e", t0, 6)}, "applied applied rejected rejected"},
@@ -225,6 +280,7 @@ func TestWriteRoutesAgree(t *testing.T) {
 			app.MustRegisterSchema("test.Item", ModelOptions{Schema: "item.json"})
 			app.MustRegisterSchema("test.Other", ModelOptions{Schema: "item.json"})
 			app.MustRegisterSchema("pipe.Note", ModelOptions{Schema: "note.json", Policy: longerTitle})
+			app.MustRegisterSchema("pipe.Field", ModelOptions{Schema: "note.json", Policy: laterField{}})
 			MustRegister[pipeVoucher](app, ModelOptions{Schema: "voucher.json"})
 			if err := app.Migrate(ctx); err != nil {
 				t.Fatal(err)

@@ -562,6 +562,7 @@ func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepare
 			loaded[key] = &next
 			rec := wireRecord(&next)
 			res.Status, res.Record = StatusApplied, rec
+			res.markMerged()
 			return rec, nil
 		}
 		rec, err := a.write(ctx, st, p, m, stored, &next)
@@ -571,6 +572,7 @@ func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepare
 			}
 			loaded[key] = &next
 			res.Status, res.Record = StatusApplied, rec
+			res.markMerged()
 			return rec, nil
 		}
 		if models.IsUniqueViolation(err) && stored == nil && try == 0 {

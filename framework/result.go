@@ -35,6 +35,13 @@ type outcome struct {
 
 func (r *outcome) reject(code string, errs ...FieldError) { rejectResult(r.Result, code, errs...) }
 
+// markMerged says so on an applied result the policy merged.
+func (r *outcome) markMerged() {
+	if r.conflict == ConflictMerged {
+		r.Resolution = wire.ResolutionMerged
+	}
+}
+
 // rejectResult answers r rejected with code and errs.
 func rejectResult(r *Result, code string, errs ...FieldError) {
 	r.Status, r.Code, r.Errors, r.Record = StatusRejected, code, errs, nil

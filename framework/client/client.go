@@ -301,6 +301,7 @@ func (c *Client) writeLocked(ctx context.Context, key Key, prev *Record, edit fu
 	rec.ModifyAt = now
 	rec.Synced = false
 	edit(rec)
+	rec.FieldsModifyAt = editedFieldTimes(prev, rec)
 	if _, err := c.store.Write(ctx, rec); err != nil {
 		return nil, fmt.Errorf("client: write %s/%s: %w", model, uid, err)
 	}

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -43,7 +44,7 @@ type SQLiteOptions struct {
 }
 
 // sqliteSchemaVersion is stored in PRAGMA user_version.
-const sqliteSchemaVersion = 1
+const sqliteSchemaVersion = 2
 
 var sqliteSchema = []string{
 	`CREATE TABLE IF NOT EXISTS ferry_client_records (
@@ -55,6 +56,7 @@ var sqliteSchema = []string{
 		version INTEGER NOT NULL,
 		data BLOB,
 		synced INTEGER NOT NULL,
+		fields_modify_at TEXT,
 		PRIMARY KEY (owner, model, uid)
 	)`,
 	`CREATE TABLE IF NOT EXISTS ferry_client_queue (
@@ -65,6 +67,7 @@ var sqliteSchema = []string{
 		modify_at INTEGER NOT NULL,
 		is_deleted INTEGER NOT NULL,
 		data BLOB,
+		fields_modify_at TEXT,
 		PRIMARY KEY (owner, model, uid)
 	)`,
 	`CREATE TABLE IF NOT EXISTS ferry_client_meta (
@@ -124,6 +127,14 @@ func (s *SQLiteStore) migrate(ctx context.Context) error {
 		return fmt.Errorf("the file has schema version %d, newer than this client's %d", v, sqliteSchemaVersion)
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if v == 1 {
+			// Version 2 keeps per-field edit times beside the data.
+			for _, table := range []string{"ferry_client_records", "ferry_client_queue"} {
+				if _, err := tx.ExecContext(ctx, "ALTER TABLE "+table+" ADD COLUMN fields_modify_at TEXT"); err != nil {
+					return fmt.Errorf("upgrade %s: %w", table, err)
+				}
+			}
+		}
 		for _, stmt := range sqliteSchema {
 			if _, err := tx.ExecContext(ctx, stmt); err != nil {
 				return err
@@ -165,7 +176,36 @@ func blob(data []byte) any {
 	return []byte(data)
 }
 
-const recordColumns = "owner, model, uid, modify_at, is_deleted, version, data, synced"
+const recordColumns = "owner, model, uid, modify_at, is_deleted, version, data, synced, fields_modify_at"
+
+// encodeFieldTimes stores field times as a JSON object of Unix
+// microseconds; NULL for none.
+func encodeFieldTimes(ft map[string]time.Time) any {
+	if len(ft) == 0 {
+		return nil
+	}
+	m := make(map[string]int64, len(ft))
+	for k, t := range ft {
+		m[k] = micros(t)
+	}
+	text, _ := json.Marshal(m) // a map of numbers always encodes
+	return string(text)
+}
+
+func decodeFieldTimes(text sql.NullString) (map[string]time.Time, error) {
+	if !text.Valid || text.String == "" {
+		return nil, nil
+	}
+	var m map[string]int64
+	if err := json.Unmarshal([]byte(text.String), &m); err != nil {
+		return nil, fmt.Errorf("field times: %w", err)
+	}
+	out := make(map[string]time.Time, len(m))
+	for k, us := range m {
+		out[k] = fromMicros(us)
+	}
+	return out, nil
+}
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -176,10 +216,16 @@ func scanRecord(row scanner) (*Record, error) {
 		deleted bool
 		synced  bool
 		data    []byte
+		fields  sql.NullString
 	)
-	if err := row.Scan(&r.Owner, &r.Model, &r.UID, &at, &deleted, &r.Version, &data, &synced); err != nil {
+	if err := row.Scan(&r.Owner, &r.Model, &r.UID, &at, &deleted, &r.Version, &data, &synced, &fields); err != nil {
 		return nil, err
 	}
+	ft, err := decodeFieldTimes(fields)
+	if err != nil {
+		return nil, err
+	}
+	r.FieldsModifyAt = ft
 	r.ModifyAt, r.IsDeleted, r.Synced = fromMicros(at), deleted, synced
 	if data != nil {
 		r.Data = append([]byte{}, data...)
@@ -190,11 +236,12 @@ func scanRecord(row scanner) (*Record, error) {
 // putRecord inserts or replaces a record.
 func putRecord(ctx context.Context, tx *sql.Tx, r *Record, synced bool) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO ferry_client_records (`+recordColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (owner, model, uid) DO UPDATE SET
 			modify_at = excluded.modify_at, is_deleted = excluded.is_deleted,
-			version = excluded.version, data = excluded.data, synced = excluded.synced`,
-		r.Owner, r.Model, r.UID, micros(r.ModifyAt), r.IsDeleted, r.Version, blob(r.Data), synced)
+			version = excluded.version, data = excluded.data, synced = excluded.synced,
+			fields_modify_at = excluded.fields_modify_at`,
+		r.Owner, r.Model, r.UID, micros(r.ModifyAt), r.IsDeleted, r.Version, blob(r.Data), synced, encodeFieldTimes(r.FieldsModifyAt))
 	return err
 }
 
@@ -277,12 +324,12 @@ func (s *SQLiteStore) Write(ctx context.Context, rec *Record) (int64, error) {
 		if err := putRecord(ctx, tx, rec, false); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO ferry_client_queue (owner, model, uid, seq, modify_at, is_deleted, data)
-			VALUES (?, ?, ?, ?, ?, ?, ?)
+		_, err := tx.ExecContext(ctx, `INSERT INTO ferry_client_queue (owner, model, uid, seq, modify_at, is_deleted, data, fields_modify_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (owner, model, uid) DO UPDATE SET
 				seq = excluded.seq, modify_at = excluded.modify_at,
-				is_deleted = excluded.is_deleted, data = excluded.data`,
-			rec.Owner, rec.Model, rec.UID, seq, micros(rec.ModifyAt), rec.IsDeleted, blob(rec.Data))
+				is_deleted = excluded.is_deleted, data = excluded.data, fields_modify_at = excluded.fields_modify_at`,
+			rec.Owner, rec.Model, rec.UID, seq, micros(rec.ModifyAt), rec.IsDeleted, blob(rec.Data), encodeFieldTimes(rec.FieldsModifyAt))
 		return err
 	})
 	if err != nil {
@@ -300,7 +347,7 @@ func (s *SQLiteStore) Pending(ctx context.Context, p PendingParams) ([]Change, e
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT owner, model, uid, seq, modify_at, is_deleted, data
+	rows, err := s.db.QueryContext(ctx, `SELECT owner, model, uid, seq, modify_at, is_deleted, data, fields_modify_at
 		FROM ferry_client_queue WHERE seq > ? ORDER BY seq LIMIT ?`, p.AfterSeq, limit)
 	if err != nil {
 		return nil, fmt.Errorf("client: sqlite store: pending: %w", err)
@@ -309,13 +356,19 @@ func (s *SQLiteStore) Pending(ctx context.Context, p PendingParams) ([]Change, e
 	out := []Change{}
 	for rows.Next() {
 		var (
-			c    Change
-			at   int64
-			data []byte
+			c      Change
+			at     int64
+			data   []byte
+			fields sql.NullString
 		)
-		if err := rows.Scan(&c.Owner, &c.Model, &c.UID, &c.Seq, &at, &c.IsDeleted, &data); err != nil {
+		if err := rows.Scan(&c.Owner, &c.Model, &c.UID, &c.Seq, &at, &c.IsDeleted, &data, &fields); err != nil {
 			return nil, fmt.Errorf("client: sqlite store: pending: %w", err)
 		}
+		ft, err := decodeFieldTimes(fields)
+		if err != nil {
+			return nil, fmt.Errorf("client: sqlite store: pending: %w", err)
+		}
+		c.FieldsModifyAt = ft
 		c.ModifyAt = fromMicros(at)
 		if data != nil {
 			c.Data = append([]byte{}, data...)

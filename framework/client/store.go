@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -37,6 +38,11 @@ type Record struct {
 	// Data is the record's JSON object. A tombstone keeps the last data it
 	// had.
 	Data json.RawMessage
+	// FieldsModifyAt says when top-level fields were last edited, where
+	// that is not ModifyAt (the protocol's fields_modify_at): the client
+	// fills it on every Put from what the Put changed, and the server
+	// returns it for models whose conflict policy merges field by field.
+	FieldsModifyAt map[string]time.Time
 	// Synced reports whether the record is the server's state as last
 	// seen, that is, it has no local change waiting to be pushed or
 	// acknowledged.
@@ -61,6 +67,7 @@ func (r *Record) Clone() *Record {
 	}
 	c := *r
 	c.Data = slices.Clone(r.Data)
+	c.FieldsModifyAt = maps.Clone(r.FieldsModifyAt)
 	return &c
 }
 
@@ -75,6 +82,9 @@ type Change struct {
 	ModifyAt  time.Time
 	IsDeleted bool
 	Data      json.RawMessage
+	// FieldsModifyAt are the record's field times (see
+	// [Record.FieldsModifyAt]).
+	FieldsModifyAt map[string]time.Time
 }
 
 // Ack acknowledges a pushed change. The store removes the queue entry of
@@ -215,6 +225,7 @@ func (s *MemoryStore) Write(ctx context.Context, rec *Record) (int64, error) {
 	s.records[r.Key()] = r
 	s.queue[r.Key()] = &Change{
 		Key: r.Key(), Seq: s.seq, ModifyAt: r.ModifyAt, IsDeleted: r.IsDeleted, Data: slices.Clone(r.Data),
+		FieldsModifyAt: maps.Clone(r.FieldsModifyAt),
 	}
 	return s.seq, nil
 }

@@ -2,13 +2,16 @@ package client_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"net/http"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/ferrysync/ferry/framework/client"
 	"github.com/ferrysync/ferry/framework/client/clienttest"
+	"github.com/uptrace/bun/driver/sqliteshim"
 )
 
 func TestMemoryStore(t *testing.T) {
@@ -113,5 +116,58 @@ func TestSQLiteStoreSurvivesRestart(t *testing.T) {
 	e.assertConverged(acc, d3)
 	if res := d3.sync(); res.Pushed != 0 || res.Stored != 0 {
 		t.Fatalf("a synced device pushed or stored again after reopening: %+v", res)
+	}
+}
+
+// TestSQLiteStoreUpgradesVersion1: a device file written by the previous
+// release (schema version 1, no field times) opens, keeps its records,
+// queue and cursor, and then keeps field times.
+func TestSQLiteStoreUpgradesVersion1(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	old, err := sql.Open(sqliteshim.ShimName, "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		`CREATE TABLE ferry_client_records (owner TEXT NOT NULL, model TEXT NOT NULL, uid TEXT NOT NULL,
+			modify_at INTEGER NOT NULL, is_deleted INTEGER NOT NULL, version INTEGER NOT NULL, data BLOB,
+			synced INTEGER NOT NULL, PRIMARY KEY (owner, model, uid))`,
+		`CREATE TABLE ferry_client_queue (owner TEXT NOT NULL, model TEXT NOT NULL, uid TEXT NOT NULL,
+			seq INTEGER NOT NULL UNIQUE, modify_at INTEGER NOT NULL, is_deleted INTEGER NOT NULL, data BLOB,
+			PRIMARY KEY (owner, model, uid))`,
+		`CREATE TABLE ferry_client_meta (key TEXT PRIMARY KEY, value)`,
+		`INSERT INTO ferry_client_meta (key, value) VALUES ('seq', 1), ('cursor', 'c1')`,
+		`INSERT INTO ferry_client_records VALUES ('u', 'data.Note', 'a', 1764000000000000, 0, 0, '{"title":"old"}', 0)`,
+		`INSERT INTO ferry_client_queue VALUES ('u', 'data.Note', 'a', 1, 1764000000000000, 0, '{"title":"old"}')`,
+		`PRAGMA user_version = 1`,
+	} {
+		if _, err := old.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	old.Close()
+	st, err := client.OpenSQLiteStore(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	key := client.Key{Owner: "u", Model: "data.Note", UID: "a"}
+	rec, err := st.Get(ctx, key)
+	if err != nil || string(rec.Data) != `{"title":"old"}` || rec.FieldsModifyAt != nil {
+		t.Fatalf("the old record: %+v, %v", rec, err)
+	}
+	if p, err := st.Pending(ctx, client.PendingParams{}); err != nil || len(p) != 1 || p[0].Seq != 1 {
+		t.Fatalf("the old queue: %+v, %v", p, err)
+	}
+	if cur, err := st.Cursor(ctx); err != nil || cur != "c1" {
+		t.Fatalf("the old cursor: %q, %v", cur, err)
+	}
+	rec.FieldsModifyAt = map[string]time.Time{"body": rec.ModifyAt.Add(-time.Second)}
+	if _, err := st.Write(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.Get(ctx, key); len(got.FieldsModifyAt) != 1 {
+		t.Fatalf("field times after the upgrade: %+v", got)
 	}
 }

@@ -52,7 +52,7 @@ type SyncResult struct {
 func fromWire(w *wire.Record) *Record {
 	return &Record{
 		Model: w.Model, UID: w.UID, Owner: w.Owner, ModifyAt: w.ModifyAt.UTC(),
-		IsDeleted: w.IsDeleted, Version: w.Version, Data: w.Data,
+		IsDeleted: w.IsDeleted, Version: w.Version, Data: w.Data, FieldsModifyAt: fieldTimesFromWire(w.FieldsModifyAt),
 	}
 }
 
@@ -141,6 +141,7 @@ func (c *Client) pushBatch(ctx context.Context, pending []Change, cursor string)
 		body.Changes[i] = wire.Change{
 			OpID: &op, Model: p.Model, UID: p.UID, Space: spaceOf(p.Owner),
 			ModifyAt: wire.Time{Time: p.ModifyAt}, IsDeleted: p.IsDeleted,
+			FieldsModifyAt: fieldTimesToWire(p.FieldsModifyAt),
 		}
 		// A tombstone travels without data: the server keeps the data it
 		// has, and a delete cannot be refused over a field's value.
@@ -204,7 +205,8 @@ func (c *Client) acknowledge(ctx context.Context, pending []Change, results []wi
 			if r.Record != nil {
 				rec = fromWire(r.Record)
 			} else {
-				rec = &Record{Model: p.Model, UID: p.UID, Owner: p.Owner, ModifyAt: p.ModifyAt, IsDeleted: p.IsDeleted, Data: p.Data}
+				rec = &Record{Model: p.Model, UID: p.UID, Owner: p.Owner, ModifyAt: p.ModifyAt, IsDeleted: p.IsDeleted, Data: p.Data,
+					FieldsModifyAt: p.FieldsModifyAt}
 			}
 			acks = append(acks, Ack{Key: p.Key, Seq: p.Seq, Record: rec})
 		case StatusRejected, StatusForbidden:

@@ -1,6 +1,9 @@
 package wire
 
 // Statuses of a change in a push result.
+// ResolutionMerged is [Result].Resolution of a change the policy merged.
+const ResolutionMerged = "merged"
+
 const (
 	// StatusApplied: the change is stored; the result's record is the
 	// stored state with its version. A retried change the server already
@@ -35,6 +38,10 @@ type Result struct {
 	// unknown_model, conflict (a unique field), quota_exceeded, … (the
 	// protocol's error codes); empty for other statuses.
 	Code string `json:"code,omitempty"`
+	// Resolution is "merged" on an applied result whose record the
+	// conflict policy merged from the change and the stored record (the
+	// record is the merge, not the change as sent); empty otherwise.
+	Resolution string `json:"resolution,omitempty"`
 	// Record is set for applied and stale results.
 	Record *Record `json:"record,omitempty"`
 	// Errors lists what is wrong with a rejected change.

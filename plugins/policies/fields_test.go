@@ -235,6 +235,21 @@ func TestFieldPolicies(t *testing.T) {
 			ch("p.LWW", "", 30, false, `{"a":2}`, "a@1"),
 			"applied", `{"a":2}`, false, "", 30},
 	}
+	// The cases answered "resolution": "merged" (the first time; a retry
+	// is answered applied with the merge already stored).
+	merged := map[string]bool{
+		"two devices edit different fields (the original scenario)":           true,
+		"a field tie follows the record rule":                                 true,
+		"a field left out and not named keeps its value":                      true,
+		"a new field from an older change is kept":                            true,
+		"delete wins against a later field edit":                              true,
+		"EditWins: a delete after every edit applies":                         true,
+		"EditWins: an edit after the delete revives, merged":                  true,
+		"Automerge: objects merge key by key, sets unite, arrays concatenate": true,
+		"Automerge: a later scalar wins":                                      true,
+		"a field named as removed, later, is removed":                         true,
+		"Counter: each device's count is kept, at its highest":                true,
+	}
 	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
 		e := newHTTPEnv(t, db)
 		for i, c := range cases {
@@ -258,6 +273,13 @@ func TestFieldPolicies(t *testing.T) {
 					t.Fatalf("%s (try %d): %s deleted=%v fields %q at %v\nwant %s deleted=%v fields %q at +%ds",
 						c.name, try, got, r.Record.IsDeleted, fieldsOf(r.Record), r.Record.ModifyAt, c.data, c.deleted, c.fields, c.modifyAt)
 				}
+				wantRes := ""
+				if try == 0 && merged[c.name] {
+					wantRes = "merged"
+				}
+				if r.Resolution != wantRes {
+					t.Fatalf("%s (try %d): resolution %q, want %q", c.name, try, r.Resolution, wantRes)
+				}
 				if try == 0 {
 					first = r
 				} else if r.Record.Version != first.Record.Version {
@@ -280,7 +302,7 @@ func TestFieldPolicies(t *testing.T) {
 // error, for every model (one that ignores field times too).
 func TestFieldTimesInput(t *testing.T) {
 	e := newHTTPEnv(t, synctest.OpenSQLite(t))
-	many := make([]string, 257)
+	many := make([]string, 1025)
 	for i := range many {
 		many[i] = fmt.Sprintf("f%d@0", i)
 	}
@@ -297,6 +319,25 @@ func TestFieldTimesInput(t *testing.T) {
 			if r.Status != "rejected" || r.Code != "invalid" || len(r.Errors) == 0 || !strings.HasPrefix(r.Errors[0].Path, c.path) {
 				t.Fatalf("%s: %+v, want invalid at %s", c.change[:min(len(c.change), 160)], r, c.path)
 			}
+		}
+	}
+}
+
+// TestRemovedFieldTimesCap: a record keeps the newest 64 entries of
+// fields its data lacks, whatever a change names.
+func TestRemovedFieldTimesCap(t *testing.T) {
+	e := newHTTPEnv(t, synctest.OpenSQLite(t))
+	var names []string
+	for i := range 70 {
+		names = append(names, fmt.Sprintf("r%02d@%d", i, i))
+	}
+	r := e.push(t, "u", ch("p.FieldLWW", "x", 100, false, `{"a":1}`, strings.Join(names, ",")))[0]
+	if r.Status != "applied" || len(r.Record.FieldsModifyAt) != 64 {
+		t.Fatalf("%+v with %d field times", r, len(r.Record.FieldsModifyAt))
+	}
+	for i := range 6 {
+		if _, kept := r.Record.FieldsModifyAt[fmt.Sprintf("r%02d", i)]; kept {
+			t.Fatalf("the oldest removal r%02d was kept over a newer one", i)
 		}
 	}
 }

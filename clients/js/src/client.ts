@@ -231,6 +231,8 @@ export class Client {
     const owner = space ? spaceOwner(space) : this.opts.owner
     const rec: Omit<LocalRecord, 'synced'> = { model, uid, owner, modify_at: new Date(at).toISOString(), is_deleted: deleted, version: cur?.version, data }
     if (space) rec.space = space
+    const times = editedFieldTimes(cur, rec)
+    if (times) rec.fields_modify_at = times
     await this.opts.store.putLocal(rec)
     this.changed()
     this.loop?.soon()
@@ -337,6 +339,7 @@ export class Client {
         // A tombstone travels without data: a delete cannot be refused
         // over a field's value.
         ...(p.is_deleted ? {} : { data: p.data }),
+        ...(p.fields_modify_at ? { fields_modify_at: p.fields_modify_at } : {}),
       })),
     }
     if (cursor) body.cursor = cursor
@@ -700,7 +703,59 @@ class Loop {
 function local(w: WireRecord): LocalRecord {
   const r: LocalRecord = { model: w.model, uid: w.uid, owner: w.owner, modify_at: w.modify_at, is_deleted: w.is_deleted, version: w.version, data: w.data, synced: true }
   if (w.space) r.space = w.space
+  if (w.fields_modify_at) r.fields_modify_at = w.fields_modify_at
   return r
+}
+
+/**
+ * The field times of next, an edit of cur (undefined for a new record):
+ * a top-level field the edit changed, added or removed was edited at
+ * next.modify_at; the others keep the time they had. Times the protocol
+ * implies (a field next has, at next.modify_at) are left out.
+ */
+export function editedFieldTimes(cur: WireRecord | undefined, next: { modify_at: string; data: unknown }): Record<string, string> | undefined {
+  if (!cur) return undefined
+  const before = objectOf(cur.data)
+  const after = objectOf(next.data)
+  const prev = cur.fields_modify_at ?? {}
+  const out: Record<string, string> = {}
+  const keep = (name: string) => {
+    const had = prev[name]
+    if (had !== undefined) out[name] = had
+    else if (name in before) out[name] = cur.modify_at
+  }
+  for (const name of Object.keys(after)) {
+    if (name in before && sameJSON(before[name], after[name])) keep(name)
+    else out[name] = next.modify_at
+  }
+  for (const name of Object.keys(before)) if (!(name in after)) out[name] = next.modify_at
+  for (const name of Object.keys(prev)) if (!(name in out)) keep(name)
+  const at = Date.parse(next.modify_at)
+  for (const [name, t] of Object.entries(out)) if (name in after && Date.parse(t) === at) delete out[name]
+  // The server keeps the 64 newest entries of removed fields; so does the device.
+  const removed = Object.keys(out).filter((name) => !(name in after))
+  if (removed.length > 64) {
+    removed.sort((a, b) => Date.parse(out[b] ?? '') - Date.parse(out[a] ?? '') || (a < b ? -1 : a > b ? 1 : 0))
+    for (const name of removed.slice(64)) delete out[name]
+  }
+  return Object.keys(out).length ? out : undefined
+}
+
+function objectOf(v: unknown): Record<string, unknown> {
+  return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {}
+}
+
+function sameJSON(a: unknown, b: unknown): boolean {
+  return canonicalJSON(a) === canonicalJSON(b)
+}
+
+function canonicalJSON(v: unknown): string {
+  if (Array.isArray(v)) return '[' + v.map(canonicalJSON).join(',') + ']'
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>
+    return '{' + Object.keys(o).sort().map((k) => JSON.stringify(k) + ':' + canonicalJSON(o[k])).join(',') + '}'
+  }
+  return JSON.stringify(v)
 }
 
 function key(r: { model: string; uid: string; space?: string }): string {

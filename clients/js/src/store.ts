@@ -19,6 +19,8 @@ export interface PendingChange {
   modify_at: string
   is_deleted: boolean
   data: unknown
+  /** The record's field times (see WireRecord.fields_modify_at). */
+  fields_modify_at?: Record<string, string>
   /** Grows with every local write; an acknowledgement only removes the sequence number it was sent with. */
   seq: number
 }
@@ -215,6 +217,7 @@ export class IndexedDBStore implements Store {
         t.objectStore(RECORDS).put(row({ ...rec, synced: false }))
         const change: PendingChange = { model: rec.model, uid: rec.uid, modify_at: rec.modify_at, is_deleted: rec.is_deleted, data: rec.data, seq }
         if (rec.space) change.space = rec.space
+        if (rec.fields_modify_at) change.fields_modify_at = rec.fields_modify_at
         t.objectStore(QUEUE).put(row(change))
         out(seq)
       }

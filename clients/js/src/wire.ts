@@ -15,6 +15,12 @@ export interface WireRecord {
   /** The shared space the record lives in; absent for a personal record. */
   space?: string
   data: unknown
+  /**
+   * When top-level fields were last edited, where that is not modify_at
+   * (a field not named: at modify_at when data has it, never when it lacks
+   * it). Sent by the server for models whose policy merges field by field.
+   */
+  fields_modify_at?: Record<string, string>
 }
 
 /** One change of a push. */
@@ -27,6 +33,8 @@ export interface WireChange {
   /** The shared space the change is to; absent for the personal space. */
   space?: string
   data?: unknown
+  /** When the device last edited top-level fields (none after modify_at); see WireRecord. */
+  fields_modify_at?: Record<string, string>
 }
 
 /** The four outcomes of a pushed change. */
@@ -44,6 +52,8 @@ export interface WireResult {
   model: string
   uid: string
   status: Status
+  /** 'merged' when the policy merged the change with the stored record (record is the merge). */
+  resolution?: 'merged'
   record?: WireRecord
   errors?: FieldError[]
   code?: string

@@ -39,6 +39,39 @@ func TestStore(t *testing.T, newStore func(t *testing.T) client.Store) {
 		}
 	})
 
+	t.Run("FieldTimesTravelWithRecords", func(t *testing.T) {
+		s := newStore(t)
+		r := rec("f", "x")
+		r.FieldsModifyAt = map[string]time.Time{"body": at.Add(-time.Second), "gone": at.Add(-time.Minute)}
+		seq := mustWrite(t, s, r)
+		got, err := s.Get(ctx, key("f"))
+		if err != nil || len(got.FieldsModifyAt) != 2 || !got.FieldsModifyAt["body"].Equal(at.Add(-time.Second)) {
+			t.Fatalf("Get: %+v, %v", got, err)
+		}
+		p := mustPending(t, s, client.PendingParams{})
+		if len(p) != 1 || !p[0].FieldsModifyAt["gone"].Equal(at.Add(-time.Minute)) {
+			t.Fatalf("the queued change lost its field times: %+v", p)
+		}
+		// The server's record replaces them, none included.
+		server := rec("f", "y")
+		server.Version = 3
+		if _, err := s.Acknowledge(ctx, []client.Ack{{Key: key("f"), Seq: seq, Record: server}}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.Get(ctx, key("f")); got.FieldsModifyAt != nil {
+			t.Fatalf("after the ack: %v", got.FieldsModifyAt)
+		}
+		pulled := rec("f", "z")
+		pulled.Version = 4
+		pulled.FieldsModifyAt = map[string]time.Time{"title": at.Add(-time.Hour)}
+		if _, err := s.ApplyRemote(ctx, []*client.Record{pulled}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.Get(ctx, key("f")); !got.FieldsModifyAt["title"].Equal(at.Add(-time.Hour)) {
+			t.Fatalf("after a pull: %v", got.FieldsModifyAt)
+		}
+	})
+
 	t.Run("WriteQueuesOneEntryPerKey", func(t *testing.T) {
 		s := newStore(t)
 		var last int64
