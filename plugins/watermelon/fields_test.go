@@ -220,7 +220,7 @@ func TestChangedMergesFieldByField(t *testing.T) {
 
 // TestChangedLosesAndIsCorrected: a device's edit that loses under the
 // model's policy (a native write stamped later; a delete the device had
-// not seen) is answered 200 with the record listed as stale, and the
+// not seen) is answered 200 with the record in "rejected", code conflict, and the
 // device's next pull brings the server's state, whether or not it had
 // pulled that state before. A bad _changed is refused for its record
 // alone.
@@ -240,7 +240,7 @@ func TestChangedLosesAndIsCorrected(t *testing.T) {
 		_, seen := e.wmPull(t, first) // the device has seen the native title
 
 		st, ans := e.wmPush(t, seen, `{"docs":{"updated":[`+row("d1", "mine", "b0", "title")+`]}}`)
-		if st != 200 || len(ans.Rejected) != 1 || ans.Rejected[0].ID != "d1" || ans.Rejected[0].Code != "stale" {
+		if st != 200 || len(ans.Rejected) != 1 || ans.Rejected[0].ID != "d1" || ans.Rejected[0].Code != "conflict" {
 			t.Fatalf("a losing edit: %d %+v", st, ans)
 		}
 		got, after := e.wmPull(t, seen)
@@ -262,7 +262,7 @@ func TestChangedLosesAndIsCorrected(t *testing.T) {
 			t.Fatalf("delete: %d", st)
 		}
 		st, ans = e.wmPush(t, after, `{"docs":{"updated":[`+row("d2", "t0", "edited", "body")+`]}}`)
-		if st != 200 || len(ans.Rejected) != 1 || ans.Rejected[0].ID != "d2" || ans.Rejected[0].Code != "stale" {
+		if st != 200 || len(ans.Rejected) != 1 || ans.Rejected[0].ID != "d2" || ans.Rejected[0].Code != "conflict" {
 			t.Fatalf("an edit of a deleted doc: %d %+v", st, ans)
 		}
 		got, after = e.wmPull(t, after)

@@ -58,7 +58,7 @@
 //     columns of a row from the same pull both keep their edits, and the
 //     merged record comes with the next pull. A record that loses
 //     altogether (every edited column lost to a later edit, or a delete
-//     the policy lets win) is listed in "rejected" with code "stale", and
+//     the policy lets win) is listed in "rejected" with code "conflict", and
 //     the device's next pull brings the server's state (re-sent when the
 //     device had pulled it already).
 //   - Any other policy (last-writer-wins, FirstWriterWins, ServerWins,
@@ -481,7 +481,7 @@ func (p *Plugin) push(c *gin.Context, who framework.Principal) error {
 	err = p.pushEach(ctx, who, changes, byFields, framework.PushOptions{}, func(i int, res framework.Result) {
 		switch res.Status {
 		case framework.StatusStale:
-			rejected = append(rejected, Rejection{Table: from[i].table, ID: from[i].id, Code: framework.StatusStale,
+			rejected = append(rejected, Rejection{Table: from[i].table, ID: from[i].id, Code: framework.CodeConflict,
 				Errors: []framework.FieldError{{Path: "", Message: "lost to the model's conflict policy: the server kept its state"}}})
 			fallthrough
 		case framework.StatusApplied:
