@@ -27,12 +27,13 @@ import (
 // stand, the second push answering the merged document (so that RxDB's
 // conflict handler takes it; a row written as sent answers nothing); under last-writer-wins
 // the second push is still a conflict answered with the server's
-// document. An edit that loses under FieldLWW comes back as a conflict.
+// document. An edit that loses under FieldLWW comes back as a conflict;
+// under Automerge, items two devices added to one array are both kept.
 func TestAssumedStateMergesFieldByField(t *testing.T) {
 	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
 		base := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
 		var tick atomic.Int64
-		schema := []byte(`{"type":"object","properties":{"title":{"type":"string"},"body":{"type":"string"},"tags":{"type":"string"}}}`)
+		schema := []byte(`{"type":"object","properties":{"title":{"type":"string"},"body":{"type":"string"},"tags":{"type":["string","array"]}}}`)
 		app, err := framework.New(framework.Config{DB: db, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 			Schemas: fstest.MapFS{"doc.json": {Data: schema}},
 			Now:     func() time.Time { return base.Add(time.Duration(tick.Add(1)) * time.Millisecond) }})
@@ -41,10 +42,11 @@ func TestAssumedStateMergesFieldByField(t *testing.T) {
 		}
 		app.MustRegisterSchema("data.Doc", framework.ModelOptions{Schema: "doc.json", Policy: policies.FieldLWW{}})
 		app.MustRegisterSchema("data.Task", framework.ModelOptions{Schema: "doc.json"})
+		app.MustRegisterSchema("data.Board", framework.ModelOptions{Schema: "doc.json", Policy: policies.Automerge{}})
 		app.SetAuthenticator(framework.AuthenticatorFunc(func(*http.Request) (framework.Principal, error) {
 			return framework.Principal{UserID: "ann"}, nil
 		}))
-		p, err := rxdb.New(rxdb.Config{Collections: map[string]string{"docs": "data.Doc", "tasks": "data.Task"}})
+		p, err := rxdb.New(rxdb.Config{Collections: map[string]string{"docs": "data.Doc", "tasks": "data.Task", "boards": "data.Board"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,6 +123,18 @@ func TestAssumedStateMergesFieldByField(t *testing.T) {
 					t.Fatalf("task after the conflict: %v", got)
 				}
 			}
+		}
+
+		// Under Automerge, tags two devices added offline to one array
+		// are both kept.
+		const board = `{"id":"b1","title":"t0","tags":["a"],"_deleted":false}`
+		push("boards", `[{"newDocumentState":`+board+`}]`)
+		push("boards", `[{"assumedMasterState":`+board+`,"newDocumentState":{"id":"b1","title":"t0","tags":["a","x"],"_deleted":false}}]`)
+		if c := push("boards", `[{"assumedMasterState":`+board+`,"newDocumentState":{"id":"b1","title":"t0","tags":["a","y"],"_deleted":false}}]`); len(c) != 1 {
+			t.Fatalf("B's board push must answer the merged doc: %v", c)
+		}
+		if got, _ := json.Marshal(doc("boards", "b1")["tags"]); string(got) != `["a","x","y"]` {
+			t.Fatalf("board tags: %s", got)
 		}
 
 		// A native write stamped a minute ahead wins the title; a device's
