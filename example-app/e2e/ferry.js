@@ -127,3 +127,13 @@ export async function passes(check, ms = 15_000) {
     }
   }
 }
+
+// serverDocs pulls every doc (data.Doc) through the native protocol and
+// returns the live ones as flat documents sorted by id, with the field
+// times the server keeps for them.
+export async function serverDocs(token) {
+  const live = await pullLive(token, 'data.Doc', { limit: 50 })
+  return live
+    .map(r => ({ id: r.uid, title: r.data.title ?? '', body: r.data.body ?? '', tags: r.data.tags ?? '', times: r.fields_modify_at ?? {} }))
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+}

@@ -21,20 +21,35 @@ const taskSchema = {
   required: ['id', 'title'],
 }
 
+const docSchema = {
+  version: 0,
+  primaryKey: 'id',
+  type: 'object',
+  properties: {
+    id: { type: 'string', maxLength: 64 },
+    title: { type: 'string' },
+    body: { type: 'string' },
+    tags: { type: 'string' },
+  },
+  required: ['id', 'title'],
+}
+
 const opened = []
 // newDevice opens a device with the collection "tasks" (the user's
 // personal tasks) and one more of tasks per name in spaces (a shared
 // space's, replicated with syncSpace).
 export async function newDevice(spaces = []) {
   const db = await createRxDatabase({ name: `device${randomUUID().replaceAll('-', '')}`, storage: getRxStorageMemory(), multiInstance: false })
-  await db.addCollections(Object.fromEntries([['tasks', { schema: taskSchema }], ...spaces.map(n => [n, { schema: taskSchema }])]))
+  await db.addCollections(Object.fromEntries([['tasks', { schema: taskSchema }], ['docs', { schema: docSchema }],
+    ...spaces.map(n => [n, { schema: taskSchema }])]))
   opened.push(db)
   return db
 }
 
-// sync runs one replication cycle (pull, then push) and stops.
-export async function sync(db, user, batchSize = 50) {
-  const replication = replicateWithFerry(db.tasks, { url, token: user.token, live: false, batchSize })
+// sync runs one replication cycle (pull, then push) of the collection
+// (default "tasks") and stops.
+export async function sync(db, user, batchSize = 50, collection = 'tasks') {
+  const replication = replicateWithFerry(db[collection], { url, token: user.token, live: false, batchSize })
   const errors = []
   replication.error$.subscribe(err => errors.push(err))
   await replication.awaitInitialReplication()

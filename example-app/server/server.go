@@ -29,6 +29,7 @@ import (
 	"github.com/ferrysync/ferry/plugins/inspector"
 	"github.com/ferrysync/ferry/plugins/jwtauth"
 	"github.com/ferrysync/ferry/plugins/metrics"
+	"github.com/ferrysync/ferry/plugins/policies"
 	"github.com/ferrysync/ferry/plugins/realtime"
 	"github.com/ferrysync/ferry/plugins/requestid"
 	"github.com/ferrysync/ferry/plugins/rxdb"
@@ -428,6 +429,11 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 	if err := app.RegisterSchema("data.List", framework.ModelOptions{Schema: "data/list.json"}); err != nil {
 		return nil, err
 	}
+	// Docs merge field by field: a device's edit of the title and
+	// another's of the body both stand.
+	if err := app.RegisterSchema("data.Doc", framework.ModelOptions{Schema: "data/doc.json", Policy: policies.FieldLWW{}}); err != nil {
+		return nil, err
+	}
 	// A device may pull one list's tasks alone: ?subscription=tasks_of_list(<list uid>).
 	if err := app.Subscribe(framework.Subscription{Name: "tasks_of_list", Model: "data.Task", Params: []string{"list_id"},
 		Match: framework.FieldEquals("list", "list_id")}); err != nil {
@@ -447,8 +453,8 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	// WatermelonDB apps sync at /sync/watermelon, RxDB apps at /sync/rxdb/tasks/….
-	wmelon, err := watermelon.New(watermelon.Config{Tables: map[string]string{"tasks": "data.Task"}})
+	// WatermelonDB apps sync at /sync/watermelon, RxDB apps at /sync/rxdb/tasks/… and /sync/rxdb/docs/….
+	wmelon, err := watermelon.New(watermelon.Config{Tables: map[string]string{"tasks": "data.Task", "docs": "data.Doc"}})
 	if err != nil {
 		return nil, err
 	}
@@ -459,7 +465,7 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 		return nil, err
 	}
 	rxCfg := cfg.RxDB
-	rxCfg.Collections = map[string]string{"tasks": "data.Task"}
+	rxCfg.Collections = map[string]string{"tasks": "data.Task", "docs": "data.Doc"}
 	rxCfg.Hints = live
 	if rxCfg.CheckpointSecret == nil {
 		// Shared spaces' checkpoints (?space=) must verify on every

@@ -143,7 +143,9 @@ func ServerState(ctx context.Context, app *framework.App, p framework.Principal,
 // another user are left alone and out of the answer, and so are refs the
 // push refuses (an unknown model, an invalid uid). A record that changes
 // between the read and the write is not overwritten: its new state is
-// news already. It returns the records as now stored, keyed by Ref.
+// news already. A record of a model that merges field by field
+// ([framework.UsesFieldTimes]) keeps its field times (only its modify_at
+// moves), so the copy wins no field it did not already hold. It returns the records as now stored, keyed by Ref.
 func Resend(ctx context.Context, app *framework.App, p framework.Principal, refs []Ref) (map[Ref]*framework.Record, error) {
 	state, err := ServerState(ctx, app, p, refs)
 	if err != nil {
@@ -163,6 +165,14 @@ func Resend(ctx context.Context, app *framework.App, p framework.Principal, refs
 			ch.IsDeleted = rec.IsDeleted
 			if !rec.IsDeleted {
 				ch.Data = rec.Data
+			}
+			if policy, err := app.Policy(r.Model); err == nil && framework.UsesFieldTimes(policy) {
+				// The fields keep their times: written again, they must
+				// not look newer than an edit the device has not sent yet.
+				ch.FieldsModifyAt = keptFieldTimes(rec)
+				if !rec.ModifyAt.Before(now.Time) {
+					ch.ModifyAt = framework.Time{Time: rec.ModifyAt.Add(time.Microsecond)}
+				}
 			}
 		}
 		again = append(again, ch)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing/fstest"
+	"time"
 
 	"github.com/ferrysync/ferry/framework"
 	"github.com/ferrysync/ferry/framework/adapter"
@@ -81,4 +82,30 @@ func Example() {
 	// stored {"id":"t1","title":"Buy milk"}
 	// refused t2 /data
 	// t2 held by the server: false
+}
+
+// ExampleFieldTimes derives a change's field times for a model that
+// merges field by field, from an RxDB-style pair of states: the fields
+// that differ from the assumed state are the device's edits (at the
+// change's modify_at), the others are named at the epoch, so they never
+// win against the server's.
+func ExampleFieldTimes() {
+	assumed := json.RawMessage(`{"title":"Plan","body":"draft","tags":"work"}`)
+	next := json.RawMessage(`{"title":"Plan","body":"final"}`)
+	edited, _ := adapter.EditedFields(assumed, next)
+	at := framework.Time{Time: time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)}
+	times := adapter.FieldTimes(next, edited, at)
+	fmt.Println("edited:", edited)
+	for _, f := range []string{"body", "tags", "title"} {
+		if t, ok := times[f]; ok {
+			fmt.Println(f, t.Format(time.RFC3339))
+		} else {
+			fmt.Println(f, "at the change's modify_at")
+		}
+	}
+	// Output:
+	// edited: [body tags]
+	// body at the change's modify_at
+	// tags 2026-05-01T09:00:00Z
+	// title 1970-01-01T00:00:00Z
 }

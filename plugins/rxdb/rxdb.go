@@ -28,13 +28,34 @@
 // # Push
 //
 // The body is an array of rows {"assumedMasterState"?, "newDocumentState"}
-// (at most [framework.Config.MaxChanges]). A row is written when the server
-// has no such document, or when the server's document equals
-// assumedMasterState (JSON equality, key order ignored, "_deleted"
-// included). Otherwise it conflicts, and the answer — always 200 when the
-// body is well formed — is the array of the server's current documents for
-// the conflicting rows ([] when every row was written). The server stamps
-// its receive time as modify_at.
+// (at most [framework.Config.MaxChanges]). The answer — always 200 when
+// the body is well formed — is the array of the server's current
+// documents for the rows that were not stored as sent ([] when every row
+// was). The server stamps its receive time as modify_at. What decides a
+// row the server holds depends on the model's conflict policy
+// ([framework.App.Policy]):
+//
+//   - A policy that merges field by field ([framework.UsesFieldTimes]:
+//     policies.FieldLWW, policies.Automerge) decides, as for a native
+//     change, with field times derived from assumedMasterState, the state
+//     the device's document was based on: the fields in which
+//     newDocumentState differs from it (changed, added or removed; see
+//     [adapter.EditedFields]) were edited on the device, at the change's
+//     modify_at; every other field is named at [adapter.Unedited] (the
+//     epoch), so it never wins against the server's. A row without
+//     assumedMasterState names no field times (every field counts as
+//     edited). A row the policy merged or that lost is answered with the
+//     server's document, like a conflict, and RxDB's conflict handler
+//     takes it (RxDB's default handler keeps the server's state, which
+//     holds the device's winning edits): two devices that edited
+//     different fields of a document from the same state both keep their
+//     edits.
+//   - Any other policy (last-writer-wins, FirstWriterWins, ServerWins,
+//     ClientWins, a PolicyFunc) is not asked: the protocol's rule decides.
+//     A row is written when the server has no such document, or when the
+//     server's document equals assumedMasterState (JSON equality, key
+//     order ignored, "_deleted" included); otherwise it conflicts and is
+//     answered with the server's document.
 //
 // A deleted document's fields are not written: the tombstone keeps the
 // server's last data, so a deletion is never refused for its fields.
@@ -526,6 +547,12 @@ func deletion(ch *framework.Change) {
 	}
 }
 
+// asWritten reports whether rec, the stored result of ch, is ch's new
+// state: same deletion and, for a live document, the same data.
+func asWritten(ch *framework.Change, rec *framework.Record) bool {
+	return ch.IsDeleted == rec.IsDeleted && (ch.IsDeleted || framework.JSONEqual(ch.Data, rec.Data))
+}
+
 // matchesAssumed is RxDB's concurrency rule: the incoming row wins only
 // when the client knew the stored state exactly.
 var matchesAssumed = framework.PolicyFunc(func(_ context.Context, c *framework.Conflict) (framework.Resolution, error) {
@@ -558,6 +585,10 @@ func (p *Plugin) push(c *gin.Context, who framework.Principal, _, model string) 
 		}
 	}
 	now := adapter.Now(p.app)
+	fields := false
+	if policy, err := p.app.Policy(model); err == nil {
+		fields = framework.UsesFieldTimes(policy)
+	}
 	changes := make([]*framework.Change, len(rows))
 	var bad []framework.FieldError
 	for i, row := range rows {
@@ -580,6 +611,13 @@ func (p *Plugin) push(c *gin.Context, who framework.Principal, _, model string) 
 				continue
 			}
 			ch.Assumed = &framework.Record{Model: model, UID: assumed.UID, IsDeleted: assumed.IsDeleted, Data: assumed.Data}
+			if fields && !ch.IsDeleted {
+				// The fields that differ from the assumed state are the
+				// device's edits; the others were the server's already.
+				if edited, ok := adapter.EditedFields(assumed.Data, ch.Data); ok {
+					ch.FieldsModifyAt = adapter.FieldTimes(ch.Data, edited, now)
+				}
+			}
 		}
 		changes[i] = ch
 	}
@@ -587,15 +625,31 @@ func (p *Plugin) push(c *gin.Context, who framework.Principal, _, model string) 
 		return &framework.Error{Code: framework.CodeInvalid, Message: "invalid push rows", Details: bad}
 	}
 	ctx := c.Request.Context()
-	results, err := p.app.PushWith(ctx, who, changes, framework.PushOptions{Policy: matchesAssumed})
+	// A model that merges field by field is decided by its own policy;
+	// the others by the protocol's rule.
+	opts := framework.PushOptions{Policy: matchesAssumed}
+	if fields {
+		opts.Policy = nil
+	}
+	results, err := p.app.PushWith(ctx, who, changes, opts)
 	if err != nil {
 		return fmt.Errorf("rxdb: push: %w", err)
 	}
 	conflicts := make([]map[string]json.RawMessage, 0)
 	var refused []string
 	var reasons []Refusal
-	for _, res := range results {
+	for i, res := range results {
 		switch res.Status {
+		case framework.StatusApplied:
+			if !fields || res.Record == nil || asWritten(changes[i], res.Record) {
+				break
+			}
+			// The policy merged: the server's document is not the row's
+			// new state, so it is answered like a conflict and RxDB's
+			// conflict handler takes it. (Left to the pull, it could be
+			// missed: RxDB skips a document it pulls while its push is in
+			// flight, and its checkpoint moves past it.)
+			fallthrough
 		case framework.StatusStale:
 			doc, err := Document(res.Record)
 			if err != nil {

@@ -41,13 +41,41 @@
 // pushChanges. "_status" and "_changed" are stripped; created records that
 // exist become updates, updated records that are missing are created, and
 // deleted records that are missing become tombstones. The server stamps its
-// receive time as modify_at. If any pushed record changed on the server
-// after last_pulled_at, nothing is applied and the answer is 409 conflict
-// with one detail per conflicting record, path "/<table>/<id>": the client
-// pulls, merges and pushes again. Otherwise the push is applied in one
-// transaction (per [framework.Config.MaxChanges] records; a larger push is
-// applied in several, and a conflict in a later one leaves the earlier ones
-// applied, which is safe because the client pulls them back).
+// receive time as modify_at. What decides a pushed record the server
+// holds depends on the model's conflict policy ([framework.App.Policy]):
+//
+//   - A policy that merges field by field ([framework.UsesFieldTimes]:
+//     policies.FieldLWW, policies.Automerge) decides, as for a native
+//     change, with field times taken from the row's _changed (the columns
+//     edited on the device since its last sync, comma-separated): the
+//     edited columns at the change's modify_at, every other column at
+//     [adapter.Unedited] (the epoch), so a column the device did not edit
+//     never wins against the server's. A created row, and an updated row
+//     without _changed, name no field times (every column counts as
+//     edited); names in _changed that are not columns of the row are
+//     ignored, and a _changed that is not a string refuses the record.
+//     Such records never conflict: two devices that edited different
+//     columns of a row from the same pull both keep their edits, and the
+//     merged record comes with the next pull. A record that loses
+//     altogether (every edited column lost to a later edit, or a delete
+//     the policy lets win) is listed in "rejected" with code "conflict", and
+//     the device's next pull brings the server's state (re-sent when the
+//     device had pulled it already).
+//   - Any other policy (last-writer-wins, FirstWriterWins, ServerWins,
+//     ClientWins, a PolicyFunc) is not asked: the protocol's rule decides.
+//     If any such pushed record changed on the server after
+//     last_pulled_at, nothing of the push is applied and the answer is 409
+//     conflict with one detail per conflicting record, path
+//     "/<table>/<id>": the client pulls, merges column by column itself
+//     (WatermelonDB keeps its _changed columns) and pushes again.
+//     Otherwise the row is applied as sent, whatever the model's policy
+//     would say.
+//
+// The records of the second kind are applied first, in one transaction
+// (per [framework.Config.MaxChanges] records; a larger push is applied in
+// several, and a conflict in a later one leaves the earlier ones applied,
+// which is safe because the client pulls them back), then those of the
+// first kind, in another.
 //
 // A record the server refuses (it fails the model's schema or validation,
 // a hook vetoes it, its id is not a valid uid, or it belongs to another
@@ -72,6 +100,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/ferrysync/ferry/framework"
 	"github.com/ferrysync/ferry/framework/adapter"
@@ -380,6 +409,9 @@ type pushAnswer struct {
 type pushed struct {
 	table string
 	id    string
+	// fields: the record's model merges field by field, so its own policy
+	// decides, with field times from _changed (see [Plugin.fieldTimes]).
+	fields bool
 }
 
 func (p *Plugin) push(c *gin.Context, who framework.Principal) error {
@@ -399,50 +431,115 @@ func (p *Plugin) push(c *gin.Context, who framework.Principal) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.Request.Context()
-	policy := changedSince(since)
-	var refused []adapter.Ref
-	var refusedFrom []pushed
-	var conflicts []framework.FieldError
-	step := p.app.Config().MaxChanges
-	for lo := 0; lo < len(changes); lo += step {
-		hi := min(lo+step, len(changes))
-		results, err := p.app.PushWith(ctx, who, changes[lo:hi], framework.PushOptions{Policy: policy, AbortOnStale: true})
-		if err != nil && !adapter.IsConflict(err) {
-			return fmt.Errorf("watermelon: push: %w", err)
-		}
-		for i, res := range results {
-			src := from[lo+i]
-			switch res.Status {
-			case framework.StatusStale:
-				conflicts = append(conflicts, framework.FieldError{Path: "/" + src.table + "/" + src.id,
-					Message: "changed on the server after last_pulled_at"})
-			case framework.StatusRejected, framework.StatusForbidden:
-				errs, code := res.Errors, res.Code
-				if res.Status == framework.StatusForbidden {
-					errs, code = []framework.FieldError{{Path: "", Message: "this record belongs to another user"}}, framework.CodeForbidden
-				}
-				rejected = append(rejected, Rejection{Table: src.table, ID: src.id, Code: code, Errors: errs})
-				refused = append(refused, adapter.Ref{Model: res.Model, UID: res.UID})
-				refusedFrom = append(refusedFrom, src)
-			}
-		}
-		if err != nil {
-			return &framework.Error{Code: framework.CodeConflict,
-				Message: "records changed on the server after last_pulled_at; pull, merge and push again", Details: conflicts}
+	// Records of models that merge field by field are decided by their
+	// own policy and never conflict; the others by the protocol's rule,
+	// all or nothing. Those go first, so that a conflict among them
+	// applies nothing of the push.
+	var byRule, byFields []int
+	for i, src := range from {
+		if src.fields {
+			byFields = append(byFields, i)
+		} else {
+			byRule = append(byRule, i)
 		}
 	}
-	if len(refused) > 0 {
-		if _, err := adapter.Resend(ctx, p.app, who, refused); err != nil {
+	ctx := c.Request.Context()
+	var resend []adapter.Ref
+	for _, r := range rejected {
+		if r.ID != "" {
+			// Refused before the push (a bad _changed): its server state
+			// is sent again like any refused record's.
+			resend = append(resend, adapter.Ref{Model: p.tables[r.Table], UID: r.ID})
+		}
+	}
+	var conflicts []framework.FieldError
+	refuse := func(src pushed, res framework.Result) {
+		errs, code := res.Errors, res.Code
+		if res.Status == framework.StatusForbidden {
+			errs, code = []framework.FieldError{{Path: "", Message: "this record belongs to another user"}}, framework.CodeForbidden
+		}
+		rejected = append(rejected, Rejection{Table: src.table, ID: src.id, Code: code, Errors: errs})
+		resend = append(resend, adapter.Ref{Model: res.Model, UID: res.UID})
+	}
+	err = p.pushEach(ctx, who, changes, byRule, framework.PushOptions{Policy: changedSince(since), AbortOnStale: true},
+		func(i int, res framework.Result) {
+			switch res.Status {
+			case framework.StatusStale:
+				conflicts = append(conflicts, framework.FieldError{Path: "/" + from[i].table + "/" + from[i].id,
+					Message: "changed on the server after last_pulled_at"})
+			case framework.StatusRejected, framework.StatusForbidden:
+				refuse(from[i], res)
+			}
+		})
+	if adapter.IsConflict(err) {
+		return &framework.Error{Code: framework.CodeConflict,
+			Message: "records changed on the server after last_pulled_at; pull, merge and push again", Details: conflicts}
+	}
+	if err != nil {
+		return fmt.Errorf("watermelon: push: %w", err)
+	}
+	err = p.pushEach(ctx, who, changes, byFields, framework.PushOptions{}, func(i int, res framework.Result) {
+		switch res.Status {
+		case framework.StatusStale:
+			rejected = append(rejected, Rejection{Table: from[i].table, ID: from[i].id, Code: framework.CodeConflict,
+				Errors: []framework.FieldError{{Path: "", Message: "lost to the model's conflict policy: the server kept its state"}}})
+			fallthrough
+		case framework.StatusApplied:
+			// The device marks the record synced. When the server's state
+			// differs from what it sent and its next pull would not bring
+			// it (the device had pulled that version), it is made news.
+			if rec := res.Record; rec != nil && rec.Version < since && !samePushed(changes[i], rec) {
+				resend = append(resend, adapter.Ref{Model: res.Model, UID: res.UID})
+			}
+		case framework.StatusRejected, framework.StatusForbidden:
+			refuse(from[i], res)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("watermelon: push: %w", err)
+	}
+	if len(resend) > 0 {
+		if _, err := adapter.Resend(ctx, p.app, who, resend); err != nil {
 			return fmt.Errorf("watermelon: correct refused records: %w", err)
 		}
-		p.app.Logger().Info("watermelon push refused records", "user", who.UserID, "count", len(refused))
+		p.app.Logger().Info("watermelon push refused records", "user", who.UserID, "count", len(resend))
 	}
 	if rejected == nil {
 		rejected = []Rejection{}
 	}
 	c.JSON(http.StatusOK, pushAnswer{OK: true, Rejected: rejected})
 	return nil
+}
+
+// pushEach pushes the changes at indices idx with opts, at most
+// MaxChanges per push, and hands each result to seen with its change's
+// index. It stops at the first error (a conflict of AbortOnStale
+// included, after the results of that push were seen).
+func (p *Plugin) pushEach(ctx context.Context, who framework.Principal, changes []*framework.Change, idx []int, opts framework.PushOptions, seen func(i int, res framework.Result)) error {
+	step := p.app.Config().MaxChanges
+	for lo := 0; lo < len(idx); lo += step {
+		part := idx[lo:min(lo+step, len(idx))]
+		batch := make([]*framework.Change, len(part))
+		for j, i := range part {
+			batch[j] = changes[i]
+		}
+		results, err := p.app.PushWith(ctx, who, batch, opts)
+		if err != nil && !adapter.IsConflict(err) {
+			return err
+		}
+		for j, res := range results {
+			seen(part[j], res)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// samePushed reports whether rec is the state ch pushed.
+func samePushed(ch *framework.Change, rec *framework.Record) bool {
+	return ch.IsDeleted == rec.IsDeleted && (ch.IsDeleted || framework.JSONEqual(ch.Data, rec.Data))
 }
 
 // changedSince is the protocol's concurrency rule: a pushed record loses
@@ -467,6 +564,7 @@ func (p *Plugin) decodePush(body any) ([]*framework.Change, []pushed, []Rejectio
 		return nil, nil, nil, &framework.Error{Code: framework.CodeInvalid, Message: "the body must be WatermelonDB's changes object"}
 	}
 	now := adapter.Now(p.app)
+	fields := p.fieldModels()
 	var changes []*framework.Change
 	var from []pushed
 	var rejected []Rejection
@@ -508,6 +606,9 @@ func (p *Plugin) decodePush(body any) ([]*framework.Change, []pushed, []Rejectio
 					ch.UID, ch.IsDeleted = id, true
 				} else {
 					id, data, msg := adapter.Split(item, "_status", "_changed")
+					if msg == "" && fields[model] && kind == "updated" {
+						ch.FieldsModifyAt, msg = fieldTimes(item.(map[string]any)["_changed"], data, now)
+					}
 					if msg != "" {
 						rejected = append(rejected, Rejection{Table: t, ID: id, Code: framework.CodeInvalid, Errors: []framework.FieldError{
 							{Path: fmt.Sprintf("/%s/%s/%d", t, kind, i), Message: msg}}})
@@ -516,9 +617,51 @@ func (p *Plugin) decodePush(body any) ([]*framework.Change, []pushed, []Rejectio
 					ch.UID, ch.Data = id, data
 				}
 				changes = append(changes, ch)
-				from = append(from, pushed{table: t, id: ch.UID})
+				from = append(from, pushed{table: t, id: ch.UID, fields: fields[model]})
 			}
 		}
 	}
 	return changes, from, rejected, nil
+}
+
+// fieldModels says, per exposed model, whether its policy merges field
+// by field ([framework.UsesFieldTimes]).
+func (p *Plugin) fieldModels() map[string]bool {
+	out := make(map[string]bool, len(p.models))
+	for _, m := range p.models {
+		if policy, err := p.app.Policy(m); err == nil {
+			out[m] = framework.UsesFieldTimes(policy)
+		}
+	}
+	return out
+}
+
+// fieldTimes turns an updated row's _changed (the columns edited on the
+// device since its last sync, comma-separated) into the change's field
+// times: the edited columns at the change's modify_at, every other column
+// of the row at [adapter.Unedited]. Names that are not columns of the row
+// are ignored. A row without _changed (absent or null) names no times, so
+// all its columns count as edited. msg is set when _changed is not a
+// string.
+func fieldTimes(changed any, data json.RawMessage, at framework.Time) (map[string]framework.Time, string) {
+	if changed == nil {
+		return nil, ""
+	}
+	list, ok := changed.(string)
+	if !ok {
+		return nil, "_changed must be a string: the comma-separated names of the columns edited since the last sync"
+	}
+	var row map[string]json.RawMessage
+	if err := json.Unmarshal(data, &row); err != nil {
+		return nil, ""
+	}
+	var edited []string
+	for _, name := range strings.Split(list, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			if _, ok := row[name]; ok {
+				edited = append(edited, name)
+			}
+		}
+	}
+	return adapter.FieldTimes(data, edited, at), ""
 }
