@@ -171,5 +171,8 @@ func fieldTimesShapeOK(v any) bool {
 
 // pointerToken escapes a name for a JSON Pointer (RFC 6901).
 func pointerToken(name string) string {
+	if !strings.ContainsAny(name, "~/") {
+		return name
+	}
 	return strings.NewReplacer("~", "~0", "/", "~1").Replace(name)
 }

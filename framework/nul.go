@@ -52,7 +52,7 @@ func nulPath(v any, at string) (string, bool) {
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			step := at + "/" + strings.NewReplacer("~", "~0", "/", "~1").Replace(k)
+			step := at + "/" + pointerToken(k)
 			if strings.IndexByte(k, 0) >= 0 {
 				return step, true
 			}

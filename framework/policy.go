@@ -31,8 +31,8 @@ const (
 	KeepStored Outcome = iota
 	// TakeIncoming applies the change as sent.
 	TakeIncoming
-	// Merge applies Resolution.Data, a merge of both, at the incoming
-	// change's modify_at.
+	// Merge applies Resolution.Data, a merge of both, at
+	// Resolution.ModifyAt (default: the incoming change's).
 	Merge
 )
 

@@ -242,15 +242,14 @@ func (a *App) validate(m *model, ch *Change) (*prepared, error) {
 			return nil, err
 		}
 	}
-	if m.fieldTimes {
-		ft, err := checkFieldTimes(ch, at)
-		if err != nil {
-			return nil, err
-		}
-		rec.FieldTimes = canonicalFieldTimes(ft, rec.Data, at)
-	} else if _, err := checkFieldTimes(ch, at); err != nil {
-		// Ignored by this model, but bad input all the same.
+	// Checked on every model (bad input all the same), kept by those
+	// whose policy uses them.
+	ft, err := checkFieldTimes(ch, at)
+	if err != nil {
 		return nil, err
+	}
+	if m.fieldTimes {
+		rec.FieldTimes = canonicalFieldTimes(ft, rec.Data, at)
 	}
 	return &prepared{model: m, change: ch, rec: rec}, nil
 }

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -130,6 +131,9 @@ func fieldsOf(data json.RawMessage) map[string]json.RawMessage {
 
 // jsonSame reports whether two JSON texts hold the same value.
 func jsonSame(a, b json.RawMessage) bool {
+	if bytes.Equal(a, b) {
+		return true // the common case: a field the edit left as it was
+	}
 	var va, vb any
 	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
 		return string(a) == string(b)
