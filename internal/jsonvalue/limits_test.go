@@ -41,6 +41,7 @@ func referenceLimits(text []byte, lim jsonvalue.Limits) *jsonvalue.LimitError {
 	}
 	values := 0
 	dec := json.NewDecoder(bytes.NewReader(text))
+	dec.UseNumber() // a valid number such as 1e700 does not fit a float64, and is still a value
 	for {
 		tok, err := dec.Token()
 		if err != nil {
@@ -126,6 +127,7 @@ func TestCheckLimitsMatchesReference(t *testing.T) {
 		`{"x":[1,{"y":[2,3,{"z":"\"]}["}]}]}`,
 		`[ "a" , { "k" : [ true , false , null , -1.5e3 ] } ]`,
 		`{"dup":1,"dup":2,"dup":3}`,
+		`[1e700]`, `{"n":[-1e999999999,2]}`, // valid numbers no float64 holds: the fuzzer's find
 	}
 	for _, s := range hostile {
 		for _, lim := range testLimits {
