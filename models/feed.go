@@ -169,10 +169,21 @@ func ReadFeedPage(ctx context.Context, idb bun.IDB, sources []FeedSource, p Feed
 	return page, nil
 }
 
-// Size is what a record counts against a page's byte cap: its data and
-// identifiers, and a fixed 128 bytes for the rest of its envelope.
+// Size is what a record counts against a page's byte cap: its data,
+// identifiers and field times, and a fixed 128 bytes for the rest of its
+// envelope.
 func (r *Record) Size() int {
-	return len(r.Data) + len(r.Model) + len(r.UID) + len(r.Owner) + 128
+	return len(r.Data) + len(r.Model) + len(r.UID) + len(r.Owner) + 128 + r.FieldTimes.size()
+}
+
+// size is about what f takes on the wire: each name, quoted, and an RFC
+// 3339 time of up to 35 characters, quoted, with its separators.
+func (f FieldTimes) size() int {
+	n := 0
+	for name := range f {
+		n += len(name) + 41
+	}
+	return n
 }
 
 // scanFeed reads q's rows one at a time into *row, handing each to add,

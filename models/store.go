@@ -562,21 +562,31 @@ func (r bunReader) ReadFeed(ctx context.Context, p ReadFeedParams) (FeedResult, 
 		if err != nil {
 			return FeedResult{}, err
 		}
-		if page.More && len(page.Records) > 0 {
-			res.Positions[sc.Scope] = page.Records[len(page.Records)-1].Version
-			res.More = true
-		} else {
-			res.Positions[sc.Scope] = sc.UpTo
+		if r.s.anyTimed() {
+			// Field times live in their own table, so the tables' reads
+			// could not count them; they count here, and a page they take
+			// over the cap ends before the record that took it over.
+			if err := attachFieldTimes(ctx, r.idb, page.Records, r.s.keepsFieldTimes); err != nil {
+				return FeedResult{}, fmt.Errorf("read feed: %w", err)
+			}
 		}
 		for i := range page.Records {
 			budget -= page.Records[i].Size()
+			if p.MaxBytes > 0 && budget < 0 && len(res.Records)+i > 0 {
+				page.Records, page.More = page.Records[:i], true
+				break
+			}
+		}
+		switch {
+		case page.More && len(page.Records) > 0:
+			res.Positions[sc.Scope] = page.Records[len(page.Records)-1].Version
+			res.More = true
+		case page.More:
+			res.More = true // the first record of this scope did not fit: it waits
+		default:
+			res.Positions[sc.Scope] = sc.UpTo
 		}
 		res.Records = append(res.Records, page.Records...)
-	}
-	if r.s.anyTimed() {
-		if err := attachFieldTimes(ctx, r.idb, res.Records, r.s.keepsFieldTimes); err != nil {
-			return FeedResult{}, fmt.Errorf("read feed: %w", err)
-		}
 	}
 	return res, nil
 }

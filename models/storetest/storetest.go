@@ -71,6 +71,7 @@ func Run(t *testing.T, open func(t testing.TB) models.Store) {
 		{"ReadSnapshot", testReadSnapshot},
 		{"Memberships", testMemberships},
 		{"FieldTimes", testFieldTimes},
+		{"FeedByteCapCountsFieldTimes", testFeedFieldTimesBytes},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)
@@ -783,5 +784,51 @@ func testFieldTimes(t *testing.T, s models.Store) {
 	}
 	if ft := load(t, s, "bob", TimedModel, "a")["a"].FieldTimes; !ft.Equal(models.FieldTimes{"title": t0}) {
 		t.Fatalf("ann's purge touched bob's times: %v", ft)
+	}
+}
+
+// testFeedFieldTimesBytes: field times count toward a feed's byte cap in
+// every scope of the read, so records with many times cannot take a page
+// far past it, and going on from the positions gives the rest once.
+func testFeedFieldTimesBytes(t *testing.T, s models.Store) {
+	times := models.FieldTimes{}
+	for i := range 200 {
+		times[fmt.Sprintf("field_%03d_%s", i, strings.Repeat("n", 100))] = t0
+	}
+	var recs []*models.Record
+	for _, scope := range []string{"ann", "bob"} {
+		for _, uid := range []string{"1", "2", "3"} {
+			r := rec(TimedModel, scope, uid, "x", t0)
+			r.FieldTimes = times
+			recs = append(recs, r)
+		}
+	}
+	write(t, s, models.WriteUpsert, recs...)
+	one := recs[0].Size()
+	if one < 20_000 {
+		t.Fatalf("a record with 200 long field times counts %d bytes: its times are not counted", one)
+	}
+	scopes := []models.ScopeRange{{Scope: "ann", UpTo: 3}, {Scope: "bob", UpTo: 3}}
+	res, got := feed(t, s, models.ReadFeedParams{Scopes: scopes, MaxBytes: 2*one + 100})
+	if got != "ann:1@1 ann:2@2" || !res.More || res.Positions["ann"] != 2 || res.Positions["bob"] != 0 {
+		t.Fatalf("two records' bytes: %s more=%v at %v", got, res.More, res.Positions)
+	}
+	res, got = feed(t, s, models.ReadFeedParams{Scopes: scopes, MaxBytes: 4*one + 100})
+	if got != "ann:1@1 ann:2@2 ann:3@3 bob:1@1" || !res.More || res.Positions["ann"] != 3 || res.Positions["bob"] != 1 {
+		t.Fatalf("a cap in the second scope: %s more=%v at %v", got, res.More, res.Positions)
+	}
+	for _, r := range res.Records {
+		if !r.FieldTimes.Equal(times) {
+			t.Fatalf("%s/%s came without its times", r.Owner, r.UID)
+		}
+	}
+	next := []models.ScopeRange{{Scope: "ann", After: 3, UpTo: 3}, {Scope: "bob", After: 1, UpTo: 3}}
+	res, got = feed(t, s, models.ReadFeedParams{Scopes: next, MaxBytes: 4*one + 100})
+	if got != "bob:2@2 bob:3@3" || res.More {
+		t.Fatalf("the rest: %s more=%v", got, res.More)
+	}
+	res, got = feed(t, s, models.ReadFeedParams{Scopes: scopes, MaxBytes: 10})
+	if got != "ann:1@1" || !res.More || res.Positions["ann"] != 1 {
+		t.Fatalf("a cap below one record still gives that record: %s more=%v at %v", got, res.More, res.Positions)
 	}
 }
