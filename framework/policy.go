@@ -21,6 +21,9 @@ type Conflict struct {
 	// the change, for protocols with optimistic concurrency (RxDB's
 	// assumedMasterState, WatermelonDB's last pull); nil when unknown.
 	Assumed *Record
+	// Schema is what the model's JSON Schema says of its top-level
+	// fields (shared: read it, do not change it).
+	Schema *ModelSchema
 }
 
 // Outcome is a policy's verdict.

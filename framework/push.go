@@ -617,7 +617,7 @@ func (a *App) resolve(ctx context.Context, st *pushTx, p Principal, m *model, po
 	storedWire := wireRecord(stored)
 	inWire := wireRecord(next)
 	inWire.Version = stored.Version
-	resolution, err := policy.Resolve(ctx, &Conflict{Model: m.name, Stored: storedWire, Incoming: inWire, Assumed: assumed})
+	resolution, err := policy.Resolve(ctx, &Conflict{Model: m.name, Stored: storedWire, Incoming: inWire, Assumed: assumed, Schema: m.fields})
 	if err != nil {
 		return false, fmt.Errorf("conflict policy of %s: %w", m.name, err)
 	}

@@ -43,7 +43,9 @@ type model struct {
 	name      string
 	selfOwned bool
 	schema    checkedSchema
-	policy    ConflictPolicy
+	// fields is what the schema says of the top-level fields, for policies.
+	fields *ModelSchema
+	policy ConflictPolicy
 	// rule is the store rule policy advertises ([StoreRuler]).
 	rule models.Rule
 	// fieldTimes: the policy decides by per-field times, which the store
@@ -157,6 +159,7 @@ func (a *App) register(m *model, opts ModelOptions) error {
 		return fmt.Errorf("framework: register %s: %w", m.name, err)
 	}
 	m.schema = set.checked(sch)
+	m.fields = newModelSchema(sch)
 	if m.emptyData == nil {
 		m.emptyData = json.RawMessage(`{}`)
 	}

@@ -90,7 +90,9 @@ const (
 // (or use FieldLWW) when removals must propagate.
 type Automerge struct {
 	Deletes DeleteRule
-	// Arrays sets the rule of top-level array fields by name.
+	// Arrays sets the rule of top-level array fields by name. A field it
+	// does not name is ArraySet when the model's schema says its items
+	// are unique ("uniqueItems": true), else ArrayConcat.
 	Arrays map[string]ArrayRule
 }
 
@@ -105,8 +107,20 @@ func (Automerge) UsesFieldTimes() bool { return true }
 // Resolve implements [framework.ConflictPolicy].
 func (p Automerge) Resolve(_ context.Context, c *framework.Conflict) (framework.Resolution, error) {
 	return resolveFields(c, p.Deletes, func(field string, stored, incoming any, incomingWins bool) any {
-		return combine(stored, incoming, incomingWins, p.Arrays[field])
+		return combine(stored, incoming, incomingWins, p.arrayRule(c.Schema, field))
 	})
+}
+
+// arrayRule is the rule of the top-level array field: Arrays', else the
+// schema's.
+func (p Automerge) arrayRule(schema *framework.ModelSchema, field string) ArrayRule {
+	if rule, ok := p.Arrays[field]; ok {
+		return rule
+	}
+	if f, _ := schema.Field(field); f.UniqueItems {
+		return ArraySet
+	}
+	return ArrayConcat
 }
 
 // combineFunc merges the values both sides hold for a top-level field;

@@ -34,7 +34,12 @@ type httpEnv struct{ url string }
 func newHTTPEnv(t *testing.T, db *bun.DB) *httpEnv {
 	t.Helper()
 	app, err := framework.New(framework.Config{DB: db, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Schemas: fstest.MapFS{"doc.json": {Data: []byte(`{"type":"object","properties":{"n":{"type":"integer","minimum":0}}}`)}}})
+		Schemas: fstest.MapFS{
+			"doc.json": {Data: []byte(`{"type":"object","properties":{"n":{"type":"integer","minimum":0}}}`)},
+			// Sets declared by the schema, through $ref and allOf.
+			"sets.json": {Data: []byte(`{"type":"object","$defs":{"set":{"type":"array","uniqueItems":true}},
+				"properties":{"tags":{"$ref":"#/$defs/set"},"labels":{"allOf":[{"uniqueItems":true}]},"list":{"type":"array"}}}`)},
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,6 +53,8 @@ func newHTTPEnv(t *testing.T, db *bun.DB) *httpEnv {
 	} {
 		app.MustRegisterSchema(name, framework.ModelOptions{Schema: "doc.json", Policy: p})
 	}
+	app.MustRegisterSchema("p.AutomergeSets", framework.ModelOptions{Schema: "sets.json",
+		Policy: policies.Automerge{Arrays: map[string]policies.ArrayRule{"labels": policies.ArrayReplace}}})
 	app.SetAuthenticator(framework.AuthenticatorFunc(func(r *http.Request) (framework.Principal, error) {
 		id, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || id == "" {
@@ -214,6 +221,10 @@ func TestFieldPolicies(t *testing.T) {
 			ch("p.Automerge", "", 20, false, `{"o":{"x":1,"y":{"p":1}},"set":["b","a"],"tags":["x","y"],"list":[1],"s":"old"}`, ""),
 			ch("p.Automerge", "", 10, false, `{"o":{"x":2,"z":3,"y":{"q":2}},"set":["c","a"],"tags":["y","z"],"list":[2],"s":"mine"}`, "s@5"),
 			"applied", `{"list":[1],"o":{"x":1,"y":{"p":1,"q":2},"z":3},"s":"old","set":["a","b","c"],"tags":["x","y","z"]}`, false, "", 20},
+		{"Automerge: arrays the schema says are unique unite as sets; Arrays overrides the schema", "p.AutomergeSets",
+			ch("p.AutomergeSets", "", 20, false, `{"tags":["b","a"],"list":[2,1],"labels":["x"]}`, ""),
+			ch("p.AutomergeSets", "", 10, false, `{"tags":["c","a"],"list":[3,1],"labels":["y"]}`, ""),
+			"applied", `{"labels":["x"],"list":[2,1,3],"tags":["a","b","c"]}`, false, "", 20},
 		{"Automerge: a later scalar wins", "p.Automerge",
 			ch("p.Automerge", "", 10, false, `{"s":"old","n":1}`, ""),
 			ch("p.Automerge", "", 20, false, `{"s":"new","n":1}`, "n@10"),
@@ -238,17 +249,18 @@ func TestFieldPolicies(t *testing.T) {
 	// The cases answered "resolution": "merged" (the first time; a retry
 	// is answered applied with the merge already stored).
 	merged := map[string]bool{
-		"two devices edit different fields (the original scenario)":           true,
-		"a field tie follows the record rule":                                 true,
-		"a field left out and not named keeps its value":                      true,
-		"a new field from an older change is kept":                            true,
-		"delete wins against a later field edit":                              true,
-		"EditWins: a delete after every edit applies":                         true,
-		"EditWins: an edit after the delete revives, merged":                  true,
-		"Automerge: objects merge key by key, sets unite, arrays concatenate": true,
-		"Automerge: a later scalar wins":                                      true,
-		"a field named as removed, later, is removed":                         true,
-		"Counter: each device's count is kept, at its highest":                true,
+		"two devices edit different fields (the original scenario)":                               true,
+		"a field tie follows the record rule":                                                     true,
+		"a field left out and not named keeps its value":                                          true,
+		"a new field from an older change is kept":                                                true,
+		"delete wins against a later field edit":                                                  true,
+		"EditWins: a delete after every edit applies":                                             true,
+		"EditWins: an edit after the delete revives, merged":                                      true,
+		"Automerge: objects merge key by key, sets unite, arrays concatenate":                     true,
+		"Automerge: a later scalar wins":                                                          true,
+		"Automerge: arrays the schema says are unique unite as sets; Arrays overrides the schema": true,
+		"a field named as removed, later, is removed":                                             true,
+		"Counter: each device's count is kept, at its highest":                                    true,
 	}
 	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
 		e := newHTTPEnv(t, db)
