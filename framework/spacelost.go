@@ -34,11 +34,21 @@ func (a *App) readableSpace(ctx context.Context, r models.Reader, p Principal, u
 type LostRequest struct {
 	// Space is the shared space's uid.
 	Space string
-	// Model is the model whose records are listed.
-	Model string
+	// Model is the model whose records are listed; Models lists several
+	// (in one pass over the space's versions).
+	Model  string
+	Models []string
 	// Seen is the space's version the device had read up to while its
 	// user was a member (its checkpoint).
 	Seen int64
+	// Unproven says Seen is only the device's word (a protocol whose
+	// checkpoints cannot be signed, such as WatermelonDB's numeric
+	// last_pulled_at): the listing then needs the space's own record of
+	// p's membership, p's ferry.Member record (live or tombstone), and is
+	// answered as for a stranger without it; Seen counts only up to when
+	// p lost the space, and when nothing says when that was, nothing is
+	// listed.
+	Unproven bool
 	// UpTo is the listing's upper bound, as the first page answered it
 	// (0: this is the first page; the space's current version is taken).
 	// A listing never goes past it, so it ends.
@@ -53,6 +63,8 @@ type LostRequest struct {
 type LostResponse struct {
 	// UIDs are the records' uids, in version order.
 	UIDs []string
+	// Records are the same records with their models.
+	Records []LostRecord
 	// UpTo is the listing's upper bound: pass it with every later page.
 	UpTo int64
 	// Last is the version listed through: the next page's After. Once the
@@ -60,6 +72,11 @@ type LostResponse struct {
 	Last int64
 	// Done is set when no uid is left after Last.
 	Done bool
+}
+
+// LostRecord is one record of a [LostResponse].
+type LostRecord struct {
+	Model, UID string
 }
 
 // maxLostScan bounds the records one [App.ReadLost] call reads per uid it
@@ -92,9 +109,17 @@ func (a *App) ReadLost(ctx context.Context, p Principal, req LostRequest) (*Lost
 	if !a.cfg.Spaces || !validUID(req.Space) {
 		return nil, errNoSpace
 	}
-	m, ok := a.model(req.Model)
-	if !ok {
-		return nil, NewError(CodeUnknownModel, "unknown model %q", req.Model)
+	names := req.Models
+	if req.Model != "" {
+		names = append([]string{req.Model}, names...)
+	}
+	if len(names) == 0 {
+		return nil, NewError(CodeUnknownModel, "no model named")
+	}
+	for _, name := range names {
+		if _, ok := a.model(name); !ok {
+			return nil, NewError(CodeUnknownModel, "unknown model %q", name)
+		}
 	}
 	tx, err := a.store.BeginRead(ctx)
 	if err != nil {
@@ -103,23 +128,34 @@ func (a *App) ReadLost(ctx context.Context, p Principal, req LostRequest) (*Lost
 	defer tx.Rollback() //nolint:errcheck // read-only
 	scope := spaceScope(req.Space)
 	// When p lost the space: the latest of the tombstones that remove it.
+	// An unproven Seen counts only up to the loss, so every tombstone
+	// that removes the space is considered.
 	var loss *models.Record
+	wasMember := false
 	for _, own := range []struct{ model, uid string }{{MemberModel, p.UserID}, {SpaceModel, req.Space}} {
 		rows, err := tx.Load(ctx, models.LoadParams{Scope: scope, Model: own.model, UIDs: []string{own.uid}})
 		if err != nil {
 			return nil, fmt.Errorf("framework: read lost space: %w", err)
 		}
 		for i := range rows {
-			if r := &rows[i]; r.IsDeleted && r.Version > req.Seen && (loss == nil || r.Version > loss.Version) {
+			r := &rows[i]
+			wasMember = wasMember || own.model == MemberModel
+			if r.IsDeleted && (req.Unproven || r.Version > req.Seen) && (loss == nil || r.Version > loss.Version) {
 				loss = r
 			}
 		}
 	}
-	bound := req.Seen
-	if loss != nil {
-		bound = loss.Version
+	if req.Unproven && !wasMember {
+		return nil, errNoSpace
 	}
-	resp := &LostResponse{UIDs: []string{}, UpTo: req.UpTo, Last: max(req.After, 0)}
+	bound := req.Seen
+	switch {
+	case loss != nil:
+		bound = loss.Version
+	case req.Unproven:
+		bound = 0 // nothing says when p lost it: p's word alone lists nothing
+	}
+	resp := &LostResponse{UIDs: []string{}, Records: []LostRecord{}, UpTo: req.UpTo, Last: max(req.After, 0)}
 	if resp.UpTo <= 0 {
 		state, err := tx.ScopeState(ctx, models.ScopeStateParams{Scopes: []string{scope}})
 		if err != nil {
@@ -141,7 +177,7 @@ func (a *App) ReadLost(ctx context.Context, p Principal, req LostRequest) (*Lost
 		}
 		page, err := tx.ReadFeed(ctx, models.ReadFeedParams{
 			Scopes: []models.ScopeRange{{Scope: scope, After: resp.Last, UpTo: resp.UpTo}},
-			Models: []string{m.name}, Limit: want,
+			Models: names, Limit: want,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("framework: read lost space: %w", err)
@@ -150,6 +186,7 @@ func (a *App) ReadLost(ctx context.Context, p Principal, req LostRequest) (*Lost
 			r := &page.Records[i]
 			if r.Version <= bound || loss != nil && r.CreatedAt.Before(loss.UpdatedAt) {
 				resp.UIDs = append(resp.UIDs, r.UID)
+				resp.Records = append(resp.Records, LostRecord{Model: r.Model, UID: r.UID})
 			}
 			resp.Last = r.Version
 		}

@@ -125,6 +125,28 @@ func TestReadLost(t *testing.T) {
 		if err != nil || !all.Done || len(all.UIDs) != 5 {
 			t.Fatalf("unpaged: %+v %v", all, err)
 		}
+		// An unproven checkpoint (WatermelonDB's number) counts only up to
+		// the removal, however far ahead it claims to be; several models
+		// are listed in one pass, each uid with its model.
+		forged, err := app.ReadLost(ctx, bob, framework.LostRequest{Space: "L", Models: []string{"test.Item", framework.MemberModel},
+			Seen: math.MaxInt64, Unproven: true})
+		if err != nil || !forged.Done {
+			t.Fatalf("unproven: %+v %v", forged, err)
+		}
+		var listed []string
+		for _, r := range forged.Records {
+			listed = append(listed, r.Model+"/"+r.UID)
+		}
+		sort.Strings(listed)
+		want := []string{framework.MemberModel + "/ann", framework.MemberModel + "/bob", "test.Item/a1", "test.Item/a2", "test.Item/a3", "test.Item/a4", "test.Item/a5"}
+		if !slices.Equal(listed, want) {
+			t.Fatalf("unproven, forged far ahead: listed %v, want %v", listed, want)
+		}
+		// Unproven from someone the space never had: a stranger's answer.
+		_, strangerErr := app.ReadLost(ctx, framework.Principal{UserID: "carol"}, framework.LostRequest{Space: "L", Model: "test.Item", Seen: 3, Unproven: true})
+		if !errors.Is(strangerErr, framework.ErrForbidden) || strangerErr.Error() != noneErr.Error() {
+			t.Fatalf("an unproven listing for a stranger: %v", strangerErr)
+		}
 		// A space that does not exist lists nothing; a bad one is refused.
 		if resp, err := app.ReadLost(ctx, bob, framework.LostRequest{Space: "NOPE", Model: "test.Item", Seen: 3}); err != nil || len(resp.UIDs) != 0 || !resp.Done {
 			t.Fatalf("a space that does not exist: %+v %v", resp, err)
