@@ -97,9 +97,12 @@ func Split(v any, strip ...string) (id string, data json.RawMessage, msg string)
 	return id, raw, ""
 }
 
-// Ref names one record of the caller: a model and a uid.
+// Ref names one record of the caller: a model and a uid, in the caller's
+// personal space or in the shared space Space.
 type Ref struct {
 	Model, UID string
+	// Space is the shared space's uid; "" is the personal space.
+	Space string
 }
 
 // ServerState returns the server's state of each record p may read,
@@ -111,25 +114,33 @@ type Ref struct {
 // change right after.
 func ServerState(ctx context.Context, app *framework.App, p framework.Principal, refs []Ref) (map[Ref]*framework.Record, error) {
 	out := make(map[Ref]*framework.Record, len(refs))
-	var models []string
-	byModel := map[string][]string{}
+	type group struct{ space, model string }
+	var groups []group
+	uids := map[group][]string{}
 	for _, r := range refs {
-		if _, ok := byModel[r.Model]; !ok {
-			models = append(models, r.Model)
+		g := group{r.Space, r.Model}
+		if _, ok := uids[g]; !ok {
+			groups = append(groups, g)
 		}
-		byModel[r.Model] = append(byModel[r.Model], r.UID)
+		uids[g] = append(uids[g], r.UID)
 	}
-	for _, m := range models {
-		recs, err := app.Read(ctx, p, m, byModel[m])
+	for _, g := range groups {
+		var recs []*framework.Record
+		var err error
+		if g.space == "" {
+			recs, err = app.Read(ctx, p, g.model, uids[g])
+		} else {
+			recs, err = app.ReadInSpace(ctx, p, g.space, g.model, uids[g])
+		}
 		var pe *framework.Error
-		if errors.As(err, &pe) && pe.Code == framework.CodeUnknownModel {
-			continue
+		if errors.As(err, &pe) && pe.Code == framework.CodeUnknownModel || errors.Is(err, framework.ErrForbidden) {
+			continue // a space p does not read holds nothing p may see
 		}
 		if err != nil {
 			return nil, fmt.Errorf("adapter: read server state: %w", err)
 		}
 		for _, rec := range recs {
-			out[Ref{Model: m, UID: rec.UID}] = rec
+			out[Ref{Model: g.model, UID: rec.UID, Space: g.space}] = rec
 		}
 	}
 	return out, nil
@@ -160,7 +171,7 @@ func Resend(ctx context.Context, app *framework.App, p framework.Principal, refs
 			continue
 		}
 		seen[r] = true
-		ch := &framework.Change{Model: r.Model, UID: r.UID, ModifyAt: now, IsDeleted: true}
+		ch := &framework.Change{Model: r.Model, UID: r.UID, Space: r.Space, ModifyAt: now, IsDeleted: true}
 		if rec, ok := state[r]; ok {
 			ch.IsDeleted = rec.IsDeleted
 			if !rec.IsDeleted {
@@ -181,7 +192,7 @@ func Resend(ctx context.Context, app *framework.App, p framework.Principal, refs
 	// The stored state is written again only if it is still the one read;
 	// a record absent from the read that exists now was just written.
 	unchanged := framework.PolicyFunc(func(_ context.Context, c *framework.Conflict) (framework.Resolution, error) {
-		if read, ok := state[Ref{Model: c.Model, UID: c.Stored.UID}]; ok && read.Version == c.Stored.Version {
+		if read, ok := state[Ref{Model: c.Model, UID: c.Stored.UID, Space: c.Stored.Space}]; ok && read.Version == c.Stored.Version {
 			return framework.Resolution{Outcome: framework.TakeIncoming}, nil
 		}
 		return framework.Resolution{Outcome: framework.KeepStored}, nil

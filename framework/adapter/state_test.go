@@ -78,8 +78,8 @@ func TestServerStateReadsAndWritesNothing(t *testing.T) {
 		pushTo(t, app, bob, "data.Profile", "bob", `{}`, false)
 		before := pulled(t, app, ann)
 
-		refs := []adapter.Ref{{"data.Note", "live"}, {"data.Note", "dead"}, {"data.Note", "missing"},
-			{"data.Note", "bobs"}, {"data.Profile", "bob"}, {"data.Nope", "x"}, {"data.Note", "not a uid!"}, {"data.Note", "live"}}
+		refs := []adapter.Ref{{Model: "data.Note", UID: "live"}, {Model: "data.Note", UID: "dead"}, {Model: "data.Note", UID: "missing"},
+			{Model: "data.Note", UID: "bobs"}, {Model: "data.Profile", UID: "bob"}, {Model: "data.Nope", UID: "x"}, {Model: "data.Note", UID: "not a uid!"}, {Model: "data.Note", UID: "live"}}
 		state, err := adapter.ServerState(ctx, app, ann, refs)
 		if err != nil {
 			t.Fatal(err)
@@ -118,8 +118,8 @@ func TestResend(t *testing.T) {
 
 		// Bob's uid "bobs" is, for Ann, a record she does not hold: a
 		// tombstone of her own; Bob's self-owned record is his alone.
-		refs := []adapter.Ref{{"data.Note", "live"}, {"data.Note", "dead"}, {"data.Note", "missing"}, {"data.Note", "moved"},
-			{"data.Note", "bobs"}, {"data.Profile", "bob"}, {"data.Nope", "x"}, {"data.Note", "live"}}
+		refs := []adapter.Ref{{Model: "data.Note", UID: "live"}, {Model: "data.Note", UID: "dead"}, {Model: "data.Note", UID: "missing"}, {Model: "data.Note", UID: "moved"},
+			{Model: "data.Note", UID: "bobs"}, {Model: "data.Profile", UID: "bob"}, {Model: "data.Nope", UID: "x"}, {Model: "data.Note", UID: "live"}}
 		got, err := adapter.Resend(ctx, app, ann, refs)
 		if err != nil {
 			t.Fatal(err)

@@ -6,8 +6,12 @@
 //
 // Routes, relative to the sync mount point (behind its authentication):
 //
-//	GET  /watermelon?last_pulled_at=<n|null>&schema_version=<n>&migration=<json|null>[&limit=<n>]
-//	POST /watermelon?last_pulled_at=<n>   body: the changes object
+//	GET  /watermelon?last_pulled_at=<n|null>&schema_version=<n>&migration=<json|null>[&limit=<n>][&space=<uid>]
+//	POST /watermelon?last_pulled_at=<n>[&space=<uid>]   body: the changes object
+//
+// Without space a database syncs the user's personal space; with it, the
+// shared space uid (one WatermelonDB database per space; see space.go for
+// what a removed member's pulls answer).
 //
 // # Pull
 //
@@ -95,6 +99,7 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -251,6 +256,17 @@ type pullAnswer struct {
 	Changes   map[string]*tableChanges `json:"changes"`
 	Timestamp int64                    `json:"timestamp"`
 	HasMore   bool                     `json:"has_more"`
+	// SpaceRemoved answers a former member's pull of a shared space.
+	SpaceRemoved bool `json:"space_removed,omitempty"`
+}
+
+// emptyAnswer is a pull answer with every table and nothing in it.
+func (p *Plugin) emptyAnswer() *pullAnswer {
+	ans := &pullAnswer{Changes: make(map[string]*tableChanges, len(p.names))}
+	for _, t := range p.names {
+		ans.Changes[t] = &tableChanges{Created: []map[string]json.RawMessage{}, Updated: []map[string]json.RawMessage{}, Deleted: []string{}}
+	}
+	return ans
 }
 
 func invalidParam(name, msg string) error {
@@ -319,10 +335,11 @@ func (p *Plugin) pull(c *gin.Context, who framework.Principal) error {
 	if err != nil {
 		return err
 	}
-	ans := &pullAnswer{Changes: map[string]*tableChanges{}}
-	for _, t := range p.names {
-		ans.Changes[t] = &tableChanges{Created: []map[string]json.RawMessage{}, Updated: []map[string]json.RawMessage{}, Deleted: []string{}}
+	space, err := p.spaceParam(c)
+	if err != nil {
+		return err
 	}
+	ans := p.emptyAnswer()
 	ctx := c.Request.Context()
 	// A migration sync first gets the migrated tables whole, then the
 	// changes; a record in both is sent once, in its later state.
@@ -334,7 +351,10 @@ func (p *Plugin) pull(c *gin.Context, who framework.Principal) error {
 		}
 	}
 	if since > 0 && len(whole) > 0 {
-		all, err := p.app.ReadSince(ctx, who, framework.SinceRequest{Models: whole, SkipDeleted: true})
+		all, err := p.app.ReadSince(ctx, who, framework.SinceRequest{Models: whole, SkipDeleted: true, Space: space})
+		if space != "" && errors.Is(err, framework.ErrForbidden) {
+			return p.pullLost(c, who, space, since, limit, err)
+		}
 		if err != nil {
 			return fmt.Errorf("watermelon: migration pull: %w", err)
 		}
@@ -342,8 +362,11 @@ func (p *Plugin) pull(c *gin.Context, who framework.Principal) error {
 	}
 	resp, err := p.app.ReadSince(ctx, who, framework.SinceRequest{
 		Models: p.models, After: since - 1, Limit: limit, SkipDeleted: since == 0, Checkpointed: since > 0,
-		MaxBytes: p.app.Config().MaxPullBytes,
+		MaxBytes: p.app.Config().MaxPullBytes, Space: space,
 	})
+	if space != "" && errors.Is(err, framework.ErrForbidden) {
+		return p.pullLost(c, who, space, since, limit, err)
+	}
 	if err != nil {
 		return fmt.Errorf("watermelon: pull: %w", err)
 	}
@@ -431,6 +454,13 @@ func (p *Plugin) push(c *gin.Context, who framework.Principal) error {
 	if err != nil {
 		return err
 	}
+	space, err := p.spaceParam(c)
+	if err != nil {
+		return err
+	}
+	for _, ch := range changes {
+		ch.Space = space
+	}
 	// Records of models that merge field by field are decided by their
 	// own policy and never conflict; the others by the protocol's rule,
 	// all or nothing. Those go first, so that a conflict among them
@@ -449,17 +479,23 @@ func (p *Plugin) push(c *gin.Context, who framework.Principal) error {
 		if r.ID != "" {
 			// Refused before the push (a bad _changed): its server state
 			// is sent again like any refused record's.
-			resend = append(resend, adapter.Ref{Model: p.tables[r.Table], UID: r.ID})
+			resend = append(resend, adapter.Ref{Model: p.tables[r.Table], UID: r.ID, Space: space})
 		}
 	}
 	var conflicts []framework.FieldError
 	refuse := func(src pushed, res framework.Result) {
 		errs, code := res.Errors, res.Code
 		if res.Status == framework.StatusForbidden {
-			errs, code = []framework.FieldError{{Path: "", Message: "this record belongs to another user"}}, framework.CodeForbidden
+			code = framework.CodeForbidden
+			switch {
+			case space == "":
+				errs = []framework.FieldError{{Path: "", Message: "this record belongs to another user"}}
+			case len(errs) == 0:
+				errs = []framework.FieldError{{Path: "/space", Message: "you may not write to this space"}}
+			}
 		}
 		rejected = append(rejected, Rejection{Table: src.table, ID: src.id, Code: code, Errors: errs})
-		resend = append(resend, adapter.Ref{Model: res.Model, UID: res.UID})
+		resend = append(resend, adapter.Ref{Model: res.Model, UID: res.UID, Space: space})
 	}
 	err = p.pushEach(ctx, who, changes, byRule, framework.PushOptions{Policy: changedSince(since), AbortOnStale: true},
 		func(i int, res framework.Result) {
@@ -489,7 +525,7 @@ func (p *Plugin) push(c *gin.Context, who framework.Principal) error {
 			// differs from what it sent and its next pull would not bring
 			// it (the device had pulled that version), it is made news.
 			if rec := res.Record; rec != nil && rec.Version < since && !samePushed(changes[i], rec) {
-				resend = append(resend, adapter.Ref{Model: res.Model, UID: res.UID})
+				resend = append(resend, adapter.Ref{Model: res.Model, UID: res.UID, Space: space})
 			}
 		case framework.StatusRejected, framework.StatusForbidden:
 			refuse(from[i], res)
