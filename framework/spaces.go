@@ -99,7 +99,7 @@ func Forbidden(path, message string) error {
 }
 
 // maxSpacesLimit is the most Config.MaxSpaces may be (see maxCursorBytes).
-const maxSpacesLimit = 500
+const maxSpacesLimit = 1000
 
 // spaceScope is the scope of the space a client names uid (checkPrincipal
 // refuses user ids of that shape, so it is never a user's).
