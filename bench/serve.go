@@ -66,7 +66,7 @@ func serveMain(args []string) error {
 	// database's LISTEN/NOTIFY, as the example app does there
 	// (FERRY_REALTIME_BUS=local measures without).
 	srv, err := server.New(ctx, server.Config{DataDir: *dataDir, JWTSecret: *secret, Logger: log,
-		DatabaseURL: *dbURL, Realtime: os.Getenv("FERRY_REALTIME_BUS"),
+		DatabaseURL: *dbURL, Realtime: os.Getenv("FERRY_REALTIME_BUS"), MaxSpaces: 1000, // the spaces workload's widest member
 		// The benchmarks sign users up by the dozen from one address and
 		// measure sync, not password hashing.
 		Auth: server.AuthConfig{PasswordCost: bcrypt.MinCost, PerIP: server.RateLimit{Requests: -1}, PerAccount: server.RateLimit{Requests: -1}}}, db)

@@ -73,80 +73,39 @@ func (b *bencher) fullPull(ctx context.Context, u user, cursor string, limit int
 	}
 }
 
-// spaceWorkloads measures shared spaces: a pull when one of 100 spaces
-// changed against the same pull for a member of that space alone, and the
-// back-fill of a space of many records against an initial pull of as many
-// personal records. Both sides of each ratio are the server's, measured
+// spaceWorkloads measures shared spaces: a pull when one of 100 (and of
+// 1,000, the most Config.MaxSpaces allows) spaces changed against the
+// same pull for a member of that space alone, and the back-fill of a
+// space of many records against an initial pull of as many personal
+// records. Both sides of each ratio are the server's, measured
 // alternately in the same run.
 func (b *bencher) spaceWorkloads() error {
-	nSpaces, perSpace, changed, backfill := 100, 10, b.opt.changes, 10_000
+	sizes, backfill := []int{100, 1000}, 10_000
 	if b.opt.smoke {
-		nSpaces, backfill = 20, 2000
+		sizes, backfill = []int{20}, 2000
 	}
-	us, err := b.users(6)
-	if err != nil {
-		return err
-	}
-	// bigOwner creates the back-filled space: owner is in MaxSpaces
-	// spaces already.
-	owner, wide, narrow, joiner, personal, bigOwner := us[0], us[1], us[2], us[3], us[4], us[5]
 	at := time.Now().UTC().Add(-time.Hour)
 	tick := func() time.Time { at = at.Add(time.Microsecond); return at }
 	space := func(i int) string { return fmt.Sprintf("bench-%s-%d", b.runID, i) }
-	var setup [][]byte
-	for i := range nSpaces {
-		s := space(i)
-		setup = append(setup, spaceChange(nil, s, "ferry.Space", s, tick(), `{"name":"bench"}`),
-			spaceChange(nil, s, "ferry.Member", wide.ID, tick(), `{"role":"reader"}`))
-		if i == 0 {
-			setup = append(setup, spaceChange(nil, s, "ferry.Member", narrow.ID, tick(), `{"role":"reader"}`))
+	first := 0 // spaces are numbered across the sizes
+	for _, n := range sizes {
+		if err := b.pullOneOfSpaces(n, first, space, tick); err != nil {
+			return err
 		}
-		for j := range perSpace {
-			setup = append(setup, spaceChange(nil, s, "data.Task", "t"+strconv.Itoa(j), tick(), `{"title":"task"}`))
-		}
+		first += n
 	}
-	if err := b.pushRaw(owner, setup); err != nil {
+	us, err := b.users(3)
+	if err != nil {
 		return err
 	}
+	joiner, personal, bigOwner := us[0], us[1], us[2]
 	var bb buffers
-	_, wideCursor, err := b.fullPull(b.ctx, wide, "", b.opt.pullLimit, &bb)
-	if err != nil {
-		return err
-	}
-	_, narrowCursor, err := b.fullPull(b.ctx, narrow, "", b.opt.pullLimit, &bb)
-	if err != nil {
-		return err
-	}
-	var edits [][]byte
-	for j := range changed {
-		edits = append(edits, spaceChange(nil, space(0), "data.Task", "e"+strconv.Itoa(j), tick(), `{"title":"new"}`))
-	}
-	if err := b.pushRaw(owner, edits); err != nil {
-		return err
-	}
-	pullFrom := func(u user, cursor string) op {
-		var bb buffers
-		return func(ctx context.Context, _ int) (int, bool, error) {
-			page, err := b.d.pull(ctx, u, cursor, 500, &bb)
-			if err != nil {
-				return 0, false, err
-			}
-			if page.Changes != changed || page.HasMore {
-				return 0, false, fmt.Errorf("a pull after the change gave %d records (has_more %v), want %d", page.Changes, page.HasMore, changed)
-			}
-			return changed, false, nil
-		}
-	}
-	if err := b.versus(fmt.Sprintf("spaces_pull_1_of_%d", nSpaces), b.opt.duration,
-		func() op { return pullFrom(wide, wideCursor) }, func() op { return pullFrom(narrow, narrowCursor) }); err != nil {
-		return err
-	}
 
 	// Back-fill: the joiner's pull from a cursor of his personal space
 	// alone, once he is a member of a space of backfill records, against
 	// the initial pull of a user holding as many personal records.
-	big := space(nSpaces)
-	setup = [][]byte{spaceChange(nil, big, "ferry.Space", big, tick(), `{"name":"big"}`)}
+	big := space(first)
+	setup := [][]byte{spaceChange(nil, big, "ferry.Space", big, tick(), `{"name":"big"}`)}
 	var own [][]byte
 	for j := range backfill {
 		setup = append(setup, spaceChange(nil, big, "data.Task", "b"+strconv.Itoa(j), tick(), `{"title":"task"}`))
@@ -205,4 +164,65 @@ func (b *bencher) versus(name string, dur time.Duration, srv, base func() op) er
 	}
 	b.emit(summarize(name, b.store, runs, bases, rss))
 	return nil
+}
+
+// pullOneOfSpaces measures the pull of a member of nSpaces spaces (ids
+// from first) after changes to one of them, against the same pull for a
+// member of that space alone. Each size has users of its own: a user is
+// in at most MaxSpaces spaces.
+func (b *bencher) pullOneOfSpaces(nSpaces, first int, space func(int) string, tick func() time.Time) error {
+	const perSpace = 10
+	changed := b.opt.changes
+	us, err := b.users(3)
+	if err != nil {
+		return err
+	}
+	owner, wide, narrow := us[0], us[1], us[2]
+	var setup [][]byte
+	for i := first; i < first+nSpaces; i++ {
+		s := space(i)
+		setup = append(setup, spaceChange(nil, s, "ferry.Space", s, tick(), `{"name":"bench"}`),
+			spaceChange(nil, s, "ferry.Member", wide.ID, tick(), `{"role":"reader"}`))
+		if i == first {
+			setup = append(setup, spaceChange(nil, s, "ferry.Member", narrow.ID, tick(), `{"role":"reader"}`))
+		}
+		for j := range perSpace {
+			setup = append(setup, spaceChange(nil, s, "data.Task", "t"+strconv.Itoa(j), tick(), `{"title":"task"}`))
+		}
+	}
+	if err := b.pushRaw(owner, setup); err != nil {
+		return err
+	}
+	var bb buffers
+	_, wideCursor, err := b.fullPull(b.ctx, wide, "", b.opt.pullLimit, &bb)
+	if err != nil {
+		return err
+	}
+	_, narrowCursor, err := b.fullPull(b.ctx, narrow, "", b.opt.pullLimit, &bb)
+	if err != nil {
+		return err
+	}
+	var edits [][]byte
+	for j := range changed {
+		edits = append(edits, spaceChange(nil, space(first), "data.Task", "e"+strconv.Itoa(j), tick(), `{"title":"new"}`))
+	}
+	if err := b.pushRaw(owner, edits); err != nil {
+		return err
+	}
+	pullFrom := func(u user, cursor string) op {
+		var bb buffers
+		return func(ctx context.Context, _ int) (int, bool, error) {
+			page, err := b.d.pull(ctx, u, cursor, 500, &bb)
+			if err != nil {
+				return 0, false, err
+			}
+			if page.Changes != changed || page.HasMore {
+				return 0, false, fmt.Errorf("a pull after the change gave %d records (has_more %v), want %d", page.Changes, page.HasMore, changed)
+			}
+			return changed, false, nil
+		}
+	}
+	logf("spaces: the cursor of a member of %d spaces is %d bytes", nSpaces, len(wideCursor))
+	return b.versus(fmt.Sprintf("spaces_pull_1_of_%d", nSpaces), b.opt.duration,
+		func() op { return pullFrom(wide, wideCursor) }, func() op { return pullFrom(narrow, narrowCursor) })
 }

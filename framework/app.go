@@ -113,8 +113,9 @@ type Config struct {
 	// rules; nil means [RoleAuthorizer].
 	Authorizer Authorizer
 	// MaxSpaces caps the spaces one user reads (default 100, at most
-	// 500): a pull's cursor holds a position per space, so this bounds its
-	// size (about 60 bytes per space, three times that while paging). Adding a member who is in as many spaces
+	// 1000): a pull's cursor holds a position per space, so this bounds
+	// its size (about 57 bytes per UUID space; clients send long ones in
+	// POST /sync/pull's body). Adding a member who is in as many spaces
 	// already is refused with quota_exceeded.
 	MaxSpaces int
 
@@ -233,6 +234,7 @@ type App struct {
 
 type protocolSchemas struct {
 	push   checkedSchema
+	pull   checkedSchema
 	change *jsonschema.Schema // behind envelopeOK
 }
 
@@ -274,15 +276,15 @@ func New(cfg Config) (*App, error) {
 		return nil, fmt.Errorf("framework: protocol schemas: %w", err)
 	}
 	var ps protocolSchemas
-	var push *jsonschema.Schema
+	var push, pull *jsonschema.Schema
 	for path, dst := range map[string]**jsonschema.Schema{
-		"push.json": &push, "change.json": &ps.change,
+		"push.json": &push, "pull.json": &pull, "change.json": &ps.change,
 	} {
 		if *dst, err = protoSet.compile(path); err != nil {
 			return nil, fmt.Errorf("framework: protocol schemas: %w", err)
 		}
 	}
-	ps.push = protoSet.checked(push)
+	ps.push, ps.pull = protoSet.checked(push), protoSet.checked(pull)
 	a := &App{
 		cfg: cfg, db: cfg.DB, store: cfg.Store, log: cfg.Logger, appSchemas: appSchemas, protocol: ps,
 		builtinSchemas: builtinSchemas, authorizer: cfg.Authorizer, models: map[string]*model{},

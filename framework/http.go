@@ -3,6 +3,7 @@ package framework
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -16,8 +17,8 @@ import (
 )
 
 // Mount seals the registry and registers the protocol's routes on r,
-// usually router.Group("/sync"): POST / (one record), POST /push and
-// GET /pull, then the routes of plugins that serve some. Every route
+// usually router.Group("/sync"): POST / (one record), POST /push, and
+// GET /pull with POST /pull (its parameters in a body), then the routes of plugins that serve some. Every route
 // authenticates with the App's Authenticator, except GET /openapi.json,
 // the public description of them all ([App.OpenAPI]).
 func (a *App) Mount(r gin.IRouter) {
@@ -27,6 +28,7 @@ func (a *App) Mount(r gin.IRouter) {
 	g.POST("/", a.handle(a.handleSingle))
 	g.POST("/push", a.handle(a.handlePush))
 	g.GET("/pull", a.handle(a.handlePull))
+	g.POST("/pull", a.handle(a.handlePullBody))
 	for _, p := range a.Plugins() {
 		if rm, ok := p.(RouteMounter); ok {
 			rm.MountRoutes(g)
@@ -329,38 +331,76 @@ func advanceCursor(cur *cursor, scope string, results []outcome) *cursor {
 }
 
 func (a *App) handlePull(c *gin.Context) error {
-	req := PullRequest{Cursor: c.Query("cursor"), DeviceID: c.Query(wire.QueryDeviceID)}
+	q := c.Request.URL.Query()
+	req := PullRequest{Cursor: q.Get("cursor"), DeviceID: q.Get(wire.QueryDeviceID),
+		Models: splitList(q.Get("models")), Spaces: splitList(q.Get("spaces")), Subscriptions: q["subscription"]}
+	if s, ok := q["limit"]; ok {
+		n, err := strconv.Atoi(s[0])
+		if err != nil && len(s[0]) > 0 && isDigits(s[0]) {
+			n, err = a.cfg.MaxPullLimit, nil // a huge number: capped, not refused
+		}
+		if err != nil || n <= 0 {
+			return &Error{Code: CodeInvalid, Message: "limit must be a positive integer",
+				Details: []FieldError{{Path: "limit", Message: "must be a positive integer"}}}
+		}
+		req.Limit = n
+	}
+	return a.servePull(c, req)
+}
+
+// pullBodyLimits bound POST /sync/pull's body: the longest cursor and
+// room for the filters.
+func (a *App) pullBodyLimits() BodyLimits {
+	lim := a.BodyLimits()
+	lim.MaxBytes = 2 * maxCursorBytes
+	return lim
+}
+
+// handlePullBody serves POST /sync/pull: GET's parameters in a JSON body
+// (pull.json), for a cursor of many spaces that no proxy would take in a
+// URL. The answer is GET's.
+func (a *App) handlePullBody(c *gin.Context) error {
+	if c.Request.URL.RawQuery != "" {
+		return NewError(CodeInvalid, "a POST pull takes its parameters in the body, not in the URL")
+	}
+	var body any
+	if err := ReadJSONBodyWithin(c.Request, a.pullBodyLimits(), &body); err != nil {
+		return err
+	}
+	if errs := a.protocol.pull.errors(body, ""); len(errs) > 0 {
+		return &Error{Code: CodeInvalid, Message: "invalid pull request", Details: errs}
+	}
+	var fields struct {
+		Cursor        string   `json:"cursor"`
+		Limit         *float64 `json:"limit"`
+		Models        []string `json:"models"`
+		Spaces        []string `json:"spaces"`
+		Subscriptions []string `json:"subscriptions"`
+		DeviceID      string   `json:"device_id"`
+	}
+	// The schema checked every type; re-marshalling the small body is the
+	// simplest way into the struct.
+	b, err := json.Marshal(body)
+	if err == nil {
+		err = json.Unmarshal(b, &fields)
+	}
+	if err != nil {
+		return fmt.Errorf("framework: pull body: %w", err)
+	}
+	req := PullRequest{Cursor: fields.Cursor, DeviceID: fields.DeviceID, Models: fields.Models,
+		Spaces: fields.Spaces, Subscriptions: fields.Subscriptions}
+	if fields.Limit != nil {
+		req.Limit = int(min(*fields.Limit, float64(a.cfg.MaxPullLimit)))
+	}
+	return a.servePull(c, req)
+}
+
+// servePull answers a pull request read from either form.
+func (a *App) servePull(c *gin.Context, req PullRequest) error {
 	if utf8.RuneCountInString(req.DeviceID) > maxDeviceID {
 		// The push body's device_id has the same bound (push.json).
 		return &Error{Code: CodeInvalid, Message: "device_id is at most 256 characters",
 			Details: []FieldError{{Path: "device_id", Message: "at most 256 characters"}}}
-	}
-	if s, ok := c.GetQuery("limit"); ok {
-		n, err := strconv.Atoi(s)
-		if err != nil || n <= 0 {
-			if err != nil && len(s) > 0 && isDigits(s) {
-				n = a.cfg.MaxPullLimit // a huge number: capped, not refused
-			} else {
-				return &Error{Code: CodeInvalid, Message: "limit must be a positive integer",
-					Details: []FieldError{{Path: "limit", Message: "must be a positive integer"}}}
-			}
-		}
-		req.Limit = n
-	}
-	if s := c.Query("models"); s != "" {
-		for _, m := range strings.Split(s, ",") {
-			if m = strings.TrimSpace(m); m != "" {
-				req.Models = append(req.Models, m)
-			}
-		}
-	}
-	req.Subscriptions = c.QueryArray("subscription")
-	if s := c.Query("spaces"); s != "" {
-		for _, sp := range strings.Split(s, ",") {
-			if sp = strings.TrimSpace(sp); sp != "" {
-				req.Spaces = append(req.Spaces, sp)
-			}
-		}
 	}
 	resp, err := a.Pull(c.Request.Context(), principal(c), req)
 	if err != nil {
@@ -368,6 +408,17 @@ func (a *App) handlePull(c *gin.Context) error {
 	}
 	c.Data(http.StatusOK, "application/json; charset=utf-8", appendPullResponse(make([]byte, 0, pullResponseSize(resp)), resp))
 	return nil
+}
+
+// splitList reads a comma-separated parameter, blanks dropped.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 // maxDeviceID bounds a pull's device_id, as push.json bounds a push's.

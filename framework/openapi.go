@@ -40,7 +40,7 @@ type OpenAPIDescriber interface {
 // openAPIProtocolSchemas are the files of [schemas.Protocol] the description
 // embeds as components, so its request bodies are those the handlers
 // check.
-var openAPIProtocolSchemas = map[string]string{"ProtocolChange": "change.json", "ProtocolPush": "push.json"}
+var openAPIProtocolSchemas = map[string]string{"ProtocolChange": "change.json", "ProtocolPush": "push.json", "ProtocolPull": "pull.json"}
 
 // OpenAPI returns the description of the sync routes mounted at mount
 // (such as "/sync"): the core's, with the protocol's JSON Schemas

@@ -74,10 +74,20 @@ func (s *spaceServer) device(user string) *device {
 
 func (d *device) do(t *testing.T, method, path string, body any, out any) int {
 	t.Helper()
-	var rd io.Reader
+	raw := ""
 	if body != nil {
 		b, _ := json.Marshal(body)
-		rd = strings.NewReader(string(b))
+		raw = string(b)
+	}
+	return d.doRaw(t, method, path, raw, out)
+}
+
+// doRaw is do with the body as it goes on the wire ("" for none).
+func (d *device) doRaw(t *testing.T, method, path, body string, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
 	}
 	req, _ := http.NewRequest(method, d.srv.base+path, rd)
 	req.Header.Set("Content-Type", "application/json")

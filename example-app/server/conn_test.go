@@ -411,4 +411,14 @@ func TestConfigFromEnv(t *testing.T) {
 	if _, err := server.New(context.Background(), bad, db); err == nil || !strings.Contains(err.Error(), "FERRY_MAX_STREAMS") {
 		t.Fatalf("streams as many as connections: %v", err)
 	}
+	t.Setenv("FERRY_MAX_STREAMS", "")
+	for v, want := range map[string]string{"1000": "", "many": "FERRY_MAX_SPACES", "5000": "MaxSpaces 5000 is above 1000"} {
+		t.Setenv("FERRY_MAX_SPACES", v)
+		cfg := server.ConfigFromEnv()
+		cfg.DataDir, cfg.JWTSecret = t.TempDir(), servertest.Secret
+		_, err := server.New(context.Background(), cfg, db)
+		if want == "" && (err != nil || cfg.MaxSpaces != 1000) || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("FERRY_MAX_SPACES=%s: %d, %v", v, cfg.MaxSpaces, err)
+		}
+	}
 }

@@ -132,6 +132,9 @@ func (s *apiSession) session() {
 	s.want(200, "GET", "/sync/pull?models=data.Note", "")
 	s.want(400, "GET", "/sync/pull?cursor=garbage", "")
 	s.want(400, "GET", "/sync/pull?limit=0", "")
+	s.want(200, "POST", "/sync/pull", `{"limit":2,"spaces":["~","sp1"],"device_id":"d1"}`)
+	s.want(400, "POST", "/sync/pull", `{"limit":"2"}`)
+	s.want(415, "POST", "/sync/pull", `{}`, "Content-Type", "text/plain")
 
 	// The conflict log has the stale edit of n1.
 	s.want(200, "GET", "/sync/conflicts?since=0&limit=10", "")

@@ -82,6 +82,9 @@ type Config struct {
 	// SyncRate caps each user's requests to the sync routes per second
 	// (FERRY_SYNC_RATE; default 0, no limit); bursts of twice as many.
 	SyncRate float64
+	// MaxSpaces caps the shared spaces one user is in (FERRY_MAX_SPACES;
+	// default 100, at most 1000; see framework.Config.MaxSpaces).
+	MaxSpaces int
 	// Realtime chooses the bus of the live stream at /sync/stream
 	// (FERRY_REALTIME_BUS): "postgres" (LISTEN/NOTIFY on DatabaseURL, the
 	// default when DatabaseURL is set), "nats" (at NATSURL), or "local"
@@ -294,7 +297,7 @@ func exampleQuota(q framework.Quota) framework.Quota {
 }
 
 // syncEnv reads the sync limits: FERRY_QUOTA_RECORDS, FERRY_QUOTA_BYTES
-// (0 turns the quota off) and FERRY_SYNC_RATE.
+// (0 turns the quota off), FERRY_SYNC_RATE and FERRY_MAX_SPACES.
 func syncEnv(cfg *Config) error {
 	var errs []error
 	for key, dst := range map[string]*int64{"FERRY_QUOTA_RECORDS": &cfg.Quota.MaxRecords, "FERRY_QUOTA_BYTES": &cfg.Quota.MaxBytes} {
@@ -316,6 +319,13 @@ func syncEnv(cfg *Config) error {
 			errs = append(errs, fmt.Errorf("FERRY_SYNC_RATE=%q must be requests per second, or off", v))
 		}
 		cfg.SyncRate = r
+	}
+	if v := os.Getenv("FERRY_MAX_SPACES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			errs = append(errs, fmt.Errorf("FERRY_MAX_SPACES=%q must be a positive number of spaces", v))
+		}
+		cfg.MaxSpaces = n
 	}
 	return errors.Join(errs...)
 }
@@ -410,7 +420,7 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 		return nil, err
 	}
 	app, err := framework.New(framework.Config{DB: db, Schemas: schemas.Examples, Logger: cfg.Logger,
-		Quota: exampleQuota(cfg.Quota), RateLimit: cfg.SyncRate, Spaces: true, TombstoneRetention: cfg.TombstoneRetention})
+		Quota: exampleQuota(cfg.Quota), RateLimit: cfg.SyncRate, Spaces: true, MaxSpaces: cfg.MaxSpaces, TombstoneRetention: cfg.TombstoneRetention})
 	if err != nil {
 		return nil, err
 	}

@@ -124,6 +124,9 @@ type Client struct {
 	bodyEncoder     *zstd.Encoder
 	serverTakesZstd atomic.Bool
 	zstdRefused     atomic.Bool
+	// noPullBody: the server answered POST /sync/pull 404 or 405 (it
+	// predates it), so long pulls go as GET.
+	noPullBody atomic.Bool
 
 	syncMu sync.Mutex // serializes Sync
 	// spaces is what the last complete pull said the cursor covers, and

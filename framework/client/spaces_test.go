@@ -2,6 +2,9 @@ package client_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -239,6 +242,57 @@ func TestClientSubscriptions(t *testing.T) {
 		}
 		if got := tasks(other); !slices.Equal(got, []string{"data.Task/t1"}) {
 			t.Fatalf("with list B the store holds %v", got)
+		}
+	})
+}
+
+// TestClientPullsManySpacesWithABody: the cursor of a user in many spaces
+// is too long for a URL, so the client sends its pulls as POST
+// /sync/pull; against a server without it (405), it goes back to GET.
+func TestClientPullsManySpacesWithABody(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		ann := e.signUp("Ann")
+		for _, refuseBody := range []bool{false, true} {
+			var mu sync.Mutex
+			methods := map[string]int{}
+			phone := e.device(ann)
+			phone.tr.before = func(_ int, req *http.Request) (*http.Response, error) {
+				if !strings.HasSuffix(req.URL.Path, "/pull") {
+					return nil, nil
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				methods[req.Method]++
+				if refuseBody && req.Method == http.MethodPost {
+					return &http.Response{StatusCode: http.StatusMethodNotAllowed, Header: http.Header{"Content-Type": {"application/json"}}, Request: req,
+						Body: io.NopCloser(strings.NewReader(`{"error":{"code":"method_not_allowed","message":"method POST is not allowed here"}}`))}, nil
+				}
+				return nil, nil
+			}
+			if !refuseBody {
+				for i := range 90 {
+					sp, err := phone.CreateSpace(ctx, fmt.Sprintf("list %d", i))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := sp.Put(ctx, "data.Task", "t", map[string]any{"title": "task"}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			phone.sync()
+			phone.sync() // with the cursor of every space
+			spaces, err := phone.Spaces(ctx)
+			if err != nil || len(spaces) != 90 {
+				t.Fatalf("spaces: %d %v", len(spaces), err)
+			}
+			mu.Lock()
+			got := maps.Clone(methods)
+			mu.Unlock()
+			if refuseBody && (got["POST"] != 1 || got["GET"] < 2) || !refuseBody && got["POST"] == 0 {
+				t.Errorf("refused POST %v: pulls by method %v", refuseBody, got)
+			}
 		}
 	})
 }

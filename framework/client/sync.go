@@ -346,6 +346,20 @@ func (c *Client) pullPage(ctx context.Context, cursor string) (*wire.PullRespons
 		q.Add("subscription", s)
 	}
 	var page wire.PullResponse
+	if len(q.Encode()) > wire.MaxPullURL && !c.noPullBody.Load() {
+		body, err := json.Marshal(wire.PullRequest{Cursor: cursor, Limit: c.pullLimit, Subscriptions: c.subs, DeviceID: c.deviceID})
+		if err != nil {
+			return nil, fmt.Errorf("client: encode pull: %w", err)
+		}
+		err = c.do(ctx, http.MethodPost, "/pull", nil, body, &page)
+		if err == nil {
+			return &page, nil
+		}
+		if pe := (*Error)(nil); !errors.As(err, &pe) || pe.Code != wire.CodeNotFound && pe.Code != wire.CodeMethodNotAllowed {
+			return nil, err
+		}
+		c.noPullBody.Store(true) // a server from before POST /sync/pull
+	}
 	if err := c.do(ctx, http.MethodGet, "/pull", q, nil, &page); err != nil {
 		return nil, err
 	}

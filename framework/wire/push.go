@@ -100,6 +100,23 @@ type PullResponse struct {
 	Spaces []string `json:"spaces,omitempty"`
 }
 
+// PullRequest is the body of POST /sync/pull: GET /sync/pull's
+// parameters, for a cursor too long for a URL (a user in many spaces).
+// The answer is a [PullResponse], as for GET.
+type PullRequest struct {
+	Cursor        string   `json:"cursor,omitempty"`
+	Limit         int      `json:"limit,omitempty"`
+	Models        []string `json:"models,omitempty"`
+	Spaces        []string `json:"spaces,omitempty"`
+	Subscriptions []string `json:"subscriptions,omitempty"`
+	DeviceID      string   `json:"device_id,omitempty"`
+}
+
+// MaxPullURL is the longest pull URL query a client should send: past
+// it, clients send the parameters in POST /sync/pull's body (proxies
+// refuse long request lines; nginx's default line is 8 KB).
+const MaxPullURL = 4 << 10
+
 // Query parameters of GET /sync/pull, and the limits the protocol fixes
 // for its page size.
 const (

@@ -2,7 +2,7 @@
 // reset, and sync on the realtime plugin's live hints.
 
 import type { LocalRecord, PendingChange, Store, Ack } from './store.js'
-import { Codes, type ErrorBody, type FieldError, type PullResponse, type PushRequest, type PushResponse, type StreamToken, type WireRecord, type WireResult } from './wire.js'
+import { Codes, maxPullURL, type ErrorBody, type FieldError, type PullRequest, type PullResponse, type PushRequest, type PushResponse, type StreamToken, type WireRecord, type WireResult } from './wire.js'
 
 /** FerryError is a non-2xx answer of the server, in the protocol's error shape. */
 export class FerryError extends Error {
@@ -155,6 +155,7 @@ export class Client {
   private state: ClientState = { syncing: false, stream: 'off', pending: 0 }
   private serverTakesGzip = false
   private gzipRefused = false
+  private noPullBody = false
   private loop: Loop | null = null
 
   constructor(private readonly opts: ClientOptions) {
@@ -407,9 +408,7 @@ export class Client {
         // Every space the user reads: the store keys records by space,
         // model and uid. device_id only names the device to the server's
         // observers (the inspector); it changes nothing in the answer.
-        const q: Record<string, string> = { cursor, device_id: this.opts.deviceID }
-        if (this.opts.pullLimit) q.limit = String(this.opts.pullLimit)
-        page = await this.request<PullResponse>('GET', '/pull', q)
+        page = await this.pullPage(cursor)
       } catch (err) {
         if (seen === null && cursor !== '' && err instanceof FerryError && (err.code === Codes.resetRequired || err.code === Codes.invalidCursor)) {
           // The stored cursor stays until the pull from the start is
@@ -467,6 +466,24 @@ export class Client {
   }
 
   /** Sends one request to a route under the mount point, retrying as RetryOptions allow. */
+  // pullPage asks for one page: as GET, or as POST /sync/pull when the
+  // cursor (a position per space) would make the URL too long for proxies.
+  private async pullPage(cursor: string): Promise<PullResponse> {
+    const q: Record<string, string> = { cursor, device_id: this.opts.deviceID }
+    if (this.opts.pullLimit) q.limit = String(this.opts.pullLimit)
+    if (!this.noPullBody && new URLSearchParams(q).toString().length > maxPullURL) {
+      const body: PullRequest = { cursor, device_id: this.opts.deviceID }
+      if (this.opts.pullLimit) body.limit = this.opts.pullLimit
+      try {
+        return await this.request<PullResponse>('POST', '/pull', undefined, body)
+      } catch (err) {
+        if (!(err instanceof FerryError && (err.code === Codes.notFound || err.code === Codes.methodNotAllowed))) throw err
+        this.noPullBody = true // a server from before POST /sync/pull
+      }
+    }
+    return this.request<PullResponse>('GET', '/pull', q)
+  }
+
   async request<T>(method: string, path: string, query?: Record<string, string>, body?: unknown): Promise<T> {
     let url = this.base + path
     if (query) url += '?' + new URLSearchParams(query).toString()

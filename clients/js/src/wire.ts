@@ -70,6 +70,16 @@ export interface PushResponse {
   cursor?: string
 }
 
+/** POST /sync/pull's body: GET's parameters, for a cursor too long for a URL. */
+export interface PullRequest {
+  cursor?: string
+  limit?: number
+  device_id?: string
+}
+
+/** Past this many characters of query, a pull goes as POST /sync/pull (proxies refuse long request lines). */
+export const maxPullURL = 4096
+
 export interface PullResponse {
   changes: WireRecord[]
   cursor: string

@@ -151,3 +151,38 @@ test('a version 1 database (personal records keyed by model and uid) is upgraded
   assert.equal(await a.store.get('data.Note', 'old'), undefined)
   assert.equal(await store.putLocal({ model: 'data.Note', uid: 'next', owner: ann.id, modify_at: new Date().toISOString(), is_deleted: false, data: note('n') }), 8, 'the queue sequence goes on')
 })
+
+test('a user in many spaces pulls with POST /sync/pull (the cursor is too long for a URL); a server without it gets GET', async () => {
+  const ann = await signUp('ann')
+  for (const refusePost of [false, true]) {
+    const methods = { GET: 0, POST: 0 }
+    const a = await device(ann, {
+      fetch: async (input, init) => {
+        if (String(input).includes('/sync/pull')) {
+          const method = init?.method ?? 'GET'
+          methods[method]++
+          if (refusePost && method === 'POST') {
+            return new Response(JSON.stringify({ error: { code: 'method_not_allowed', message: 'method POST is not allowed here' } }),
+              { status: 405, headers: { 'Content-Type': 'application/json' } })
+          }
+        }
+        return fetch(input, init)
+      },
+    })
+    if (!refusePost) {
+      for (let i = 0; i < 90; i++) {
+        const space = await a.createSpace({ name: `list ${i}` })
+        await a.put('data.Note', 'n', note(`note ${i}`), space)
+      }
+    }
+    await a.sync()
+    await a.sync() // with the cursor of every space
+    assert.equal((await a.spaces()).length, 90)
+    if (refusePost) {
+      assert.equal(methods.POST, 1, 'one refused POST, then GET')
+      assert.ok(methods.GET >= 2)
+    } else {
+      assert.ok(methods.POST >= 1, `pulls by method ${JSON.stringify(methods)}`)
+    }
+  }
+})
