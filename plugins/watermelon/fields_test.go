@@ -1,13 +1,11 @@
 package watermelon_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -20,7 +18,6 @@ import (
 	"github.com/ferrysync/ferry/framework/synctest"
 	"github.com/ferrysync/ferry/plugins/policies"
 	"github.com/ferrysync/ferry/plugins/watermelon"
-	"github.com/gin-gonic/gin"
 	"github.com/uptrace/bun"
 )
 
@@ -38,34 +35,11 @@ func newFieldsEnv(t *testing.T, db *bun.DB) *fieldsEnv {
 	t.Helper()
 	e := &fieldsEnv{}
 	schema := []byte(`{"type":"object","properties":{"title":{"type":"string","minLength":1},"body":{"type":"string"},"tags":{"type":"string"}}}`)
-	app, err := framework.New(framework.Config{DB: db, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	_, hs := mountApp(t, framework.Config{DB: db, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Schemas: fstest.MapFS{"doc.json": {Data: schema}},
-		Now:     func() time.Time { return clockBase.Add(time.Duration(e.clock.Add(1)) * time.Millisecond) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	app.MustRegisterSchema("data.Doc", framework.ModelOptions{Schema: "doc.json", Policy: policies.FieldLWW{}})
-	app.MustRegisterSchema("data.Task", framework.ModelOptions{Schema: "doc.json"})
-	app.SetAuthenticator(framework.AuthenticatorFunc(func(r *http.Request) (framework.Principal, error) {
-		if u := r.Header.Get("X-User"); u != "" {
-			return framework.Principal{UserID: u}, nil
-		}
-		return framework.Principal{}, framework.ErrUnauthenticated
-	}))
-	p, err := watermelon.New(watermelon.Config{Tables: map[string]string{"docs": "data.Doc", "tasks": "data.Task"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	app.MustUse(p)
-	if err := app.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	gin.SetMode(gin.TestMode)
-	engine := gin.New()
-	framework.UseProtocolErrors(engine)
-	app.Mount(engine.Group("/sync"))
-	hs := httptest.NewServer(engine)
-	t.Cleanup(hs.Close)
+		Now:     func() time.Time { return clockBase.Add(time.Duration(e.clock.Add(1)) * time.Millisecond) }},
+		map[string]framework.ModelOptions{"data.Doc": {Schema: "doc.json", Policy: policies.FieldLWW{}}, "data.Task": {Schema: "doc.json"}},
+		map[string]string{"docs": "data.Doc", "tasks": "data.Task"})
 	e.url = hs.URL
 	return e
 }

@@ -4,16 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"testing/fstest"
 
 	"github.com/ferrysync/ferry/framework"
 	"github.com/ferrysync/ferry/framework/synctest"
-	"github.com/ferrysync/ferry/plugins/watermelon"
-	"github.com/gin-gonic/gin"
 	"github.com/uptrace/bun"
 )
 
@@ -25,29 +21,9 @@ import (
 func TestDeletionFloodStopsAtTheQuota(t *testing.T) {
 	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
 		const quota = 1000
-		app, err := framework.New(framework.Config{DB: db, Quota: framework.Quota{MaxRecords: quota},
-			Schemas: fstest.MapFS{"task.json": {Data: []byte(`{"type":"object","properties":{"title":{"type":"string"}}}`)}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		app.MustRegisterSchema("data.Task", framework.ModelOptions{Schema: "task.json"})
-		app.SetAuthenticator(framework.AuthenticatorFunc(func(r *http.Request) (framework.Principal, error) {
-			return framework.Principal{UserID: r.Header.Get("X-User")}, nil
-		}))
-		wm, err := watermelon.New(watermelon.Config{Tables: map[string]string{"tasks": "data.Task"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		app.MustUse(wm)
-		if err := app.Migrate(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		gin.SetMode(gin.TestMode)
-		engine := gin.New()
-		framework.UseProtocolErrors(engine)
-		app.Mount(engine.Group("/sync"))
-		hs := httptest.NewServer(engine)
-		t.Cleanup(hs.Close)
+		app, hs := mountApp(t, framework.Config{DB: db, Quota: framework.Quota{MaxRecords: quota},
+			Schemas: fstest.MapFS{"task.json": {Data: []byte(`{"type":"object","properties":{"title":{"type":"string"}}}`)}}},
+			map[string]framework.ModelOptions{"data.Task": {Schema: "task.json"}}, map[string]string{"tasks": "data.Task"})
 
 		var p pulled
 		call(t, "GET", hs.URL+"/sync/watermelon?last_pulled_at=null", "", &p)

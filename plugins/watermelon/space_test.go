@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"sort"
 	"strings"
@@ -18,8 +17,6 @@ import (
 
 	"github.com/ferrysync/ferry/framework"
 	"github.com/ferrysync/ferry/framework/synctest"
-	"github.com/ferrysync/ferry/plugins/watermelon"
-	"github.com/gin-gonic/gin"
 	"github.com/uptrace/bun"
 )
 
@@ -33,33 +30,10 @@ type spaceEnv struct {
 func newSpaceEnv(t *testing.T, db *bun.DB) *spaceEnv {
 	t.Helper()
 	e := &spaceEnv{}
-	app, err := framework.New(framework.Config{DB: db, Spaces: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	app, hs := mountApp(t, framework.Config{DB: db, Spaces: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Schemas: fstest.MapFS{"task.json": {Data: []byte(`{"type":"object","properties":{"title":{"type":"string","minLength":1}}}`)}},
-		Now:     func() time.Time { return clockBase.Add(time.Duration(e.clock.Add(1)) * time.Second) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	app.MustRegisterSchema("data.Task", framework.ModelOptions{Schema: "task.json"})
-	app.SetAuthenticator(framework.AuthenticatorFunc(func(r *http.Request) (framework.Principal, error) {
-		if u := r.Header.Get("X-User"); u != "" {
-			return framework.Principal{UserID: u}, nil
-		}
-		return framework.Principal{}, framework.ErrUnauthenticated
-	}))
-	wm, err := watermelon.New(watermelon.Config{Tables: map[string]string{"tasks": "data.Task"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	app.MustUse(wm)
-	if err := app.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	gin.SetMode(gin.TestMode)
-	engine := gin.New()
-	framework.UseProtocolErrors(engine)
-	app.Mount(engine.Group("/sync"))
-	hs := httptest.NewServer(engine)
-	t.Cleanup(hs.Close)
+		Now:     func() time.Time { return clockBase.Add(time.Duration(e.clock.Add(1)) * time.Second) }},
+		map[string]framework.ModelOptions{"data.Task": {Schema: "task.json"}}, map[string]string{"tasks": "data.Task"})
 	e.app, e.url = app, hs.URL
 	return e
 }

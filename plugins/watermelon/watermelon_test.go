@@ -71,18 +71,29 @@ func serve(t *testing.T, cfg framework.Config) *httptest.Server {
 	t.Helper()
 	cfg.DB = synctest.OpenSQLite(t)
 	cfg.Schemas = fstest.MapFS{"task.json": {Data: []byte(`{"type":"object","properties":{"title":{"type":"string"}}}`)}}
+	_, hs := mountApp(t, cfg, map[string]framework.ModelOptions{"data.Task": {Schema: "task.json"}}, map[string]string{"tasks": "data.Task"})
+	return hs
+}
+
+// mountApp builds an App of cfg with models, the plugin on tables (its
+// table → model) and an authenticator that trusts the X-User header,
+// migrates it and serves it under /sync.
+func mountApp(t *testing.T, cfg framework.Config, models map[string]framework.ModelOptions, tables map[string]string) (*framework.App, *httptest.Server) {
+	t.Helper()
 	app, err := framework.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	app.MustRegisterSchema("data.Task", framework.ModelOptions{Schema: "task.json"})
+	for name, opts := range models {
+		app.MustRegisterSchema(name, opts)
+	}
 	app.SetAuthenticator(framework.AuthenticatorFunc(func(r *http.Request) (framework.Principal, error) {
 		if u := r.Header.Get("X-User"); u != "" {
 			return framework.Principal{UserID: u}, nil
 		}
 		return framework.Principal{}, framework.ErrUnauthenticated
 	}))
-	p, err := watermelon.New(watermelon.Config{Tables: map[string]string{"tasks": "data.Task"}})
+	p, err := watermelon.New(watermelon.Config{Tables: tables})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +107,7 @@ func serve(t *testing.T, cfg framework.Config) *httptest.Server {
 	app.Mount(engine.Group("/sync"))
 	hs := httptest.NewServer(engine)
 	t.Cleanup(hs.Close)
-	return hs
+	return app, hs
 }
 
 func call(t *testing.T, method, url, body string, out any) int {
