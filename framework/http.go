@@ -371,12 +371,12 @@ func (a *App) handlePullBody(c *gin.Context) error {
 		return &Error{Code: CodeInvalid, Message: "invalid pull request", Details: errs}
 	}
 	var fields struct {
-		Cursor        string   `json:"cursor"`
-		Limit         *float64 `json:"limit"`
-		Models        []string `json:"models"`
-		Spaces        []string `json:"spaces"`
-		Subscriptions []string `json:"subscriptions"`
-		DeviceID      string   `json:"device_id"`
+		Cursor        string      `json:"cursor"`
+		Limit         json.Number `json:"limit"`
+		Models        []string    `json:"models"`
+		Spaces        []string    `json:"spaces"`
+		Subscriptions []string    `json:"subscriptions"`
+		DeviceID      string      `json:"device_id"`
 	}
 	// The schema checked every type; re-marshalling the small body is the
 	// simplest way into the struct.
@@ -389,8 +389,14 @@ func (a *App) handlePullBody(c *gin.Context) error {
 	}
 	req := PullRequest{Cursor: fields.Cursor, DeviceID: fields.DeviceID, Models: fields.Models,
 		Spaces: fields.Spaces, Subscriptions: fields.Subscriptions}
-	if fields.Limit != nil {
-		req.Limit = int(min(*fields.Limit, float64(a.cfg.MaxPullLimit)))
+	if fields.Limit != "" {
+		// The schema took an integer of at least 1; one past int64 (1e400)
+		// is capped as a huge ?limit= is.
+		n, err := strconv.ParseFloat(string(fields.Limit), 64)
+		if err != nil || n > float64(a.cfg.MaxPullLimit) {
+			n = float64(a.cfg.MaxPullLimit)
+		}
+		req.Limit = int(n)
 	}
 	return a.servePull(c, req)
 }

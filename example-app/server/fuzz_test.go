@@ -90,6 +90,24 @@ func FuzzPullQuery(f *testing.F) {
 	})
 }
 
+// FuzzPullBody is FuzzPullQuery for POST /sync/pull's JSON body.
+func FuzzPullBody(f *testing.F) {
+	for _, s := range []string{"", "{}", `{"cursor":"","limit":10}`, `{"limit":-1}`, `{"models":["data.Note","data.User"],"limit":2}`,
+		`{"cursor":"eyJ2IjoxfQ"}`, `{"limit":1e3}`, `{"limit":1e400}`, `{"spaces":["~","x"]}`, `{"subscriptions":["tasks_of_list(l1)"]}`,
+		`{"models":["data.Note"],"subscriptions":["tasks_of_list(l1)"]}`, `{"spaces":[null]}`, `[]`, `{"device_id":7}`, `{"cursor":"AgA"}`} {
+		f.Add(s)
+	}
+	h, token := fuzzServer(f)
+	f.Fuzz(func(t *testing.T, body string) {
+		req := httptest.NewRequest("POST", "/sync/pull", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		checkAnswer(t, rec, body)
+	})
+}
+
 // FuzzStringsRoundTrip puts one fuzzed string everywhere a record holds
 // text (a typed model's text and JSON columns, the generic table's data,
 // an object key) and pushes it to the example app on both stores: each
