@@ -353,3 +353,48 @@ func TestRemovedFieldTimesCap(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteOfEmptyTombstone: a record deleted before the server ever had
+// it is a tombstone with the model's empty data, which the model's schema
+// may refuse (here a required title). Deleting it again under a
+// field-merging policy must still be applied: a delete is never refused
+// over a field's value. (Found by the convergence simulation under
+// FieldLWW: the merge kept the stored empty data and validated it.)
+func TestDeleteOfEmptyTombstone(t *testing.T) {
+	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
+		app, err := framework.New(framework.Config{DB: db, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Schemas: fstest.MapFS{"titled.json": {Data: []byte(`{"type":"object","required":["title"],"properties":{"title":{"type":"string","minLength":1}}}`)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pols := map[string]framework.ConflictPolicy{
+			"t.FieldLWW":  policies.FieldLWW{},
+			"t.EditWins":  policies.FieldLWW{Deletes: policies.EditWins},
+			"t.Automerge": policies.Automerge{},
+		}
+		for name, p := range pols {
+			app.MustRegisterSchema(name, framework.ModelOptions{Schema: "titled.json", Policy: p})
+		}
+		app.SetAuthenticator(framework.AuthenticatorFunc(func(r *http.Request) (framework.Principal, error) {
+			return framework.Principal{UserID: strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")}, nil
+		}))
+		if err := app.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		r := gin.New()
+		app.Mount(r.Group("/sync"))
+		srv := httptest.NewServer(r)
+		defer srv.Close()
+		e := &httpEnv{url: srv.URL}
+		for name := range pols {
+			first := e.push(t, "ann", ch(name, "n1", 10, true, "", ""))
+			if first[0].Status != framework.StatusApplied {
+				t.Fatalf("%s: the first delete: %+v", name, first[0])
+			}
+			again := e.push(t, "ann", ch(name, "n1", 20, true, "", ""))
+			if again[0].Status != framework.StatusApplied || again[0].Record == nil || !again[0].Record.IsDeleted {
+				t.Errorf("%s: deleting the tombstone again: %+v", name, again[0])
+			}
+		}
+	})
+}
