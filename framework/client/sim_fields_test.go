@@ -139,6 +139,9 @@ type fieldRecord struct {
 	deleted  bool
 	deleteAt time.Time
 	written  bool // a device wrote the record in this generation
+	// tags holds, in order of arrival, the tags of this generation's
+	// changes the server applied (for Automerge's union).
+	tags []fieldEdit
 }
 
 // fieldLog holds what the devices did to every note, keyed by
@@ -217,6 +220,49 @@ func (l fieldLog) received(k string, at time.Time) {
 	if at.After(r.deleteAt) {
 		r.deleteAt = at.UTC()
 	}
+}
+
+// arrived notes a change of k the server applied: its tags' value and
+// time.
+func (l fieldLog) arrived(t *testing.T, k string, at time.Time, times map[string]time.Time, data json.RawMessage) {
+	t.Helper()
+	fields := topFields(t, data)
+	ft, ok := fieldTime(times, at, fields, "tags")
+	if !ok {
+		return // never edited: Automerge keeps the stored tags
+	}
+	r := l.rec(k)
+	r.tags = append(r.tags, fieldEdit{at: ft, value: fieldValue(fields, "tags")})
+}
+
+// mergedTags returns the items Automerge must have merged into tags: on a
+// note no delete reached, the latest edit's array and every array that
+// arrived after it (each merged into the stored array, which no older
+// null can replace). ok is false when that is not known.
+func (r *fieldRecord) mergedTags() (items []string, ok bool) {
+	latest := r.latest["tags"]
+	if r.deleted || len(latest) == 0 {
+		return nil, false
+	}
+	first := slices.IndexFunc(r.tags, func(e fieldEdit) bool { return e.at.Equal(latest[0].at) })
+	if first < 0 {
+		return nil, false
+	}
+	for _, e := range r.tags[first:] {
+		var set []string
+		if json.Unmarshal([]byte(e.value), &set) != nil || set == nil {
+			if e.at.Equal(latest[0].at) {
+				return nil, false // the latest edit (or one of a tie) set null
+			}
+			continue
+		}
+		for _, item := range set {
+			if !slices.Contains(items, item) {
+				items = append(items, item)
+			}
+		}
+	}
+	return items, true
 }
 
 // purged starts a new generation of k: the server purged its tombstone.
@@ -313,6 +359,9 @@ func (l fieldLog) check(t *testing.T, owner string, want map[string]state, purge
 			}
 			if union && !itemsWritten(v, r.all[f]) {
 				t.Errorf("%s (%s): tags is %s, with items no edit set", mk, how, v)
+			}
+			if items, ok := r.mergedTags(); union && ok && !fieldHolds(true, v, string(mustJSON(t, items))) {
+				t.Errorf("%s (%s): tags is %s; the union of the latest edit and the arrays that arrived after it is %q", mk, how, v, items)
 			}
 		}
 	}

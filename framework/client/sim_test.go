@@ -1031,10 +1031,12 @@ func (e *epoch) inspect(u *simUser, req *http.Request, resp *http.Response, body
 		var in struct {
 			Cursor  string `json:"cursor"`
 			Changes []struct {
-				Model     string    `json:"model"`
-				UID       string    `json:"uid"`
-				ModifyAt  time.Time `json:"modify_at"`
-				IsDeleted bool      `json:"is_deleted"`
+				Model          string               `json:"model"`
+				UID            string               `json:"uid"`
+				ModifyAt       time.Time            `json:"modify_at"`
+				IsDeleted      bool                 `json:"is_deleted"`
+				Data           json.RawMessage      `json:"data"`
+				FieldsModifyAt map[string]time.Time `json:"fields_modify_at"`
 			} `json:"changes"`
 		}
 		if req.GetBody != nil {
@@ -1073,8 +1075,12 @@ func (e *epoch) inspect(u *simUser, req *http.Request, resp *http.Response, body
 				case r.Resolution == "merged":
 					e.stats.merged++
 				}
-				if ch.IsDeleted && (r.Status == client.StatusApplied || r.Status == client.StatusStale) {
-					e.fields.received(u.acc.ID+"/"+ch.Model+"/"+ch.UID, ch.ModifyAt)
+				k := u.acc.ID + "/" + ch.Model + "/" + ch.UID
+				switch {
+				case ch.IsDeleted && (r.Status == client.StatusApplied || r.Status == client.StatusStale):
+					e.fields.received(k, ch.ModifyAt)
+				case !ch.IsDeleted && r.Status == client.StatusApplied:
+					e.fields.arrived(e.t, k, ch.ModifyAt, ch.FieldsModifyAt, ch.Data)
 				}
 			}
 			if r.Record == nil {
