@@ -51,29 +51,52 @@ import (
 // contract); a device keeps a tombstone the server purged after the device
 // saw it.
 //
+// The run has a policy dimension, data.Note's conflict policy: the
+// example app's last-writer-wins, policies.FieldLWW or policies.Automerge
+// (each a subtest per store), the field merges with deletes winning or
+// edits winning, drawn per epoch. Under a field merge devices create
+// whole notes and then mostly patch random subsets of their fields
+// (client.Patch, which records the fields' times), else put new data
+// that may leave fields out (removing them).
+//
 // After a final round without faults, in which every device syncs until
 // nothing moves:
 //   - every device of a user holds exactly what a fresh full pull of that
-//     user returns (versions included), with nothing queued;
-//   - every record's final modify_at is the latest modify_at any device
-//     wrote for it (with its data when one write holds that time alone), so
-//     no local write and no change the server acknowledged was lost, and
-//     modify_at >= the last acknowledged one for every record;
+//     user returns (versions and field times included), with nothing
+//     queued;
+//   - under last-writer-wins (and for settings under every policy) every
+//     record's final modify_at is the latest modify_at any device wrote
+//     for it (with its data when one write holds that time alone), so no
+//     local write and no change the server acknowledged was lost;
+//   - under a field merge every note is what the protocol makes of every
+//     edit a device made and every delete that reached the server (see
+//     fieldLog.check): deleted when a delete won (deletes win: any; edits
+//     win: one at or after the latest field edit), else each field holds
+//     its latest edit, value and field time, unless a later delete lost
+//     it or a purge came between (then some edit of it); Automerge's tags
+//     hold the union of the latest edit and the arrays merged after it;
+//   - modify_at >= the last acknowledged one for every record;
 //   - no device ever held, and no answer ever carried, a record of another
 //     user (checked after every step and on every answer).
 //
 // After every sync each device also shows its own latest edit of every
 // record still queued (unsynced exactly when queued) and no record of it
-// goes back in time.
+// goes back in time (but to a tombstone that won under deletes win); the
+// client's field times of every local edit are checked against the
+// fields the edit changed.
 //
-// FERRY_SIM_SEED fixes the seed; FERRY_SIM_DURATION (such as 10m) runs
-// epochs (fresh users and devices on the same server, epoch i with seed
-// FERRY_SIM_SEED+i) until it is spent; FERRY_SIM_ROUNDS fixes the rounds
-// of a short run and FERRY_SIM_EPOCH its epoch number, so that a failed
-// epoch of a long run replays alone; FERRY_SIM_TRACE=<uid> then logs what
-// happened to one record.
+// FERRY_SIM_SEED fixes the seed; FERRY_SIM_POLICY (lww, fieldlww,
+// automerge, or all, the default) the policies; FERRY_SIM_DURATION (such
+// as 10m) runs epochs (fresh users and devices on the same server, epoch
+// i with seed FERRY_SIM_SEED+i) until it is spent; FERRY_SIM_ROUNDS fixes
+// the rounds of a short run and FERRY_SIM_EPOCH its epoch number, so that
+// a failed epoch of a long run replays alone; FERRY_SIM_TRACE=<uid> then
+// logs what happened to one record. FERRY_SIM_BLIND_DELETES=1 lets
+// devices under a field merge delete notes the server may not have (off
+// for a known server bug, see simBlindDeletes).
 
-// simDefaultBudget is the time a short run spends per store in its rounds.
+// simDefaultBudget is the time a short run of one policy spends per store
+// in its rounds.
 const simDefaultBudget = 2 * time.Second
 
 // errInjected marks a failure the fault transport made up.
@@ -638,9 +661,11 @@ func (e *epoch) round() {
 // keep this within the retention window's contract (a change older than a
 // delete that reaches the server after the purge would bring the record
 // back): the purge is skipped while a queued change is older than the
-// tombstone of its record, and the virtual clock jumps 10s ahead, past
-// every device's clock skew, so later edits are newer than every purged
-// delete.
+// tombstone of its record (under a field merge: while any change of a
+// tombstone is queued, since a change later than the delete may lose to
+// it too), and the virtual clock jumps 10s ahead, past every device's
+// clock skew, so later edits are newer than every purged delete. Under a
+// field merge a purged note starts a new generation in the field log.
 func (e *epoch) purge() {
 	ctx := context.Background()
 	tombs := map[string]time.Time{}
@@ -720,7 +745,7 @@ func (e *epoch) work(d *simDevice, n int) {
 			e.editNote(d, live[e.rng.IntN(len(live))])
 		case x < 85:
 			r := live[e.rng.IntN(len(live))]
-			if r.Version == 0 && e.skipUnsyncedDelete() {
+			if e.skipBlindDelete(u, r) {
 				continue
 			}
 			if err := d.c.Delete(ctx, r.Model, r.UID); err != nil {
@@ -778,19 +803,19 @@ func (e *epoch) noteData() map[string]any {
 	return n
 }
 
-// simUnsyncedDeletes is FERRY_SIM_UNSYNCED_DELETES=1: under a field
-// merge, devices also delete notes the server has not acknowledged yet.
-// Off by default for a known server bug: such a note reaches the server
-// as a tombstone without data, which the server stores as the model's
-// empty data with the device's field times, so a revival (under edit
-// wins, or after a purge) claims zero values were set at the device's
-// edit times.
-var simUnsyncedDeletes = os.Getenv("FERRY_SIM_UNSYNCED_DELETES") == "1"
+// simBlindDeletes is FERRY_SIM_BLIND_DELETES=1: under a field merge,
+// devices also delete notes the server may not have (never acknowledged,
+// or purged since). Off by default for a known server bug: such a delete
+// reaches the server as a tombstone without data, which the server stores
+// as the model's empty data with the device's field times, so a revival
+// (under edit wins, or after a purge) claims zero values were set at the
+// device's edit times.
+var simBlindDeletes = os.Getenv("FERRY_SIM_BLIND_DELETES") == "1"
 
-// skipUnsyncedDelete reports whether a delete of a note the server has not
-// acknowledged is left out (see simUnsyncedDeletes).
-func (e *epoch) skipUnsyncedDelete() bool {
-	return e.policy.merges() && !simUnsyncedDeletes
+// skipBlindDelete reports whether a delete of r by a device of u is left
+// out (see simBlindDeletes).
+func (e *epoch) skipBlindDelete(u *simUser, r *client.Record) bool {
+	return e.policy.merges() && !simBlindDeletes && (r.Version == 0 || e.purged[u.acc.ID+"/"+r.Model+"/"+r.UID])
 }
 
 // fullNote is a note with every field set.
