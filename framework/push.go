@@ -643,7 +643,13 @@ func (a *App) resolve(ctx context.Context, st *pushTx, p Principal, m *model, po
 		if resolution.FieldsModifyAt != nil && m.fieldTimes {
 			next.FieldTimes = storedFieldTimes(resolution.FieldsModifyAt)
 		}
-		if resolution.Data != nil {
+		if next.IsDeleted && resolution.Data != nil && bytes.Equal(resolution.Data, storedWire.Data) {
+			// A tombstone that keeps the stored data is not checked again:
+			// a delete is never refused over a field's value, and the
+			// stored data of a record deleted before the server had it is
+			// the model's empty data, which its schema may refuse.
+			next.Data = stored.Data
+		} else if resolution.Data != nil {
 			if err := a.checkMerge(m, next, resolution.Data, "merged"); err != nil {
 				a.log.ErrorContext(ctx, "conflict policy merged an invalid record; the change is rejected", "model", m.name, "uid", next.UID, "err", err)
 				a.failResult(res, err)

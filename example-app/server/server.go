@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -133,6 +134,12 @@ type Config struct {
 	// FERRY_BLOB_QUOTA a user's stored bytes (default 5 GiB; 0 is no
 	// quota). They live in DataDir/blobs; Models and Dir are the app's.
 	Blobs blobs.Config
+
+	// Policies replaces the conflict policy of the named example models
+	// (Go only, no variable), say policies.FieldLWW{} for "data.Note":
+	// the convergence simulation runs the example app so. A name that is
+	// not an example model is an error.
+	Policies map[string]framework.ConflictPolicy
 
 	// envErr is what ConfigFromEnv could not read; New reports it.
 	envErr error
@@ -424,34 +431,12 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := framework.Register[User](app, framework.ModelOptions{Schema: "data/user.json", SelfOwned: true}); err != nil {
-		return nil, err
-	}
-	if err := framework.Register[Note](app, framework.ModelOptions{Schema: "data/note.json"}); err != nil {
-		return nil, err
-	}
-	if err := app.RegisterSchema("data.Setting", framework.ModelOptions{Schema: "data/setting.json"}); err != nil {
-		return nil, err
-	}
-	if err := app.RegisterSchema("data.Task", framework.ModelOptions{Schema: "data/task.json"}); err != nil {
-		return nil, err
-	}
-	if err := app.RegisterSchema("data.List", framework.ModelOptions{Schema: "data/list.json"}); err != nil {
-		return nil, err
-	}
-	// Docs merge field by field: a device's edit of the title and
-	// another's of the body both stand.
-	if err := app.RegisterSchema("data.Doc", framework.ModelOptions{Schema: "data/doc.json", Policy: policies.FieldLWW{}}); err != nil {
+	if err := registerModels(app, cfg.Policies); err != nil {
 		return nil, err
 	}
 	// A device may pull one list's tasks alone: ?subscription=tasks_of_list(<list uid>).
 	if err := app.Subscribe(framework.Subscription{Name: "tasks_of_list", Model: "data.Task", Params: []string{"list_id"},
 		Match: framework.FieldEquals("list", "list_id")}); err != nil {
-		return nil, err
-	}
-	// A note's photos, recordings and files: one attachment record each,
-	// referring to its blob.
-	if err := app.RegisterSchema("data.Attachment", framework.ModelOptions{Schema: "data/attachment.json"}); err != nil {
 		return nil, err
 	}
 	jwt, err := jwtauth.New(jwtauth.Config{Secret: secret, TTL: cfg.Auth.TokenTTL,
@@ -684,4 +669,48 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// registerModels registers the example models on app, each with its
+// policy unless override names another.
+func registerModels(app *framework.App, override map[string]framework.ConflictPolicy) error {
+	used := 0
+	opts := func(name string, o framework.ModelOptions) framework.ModelOptions {
+		if p, ok := override[name]; ok {
+			o.Policy = p
+			used++
+		}
+		return o
+	}
+	if err := framework.Register[User](app, opts("data.User", framework.ModelOptions{Schema: "data/user.json", SelfOwned: true})); err != nil {
+		return err
+	}
+	if err := framework.Register[Note](app, opts("data.Note", framework.ModelOptions{Schema: "data/note.json"})); err != nil {
+		return err
+	}
+	for _, m := range []struct{ name, schema string }{
+		{"data.Setting", "data/setting.json"},
+		{"data.Task", "data/task.json"},
+		{"data.List", "data/list.json"},
+		// A note's photos, recordings and files: one attachment record
+		// each, referring to its blob.
+		{"data.Attachment", "data/attachment.json"},
+	} {
+		if err := app.RegisterSchema(m.name, opts(m.name, framework.ModelOptions{Schema: m.schema})); err != nil {
+			return err
+		}
+	}
+	// Docs merge field by field: a device's edit of the title and
+	// another's of the body both stand.
+	if err := app.RegisterSchema("data.Doc", opts("data.Doc", framework.ModelOptions{Schema: "data/doc.json", Policy: policies.FieldLWW{}})); err != nil {
+		return err
+	}
+	if used != len(override) {
+		for name := range override {
+			if !slices.Contains(app.Models(), name) {
+				return fmt.Errorf("server: Config.Policies names %q, which is not an example model", name)
+			}
+		}
+	}
+	return nil
 }

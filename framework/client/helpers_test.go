@@ -293,6 +293,7 @@ type state struct {
 	IsDeleted bool
 	Version   int64
 	Data      any
+	Fields    string // fields_modify_at as formatFieldTimes writes them (the simulation's)
 }
 
 // localState returns a device's records keyed by model/uid, tombstones

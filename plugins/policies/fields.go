@@ -149,14 +149,14 @@ func resolveFields(c *framework.Conflict, deletes DeleteRule, combine combineFun
 		// The record is deleted, as the change wants (a retry of a delete
 		// that merged, too): applied, the stored tombstone kept at the
 		// later modify_at.
-		r := keepTombstone(s)
+		r := keepTombstone(s, sd)
 		r.ModifyAt = at
 		return r, nil
 	case in.IsDeleted:
 		if deletes == EditWins && in.ModifyAt.Before(latest(s, sd)) {
 			return framework.Resolution{Outcome: framework.KeepStored}, nil
 		}
-		r := keepTombstone(s)
+		r := keepTombstone(s, sd)
 		r.ModifyAt = at
 		return r, nil
 	case s.IsDeleted:
@@ -179,12 +179,20 @@ func resolveFields(c *framework.Conflict, deletes DeleteRule, combine combineFun
 	return framework.Resolution{Outcome: framework.Merge, Data: text, Deleted: &live, ModifyAt: at, FieldsModifyAt: times}, nil
 }
 
-// keepTombstone is a merge into s's data and field times, deleted.
-func keepTombstone(s *framework.Record) framework.Resolution {
+// keepTombstone is a merge into s's data (decoded: sd) and field times,
+// deleted. The times are written out: the tombstone's modify_at may be
+// later than s's, which implied the time of every field it names none
+// for, and a delete edits no field.
+func keepTombstone(s *framework.Record, sd map[string]any) framework.Resolution {
 	deleted := true
-	times := s.FieldsModifyAt
-	if times == nil {
-		times = map[string]framework.Time{}
+	times := make(map[string]framework.Time, len(s.FieldsModifyAt)+len(sd))
+	for name, t := range s.FieldsModifyAt {
+		times[name] = t
+	}
+	for name := range sd {
+		if _, ok := times[name]; !ok {
+			times[name] = s.ModifyAt
+		}
 	}
 	return framework.Resolution{Outcome: framework.Merge, Data: s.Data, Deleted: &deleted, ModifyAt: s.ModifyAt.Time, FieldsModifyAt: times}
 }

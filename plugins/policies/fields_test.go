@@ -201,6 +201,14 @@ func TestFieldPolicies(t *testing.T) {
 			ch("p.FieldLWW", "", 20, false, `{"a":1}`, ""),
 			ch("p.FieldLWW", "", 10, true, `{"a":0}`, ""),
 			"applied", `{"a":1}`, true, "", 20},
+		{"a later delete keeps the fields' times (they were implied by the older modify_at)", "p.FieldLWW",
+			ch("p.FieldLWW", "", 10, false, `{"a":1,"b":1}`, ""),
+			ch("p.FieldLWW", "", 20, true, `{"a":1,"b":1}`, ""),
+			"applied", `{"a":1,"b":1}`, true, "a@10,b@10", 20},
+		{"EditWins: a later delete keeps the fields' times", "p.EditWins",
+			ch("p.EditWins", "", 10, false, `{"a":1,"b":1}`, "b@5"),
+			ch("p.EditWins", "", 20, true, `{"a":1,"b":1}`, ""),
+			"applied", `{"a":1,"b":1}`, true, "a@10,b@5", 20},
 		{"a tombstone stays deleted under DeleteWins", "p.FieldLWW",
 			ch("p.FieldLWW", "", 10, true, `{"a":1}`, ""),
 			ch("p.FieldLWW", "", 20, false, `{"a":2}`, ""),
@@ -254,6 +262,8 @@ func TestFieldPolicies(t *testing.T) {
 		"a field left out and not named keeps its value":                                          true,
 		"a new field from an older change is kept":                                                true,
 		"delete wins against a later field edit":                                                  true,
+		"a later delete keeps the fields' times (they were implied by the older modify_at)":       true,
+		"EditWins: a later delete keeps the fields' times":                                        true,
 		"EditWins: a delete after every edit applies":                                             true,
 		"EditWins: an edit after the delete revives, merged":                                      true,
 		"Automerge: objects merge key by key, sets unite, arrays concatenate":                     true,
@@ -352,4 +362,49 @@ func TestRemovedFieldTimesCap(t *testing.T) {
 			t.Fatalf("the oldest removal r%02d was kept over a newer one", i)
 		}
 	}
+}
+
+// TestDeleteOfEmptyTombstone: a record deleted before the server ever had
+// it is a tombstone with the model's empty data, which the model's schema
+// may refuse (here a required title). Deleting it again under a
+// field-merging policy must still be applied: a delete is never refused
+// over a field's value. (Found by the convergence simulation under
+// FieldLWW: the merge kept the stored empty data and validated it.)
+func TestDeleteOfEmptyTombstone(t *testing.T) {
+	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
+		app, err := framework.New(framework.Config{DB: db, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Schemas: fstest.MapFS{"titled.json": {Data: []byte(`{"type":"object","required":["title"],"properties":{"title":{"type":"string","minLength":1}}}`)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pols := map[string]framework.ConflictPolicy{
+			"t.FieldLWW":  policies.FieldLWW{},
+			"t.EditWins":  policies.FieldLWW{Deletes: policies.EditWins},
+			"t.Automerge": policies.Automerge{},
+		}
+		for name, p := range pols {
+			app.MustRegisterSchema(name, framework.ModelOptions{Schema: "titled.json", Policy: p})
+		}
+		app.SetAuthenticator(framework.AuthenticatorFunc(func(r *http.Request) (framework.Principal, error) {
+			return framework.Principal{UserID: strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")}, nil
+		}))
+		if err := app.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		r := gin.New()
+		app.Mount(r.Group("/sync"))
+		srv := httptest.NewServer(r)
+		defer srv.Close()
+		e := &httpEnv{url: srv.URL}
+		for name := range pols {
+			first := e.push(t, "ann", ch(name, "n1", 10, true, "", ""))
+			if first[0].Status != framework.StatusApplied {
+				t.Fatalf("%s: the first delete: %+v", name, first[0])
+			}
+			again := e.push(t, "ann", ch(name, "n1", 20, true, "", ""))
+			if again[0].Status != framework.StatusApplied || again[0].Record == nil || !again[0].Record.IsDeleted {
+				t.Errorf("%s: deleting the tombstone again: %+v", name, again[0])
+			}
+		}
+	})
 }
