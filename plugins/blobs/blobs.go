@@ -105,6 +105,7 @@ type Plugin struct {
 	now func() time.Time
 
 	hashes hashStates
+	bufs   bufPool
 
 	mu      sync.Mutex
 	stop    context.CancelFunc
