@@ -36,7 +36,8 @@ func (bp *bufPool) put(b []byte) {
 // counts it: n bytes went through h. Read hashes inline (for any store);
 // WriteTo, which io.Copy prefers (tusd's file store reaches it through
 // os.File.ReadFrom), writes each buffer to the file while the hashing
-// goroutine hashes the ones written before it. Either way only bytes the
+// goroutine hashes the ones written before it (and, writing to a file,
+// starts their write-back to disk). Either way only bytes the
 // writer took are hashed, so n equals what the store wrote.
 type hashingBody struct {
 	r    io.Reader
@@ -63,10 +64,14 @@ func (b *hashingBody) WriteTo(w io.Writer) (int64, error) {
 	}
 	full := make(chan []byte, pipeBufs)
 	hashed := make(chan struct{})
+	wb := newWriteback(w)
 	go func() {
 		defer close(hashed)
 		for p := range full {
 			b.h.Write(p)
+			if wb != nil {
+				wb.wrote(len(p))
+			}
 			free <- p
 		}
 	}()
