@@ -12,25 +12,48 @@ import (
 // writing the file and hashing in turn (SHA-256 a third of it), so each
 // step waited for the others; a writer of its own lets the socket be
 // read while the kernel takes the last buffer into the file. The buffers
-// bound what a PATCH holds (1 MiB) and are reused across requests.
+// bound what a PATCH holds (1 MiB) and are reused across requests; at
+// most maxPipes PATCHes hold them at once (64 MiB), the others are
+// copied on their request's goroutine through serialBufSize, as tusd
+// alone copies them.
 const (
-	pipeBufs    = 4
-	pipeBufSize = 256 << 10
+	pipeBufs      = 4
+	pipeBufSize   = 256 << 10
+	maxPipes      = 64
+	serialBufSize = 32 << 10
 )
 
-// bufPool keeps the pipelines' buffers between requests.
-type bufPool struct{ p sync.Pool }
+// pipes are a plugin's upload pipelines: their buffers and the slots
+// that bound how many run at once.
+type pipes struct {
+	slots chan struct{}
+	pool  sync.Pool
+}
 
-func (bp *bufPool) get() []byte {
-	if b, ok := bp.p.Get().(*[]byte); ok {
+func newPipes(n int) *pipes { return &pipes{slots: make(chan struct{}, n)} }
+
+// acquire takes a slot if one is free.
+func (ps *pipes) acquire() bool {
+	select {
+	case ps.slots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (ps *pipes) release() { <-ps.slots }
+
+func (ps *pipes) get() []byte {
+	if b, ok := ps.pool.Get().(*[]byte); ok {
 		return *b
 	}
 	return make([]byte, pipeBufSize)
 }
 
-func (bp *bufPool) put(b []byte) {
+func (ps *pipes) put(b []byte) {
 	b = b[:cap(b)]
-	bp.p.Put(&b)
+	ps.pool.Put(&b)
 }
 
 // hashingBody is a PATCH body that hashes what the store takes of it and
@@ -38,13 +61,14 @@ func (bp *bufPool) put(b []byte) {
 // WriteTo, which io.Copy prefers (tusd's file store reaches it through
 // os.File.ReadFrom), reads the next buffer while the ones before are
 // written to the file and hashed (and, written to a file, their
-// write-back to disk started). Either way only bytes the
-// writer took are hashed, so n equals what the store wrote.
+// write-back to disk started), or when every pipeline is busy copies
+// through Read. Either way only bytes the writer took are hashed, so n
+// equals what the store wrote.
 type hashingBody struct {
-	r    io.Reader
-	h    hash.Hash
-	n    int64
-	bufs *bufPool
+	r     io.Reader
+	h     hash.Hash
+	n     int64
+	pipes *pipes
 }
 
 func (b *hashingBody) Read(p []byte) (int, error) {
@@ -63,9 +87,13 @@ func (b *hashingBody) Read(p []byte) (int, error) {
 // neither written nor hashed (the client sends it again from the
 // upload's offset).
 func (b *hashingBody) WriteTo(w io.Writer) (int64, error) {
+	if !b.pipes.acquire() {
+		return b.writeSerially(w)
+	}
+	defer b.pipes.release()
 	free := make(chan []byte, pipeBufs)
 	for range pipeBufs {
-		free <- b.bufs.get()
+		free <- b.pipes.get()
 	}
 	// Only pipeBufs buffers exist, so no send below blocks.
 	toWrite := make(chan []byte, pipeBufs)
@@ -133,11 +161,41 @@ read:
 	close(toWrite)
 	<-hashed // the writer has finished too: it closes toHash
 	for range pipeBufs {
-		b.bufs.put(<-free)
+		b.pipes.put(<-free)
 	}
 	b.n += written
 	if werr != nil {
 		return written, werr
 	}
 	return written, rerr
+}
+
+// writeSerially is WriteTo on the request's goroutine alone, for when
+// every pipeline is busy: read, write, hash what was written.
+func (b *hashingBody) writeSerially(w io.Writer) (int64, error) {
+	buf := make([]byte, serialBufSize)
+	var written int64
+	for {
+		n, rerr := b.r.Read(buf)
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			if m > 0 {
+				b.h.Write(buf[:m])
+				b.n += int64(m)
+				written += int64(m)
+			}
+			if werr == nil && m < n {
+				werr = io.ErrShortWrite
+			}
+			if werr != nil {
+				return written, werr
+			}
+		}
+		if rerr == io.EOF {
+			return written, nil
+		}
+		if rerr != nil {
+			return written, rerr
+		}
+	}
 }

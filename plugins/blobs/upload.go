@@ -157,7 +157,7 @@ func (s *hashStates) drop(id string) {
 type hashingStore struct {
 	UploadStore
 	states *hashStates
-	bufs   *bufPool
+	pipes  *pipes
 }
 
 func (s hashingStore) NewUpload(ctx context.Context, info handler.FileInfo) (handler.Upload, error) {
@@ -165,7 +165,7 @@ func (s hashingStore) NewUpload(ctx context.Context, info handler.FileInfo) (han
 	if err != nil {
 		return nil, err
 	}
-	return &hashingUpload{Upload: u, id: info.ID, states: s.states, bufs: s.bufs}, nil
+	return &hashingUpload{Upload: u, id: info.ID, states: s.states, pipes: s.pipes}, nil
 }
 
 func (s hashingStore) GetUpload(ctx context.Context, id string) (handler.Upload, error) {
@@ -173,7 +173,7 @@ func (s hashingStore) GetUpload(ctx context.Context, id string) (handler.Upload,
 	if err != nil {
 		return nil, err
 	}
-	return &hashingUpload{Upload: u, id: id, states: s.states, bufs: s.bufs}, nil
+	return &hashingUpload{Upload: u, id: id, states: s.states, pipes: s.pipes}, nil
 }
 
 func (s hashingStore) AsTerminatableUpload(u handler.Upload) handler.TerminatableUpload {
@@ -187,7 +187,7 @@ type hashingUpload struct {
 	handler.Upload
 	id     string
 	states *hashStates
-	bufs   *bufPool
+	pipes  *pipes
 }
 
 func (u *hashingUpload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (int64, error) {
@@ -195,7 +195,7 @@ func (u *hashingUpload) WriteChunk(ctx context.Context, offset int64, src io.Rea
 	if st == nil {
 		return u.Upload.WriteChunk(ctx, offset, src)
 	}
-	body := &hashingBody{r: src, h: st.h, bufs: u.bufs}
+	body := &hashingBody{r: src, h: st.h, pipes: u.pipes}
 	n, err := u.Upload.WriteChunk(ctx, offset, body)
 	if body.n == n {
 		st.off = offset + n
@@ -208,7 +208,7 @@ func (u *hashingUpload) WriteChunk(ctx context.Context, offset int64, src io.Rea
 // path, e.g. /sync/blobs/uploads/).
 func (p *Plugin) tusHandler(base string) (*handler.UnroutedHandler, error) {
 	comp := handler.NewStoreComposer()
-	hs := hashingStore{UploadStore: p.uploads, states: &p.hashes, bufs: &p.bufs}
+	hs := hashingStore{UploadStore: p.uploads, states: &p.hashes, pipes: p.pipes}
 	comp.UseCore(hs)
 	comp.UseTerminater(hs)
 	comp.UseLocker(patientLocker{p.locker})
