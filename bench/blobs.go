@@ -25,15 +25,21 @@ import (
 // file over loopback against a plain io.Copy of it to disk in the same
 // run, the server's peak RSS while it takes the upload (it streams: the
 // figure must not grow with the file), and what a connection cut at 50%
-// costs again.
+// costs again. The server syncs a blob to disk (file and directory)
+// before it answers the upload as complete, so the baseline the ratio
+// is of does the same (CopySyncMBs, UploadRatio); CopyMBs and
+// UploadRatioNoSync are against a plain copy that leaves the bytes in
+// the page cache.
 type BlobResult struct {
 	Workload      string  `json:"workload"`
 	Store         string  `json:"store"`
 	SizeMB        float64 `json:"size_mb"`
 	DiskCopyMBs   float64 `json:"file_copy_mb_s"`
 	CopyMBs       float64 `json:"baseline_upload_mb_s"`
+	CopySyncMBs   float64 `json:"baseline_upload_fsync_mb_s"`
 	UploadMBs     float64 `json:"upload_mb_s"`
 	UploadRatio   float64 `json:"upload_ratio"`
+	UploadNoSync  float64 `json:"upload_ratio_nosync"`
 	BaseDownMBs   float64 `json:"baseline_download_mb_s"`
 	DownloadMBs   float64 `json:"download_mb_s"`
 	DownloadRatio float64 `json:"download_ratio"`
@@ -79,7 +85,7 @@ func (b *bencher) blobs(sizeMB, chunkMB int) error {
 		return err
 	}
 	defer base.Close()
-	var disks, copies, ups, baseDowns, downs []float64
+	var disks, copies, syncCopies, ups, baseDowns, downs []float64
 	for rep := range b.opt.reps {
 		// For reference: the bytes copied file to file (the kernel may
 		// do it without userspace).
@@ -97,6 +103,14 @@ func (b *bencher) blobs(sizeMB, chunkMB int) error {
 			return err
 		}
 		copies = append(copies, mbs(size, time.Since(t0)))
+		os.Remove(filepath.Join(tmp, "plain"))
+		// And durably, as the server stores a blob: synced before the
+		// answer.
+		t0 = time.Now()
+		if err := plainUpload(b, hc, base.URL+"/up?sync=1", src, size); err != nil {
+			return err
+		}
+		syncCopies = append(syncCopies, mbs(size, time.Since(t0)))
 		t0 = time.Now()
 		if err := plainDownload(b, hc, base.URL+"/down", filepath.Join(tmp, "down")); err != nil {
 			return err
@@ -144,7 +158,9 @@ func (b *bencher) blobs(sizeMB, chunkMB int) error {
 	}
 	res.DiskCopyMBs, res.CopyMBs, res.BaseDownMBs = round(median(disks), 1), round(median(copies), 1), round(median(baseDowns), 1)
 	res.UploadMBs, res.DownloadMBs = round(median(ups), 1), round(median(downs), 1)
-	res.UploadRatio = round(median(ups)/median(copies), 3)
+	res.CopySyncMBs = round(median(syncCopies), 1)
+	res.UploadRatio = round(median(ups)/median(syncCopies), 3)
+	res.UploadNoSync = round(median(ups)/median(copies), 3)
 	res.DownloadRatio = round(median(downs)/median(baseDowns), 3)
 
 	// Cut at 50%, then resume: what crossed the wire twice.
@@ -199,7 +215,8 @@ func copyFile(src, dst string) error {
 }
 
 // startPlainServer is the baseline: PUT /up io.Copies the body to
-// dir/plain, GET /down io.Copies dir/plain to the answer.
+// dir/plain (with ?sync=1 then syncs the file and dir, as the blob
+// store does), GET /down io.Copies dir/plain to the answer.
 func startPlainServer(dir string) (*httptest.Server, error) {
 	path := filepath.Join(dir, "plain")
 	mux := http.NewServeMux()
@@ -207,6 +224,12 @@ func startPlainServer(dir string) (*httptest.Server, error) {
 		f, err := os.Create(path)
 		if err == nil {
 			_, err = io.Copy(f, r.Body)
+			if err == nil && r.URL.Query().Get("sync") == "1" {
+				err = f.Sync()
+				if err == nil {
+					err = syncPath(dir)
+				}
+			}
 			if cerr := f.Close(); err == nil {
 				err = cerr
 			}
@@ -229,6 +252,19 @@ func startPlainServer(dir string) (*httptest.Server, error) {
 		_, _ = io.Copy(w, f)
 	})
 	return httptest.NewServer(mux), nil
+}
+
+// syncPath syncs a file or directory to disk.
+func syncPath(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func plainUpload(b *bencher, hc *http.Client, url, src string, size int64) error {
@@ -344,9 +380,9 @@ func printBlobs(rs []BlobResult) {
 		return
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "workload\tfile copy MB/s\tplain up MB/s\tupload MB/s\tratio\tplain down MB/s\tdownload MB/s\tratio\tRSS before MB\tRSS upload MB\tresent after cut MB\tchunks\t")
+	fmt.Fprintln(w, "workload\tfile copy MB/s\tplain up MB/s\tplain+fsync up MB/s\tupload MB/s\tratio\tratio no fsync\tplain down MB/s\tdownload MB/s\tratio\tRSS before MB\tRSS upload MB\tresent after cut MB\tchunks\t")
 	for _, r := range rs {
-		fmt.Fprintf(w, "%s\t%.0f\t%.0f\t%.0f\t%.3f\t%.0f\t%.0f\t%.3f\t%.1f\t%.1f\t%.2f\t%.2f\t\n", r.Workload, r.DiskCopyMBs, r.CopyMBs, r.UploadMBs, r.UploadRatio,
+		fmt.Fprintf(w, "%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.3f\t%.3f\t%.0f\t%.0f\t%.3f\t%.1f\t%.1f\t%.2f\t%.2f\t\n", r.Workload, r.DiskCopyMBs, r.CopyMBs, r.CopySyncMBs, r.UploadMBs, r.UploadRatio, r.UploadNoSync,
 			r.BaseDownMBs, r.DownloadMBs, r.DownloadRatio, r.RSSBeforeMB, r.RSSUploadMB, r.ResentMB, r.ResentChunks)
 	}
 	w.Flush()

@@ -105,6 +105,7 @@ type Plugin struct {
 	now func() time.Time
 
 	hashes hashStates
+	pipes  *pipes
 
 	mu      sync.Mutex
 	stop    context.CancelFunc
@@ -152,7 +153,8 @@ func New(cfg Config) (*Plugin, error) {
 	if cfg.CollectEvery == 0 {
 		cfg.CollectEvery = 10 * time.Minute
 	}
-	p := &Plugin{cfg: cfg, store: cfg.Store, uploads: cfg.Uploads, locker: cfg.Locker, models: slices.Clone(cfg.Models)}
+	p := &Plugin{cfg: cfg, store: cfg.Store, uploads: cfg.Uploads, locker: cfg.Locker, models: slices.Clone(cfg.Models),
+		pipes: newPipes(maxPipes)}
 	if p.store == nil {
 		fs, err := NewFileStore(filepath.Join(cfg.Dir, "blobs"))
 		if err != nil {

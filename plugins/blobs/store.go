@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 )
 
@@ -71,13 +72,15 @@ func (s *FileStore) path(hash string) (string, error) {
 	return filepath.Join(s.dir, hash[:2], hash), nil
 }
 
-// Put implements [Store].
+// Put implements [Store]. The blob is on disk when Put returns: its
+// file and its directory are synced (an upload answered as stored
+// survives a crash).
 func (s *FileStore) Put(ctx context.Context, hash string, r io.Reader, size int64) error {
 	p, err := s.path(hash)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	if err := s.mkdir(filepath.Dir(p)); err != nil {
 		return fmt.Errorf("blobs: put %s: %w", hash, err)
 	}
 	f, err := os.CreateTemp(filepath.Dir(p), ".put-*")
@@ -97,6 +100,9 @@ func (s *FileStore) Put(ctx context.Context, hash string, r io.Reader, size int6
 	if err == nil {
 		err = os.Rename(f.Name(), p)
 	}
+	if err == nil {
+		err = syncDir(filepath.Dir(p))
+	}
 	if err != nil {
 		os.Remove(f.Name())
 		return fmt.Errorf("blobs: put %s: %w", hash, err)
@@ -106,13 +112,18 @@ func (s *FileStore) Put(ctx context.Context, hash string, r io.Reader, size int6
 
 // Adopt implements [FileAdopter]: it links path (which must be on the
 // same file system, and stays for its owner to remove) as the blob,
-// through a temporary name so the blob appears whole or not at all.
+// through a temporary name so the blob appears whole or not at all. As
+// with Put, the blob is on disk when Adopt returns: the file's bytes
+// are synced before it is linked, and its directory after.
 func (s *FileStore) Adopt(ctx context.Context, hash, path string) error {
 	p, err := s.path(hash)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	if err := syncFile(path); err != nil {
+		return fmt.Errorf("blobs: adopt %s: %w", hash, err)
+	}
+	if err := s.mkdir(filepath.Dir(p)); err != nil {
 		return fmt.Errorf("blobs: adopt %s: %w", hash, err)
 	}
 	tmp := filepath.Join(filepath.Dir(p), ".adopt-"+filepath.Base(path))
@@ -124,7 +135,44 @@ func (s *FileStore) Adopt(ctx context.Context, hash, path string) error {
 		os.Remove(tmp)
 		return fmt.Errorf("blobs: adopt %s: %w", hash, err)
 	}
+	if err := syncDir(filepath.Dir(p)); err != nil {
+		return fmt.Errorf("blobs: adopt %s: %w", hash, err)
+	}
 	return nil
+}
+
+// mkdir makes a blob's directory (dir/ab) if it is missing, and syncs
+// the store's directory after creating it, so the new entry survives a
+// crash with the blob in it.
+func (s *FileStore) mkdir(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return syncDir(s.dir)
+}
+
+// syncFile flushes a file's bytes to the disk.
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// syncDir flushes a directory's entries (a new name in it) to the disk.
+func syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil // directories cannot be opened for syncing; NTFS journals names
+	}
+	return syncFile(dir)
 }
 
 // Open implements [Store].

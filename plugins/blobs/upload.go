@@ -157,6 +157,7 @@ func (s *hashStates) drop(id string) {
 type hashingStore struct {
 	UploadStore
 	states *hashStates
+	pipes  *pipes
 }
 
 func (s hashingStore) NewUpload(ctx context.Context, info handler.FileInfo) (handler.Upload, error) {
@@ -164,7 +165,7 @@ func (s hashingStore) NewUpload(ctx context.Context, info handler.FileInfo) (han
 	if err != nil {
 		return nil, err
 	}
-	return &hashingUpload{Upload: u, id: info.ID, states: s.states}, nil
+	return &hashingUpload{Upload: u, id: info.ID, states: s.states, pipes: s.pipes}, nil
 }
 
 func (s hashingStore) GetUpload(ctx context.Context, id string) (handler.Upload, error) {
@@ -172,7 +173,7 @@ func (s hashingStore) GetUpload(ctx context.Context, id string) (handler.Upload,
 	if err != nil {
 		return nil, err
 	}
-	return &hashingUpload{Upload: u, id: id, states: s.states}, nil
+	return &hashingUpload{Upload: u, id: id, states: s.states, pipes: s.pipes}, nil
 }
 
 func (s hashingStore) AsTerminatableUpload(u handler.Upload) handler.TerminatableUpload {
@@ -186,6 +187,7 @@ type hashingUpload struct {
 	handler.Upload
 	id     string
 	states *hashStates
+	pipes  *pipes
 }
 
 func (u *hashingUpload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (int64, error) {
@@ -193,27 +195,11 @@ func (u *hashingUpload) WriteChunk(ctx context.Context, offset int64, src io.Rea
 	if st == nil {
 		return u.Upload.WriteChunk(ctx, offset, src)
 	}
-	tee := &countingTee{r: src, w: st.h}
-	n, err := u.Upload.WriteChunk(ctx, offset, tee)
-	if tee.n == n {
+	body := &hashingBody{r: src, h: st.h, pipes: u.pipes}
+	n, err := u.Upload.WriteChunk(ctx, offset, body)
+	if body.n == n {
 		st.off = offset + n
 		u.states.put(u.id, st)
-	}
-	return n, err
-}
-
-// countingTee hashes what is read through it and counts it.
-type countingTee struct {
-	r io.Reader
-	w io.Writer
-	n int64
-}
-
-func (t *countingTee) Read(p []byte) (int, error) {
-	n, err := t.r.Read(p)
-	if n > 0 {
-		t.w.Write(p[:n]) // a hash never fails
-		t.n += int64(n)
 	}
 	return n, err
 }
@@ -222,7 +208,7 @@ func (t *countingTee) Read(p []byte) (int, error) {
 // path, e.g. /sync/blobs/uploads/).
 func (p *Plugin) tusHandler(base string) (*handler.UnroutedHandler, error) {
 	comp := handler.NewStoreComposer()
-	hs := hashingStore{UploadStore: p.uploads, states: &p.hashes}
+	hs := hashingStore{UploadStore: p.uploads, states: &p.hashes, pipes: p.pipes}
 	comp.UseCore(hs)
 	comp.UseTerminater(hs)
 	comp.UseLocker(patientLocker{p.locker})
