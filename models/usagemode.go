@@ -244,10 +244,14 @@ func (s *bunStore) switchUsagePostgres(ctx context.Context, conn bun.Conn, on bo
 			verb = "ENABLE"
 		}
 		tables := s.usageTables()
-		for _, t := range tables {
-			q := `ALTER TABLE ` + string(t.SQLName) + ` ` + verb + ` TRIGGER ferry_usage_ins, ` + verb + ` TRIGGER ferry_usage_upd, ` + verb + ` TRIGGER ferry_usage_del`
+		names, err := triggeredTables(ctx, tx, tables)
+		if err != nil {
+			return err
+		}
+		for _, name := range names {
+			q := `ALTER TABLE ` + quote(name) + ` ` + verb + ` TRIGGER ferry_usage_ins, ` + verb + ` TRIGGER ferry_usage_upd, ` + verb + ` TRIGGER ferry_usage_del`
 			if _, err := tx.ExecContext(ctx, q); err != nil {
-				return fmt.Errorf("usage accounting: %s the triggers of %s: %w", strings.ToLower(verb), t.Name, err)
+				return fmt.Errorf("usage accounting: %s the triggers of %s: %w", strings.ToLower(verb), name, err)
 			}
 		}
 		if on {
@@ -257,6 +261,31 @@ func (s *bunStore) switchUsagePostgres(ctx context.Context, conn bun.Conn, on bo
 		}
 		return writeUsageState(ctx, tx, on)
 	})
+}
+
+// triggeredTables lists the tables of the schema that have usage
+// triggers, and checks that each is among tables: a table whose model
+// this process does not register (a newer release's, on a shared
+// database) cannot be recounted, so turning accounting on or off would
+// leave it counting, or not, against the rest.
+func triggeredTables(ctx context.Context, tx bun.Tx, tables []*schema.Table) ([]string, error) {
+	var names []string
+	if err := tx.NewRaw(`SELECT c.relname FROM pg_trigger AS t JOIN pg_class AS c ON c.oid = t.tgrelid
+		WHERE t.tgname = 'ferry_usage_ins' AND c.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = 'ferry_scopes'::regclass)
+		ORDER BY c.relname`).Scan(ctx, &names); err != nil {
+		return nil, fmt.Errorf("usage accounting: list the record tables: %w", err)
+	}
+	known := map[string]bool{}
+	for _, t := range tables {
+		known[t.Name] = true
+	}
+	for _, n := range names {
+		if !known[n] {
+			return nil, fmt.Errorf("usage accounting: table %s keeps usage counters but no model registered here is stored in it; "+
+				"register its model (every replica of a database registers the same models) or drop the table", n)
+		}
+	}
+	return names, nil
 }
 
 // recountUsage sets every scope's counters from the rows of tables.
