@@ -60,6 +60,9 @@ type options struct {
 	cpuProfile  string
 	memProfile  string
 	serverURL   string
+	// quota gives the server the example app's default quota, so it keeps
+	// exact usage counters (Config.UsageAccounting's auto).
+	quota bool
 	// driverProfile profiles this process: the driver and the baseline.
 	driverProfile string
 }
@@ -97,6 +100,7 @@ func main() {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the server's CPU profile for the whole run to this file")
 	flag.StringVar(&o.driverProfile, "driverprofile", "", "write the driver's (this process's) CPU profile for the whole run to this file")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write the server's allocation profile to this file at exit")
+	flag.BoolVar(&o.quota, "quota", false, "give the server the example app's default per-user quota (100,000 records, 1 GiB), which turns usage accounting on; by default it has none, as the baseline")
 	flag.StringVar(&o.serverURL, "server-url-params", "", "extra query parameters for the server's PostgreSQL URL only, for experiments (e.g. default_query_exec_mode=simple_protocol)")
 	flag.Parse()
 	if o.smoke {
@@ -140,6 +144,9 @@ func mainErr(o options) (err error) {
 	var secret [32]byte
 	_, _ = rand.Read(secret[:])
 	childArgs := []string{"-data-dir", tmp, "-secret", hex.EncodeToString(secret[:])}
+	if o.quota {
+		childArgs = append(childArgs, "-quota")
+	}
 
 	b := &bencher{ctx: ctx, opt: o, store: o.store, runID: runID, tmp: tmp}
 	var schemaURL string

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ferrysync/ferry/example-app/server"
+	"github.com/ferrysync/ferry/framework"
 	"github.com/ferrysync/ferry/models"
 	"github.com/gin-gonic/gin"
 	"github.com/uptrace/bun"
@@ -38,6 +39,7 @@ func serveMain(args []string) error {
 	secret := fs.String("secret", "", "JWT secret")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the server here")
 	memProfile := fs.String("memprofile", "", "write a heap profile of the server here at exit")
+	quota := fs.Bool("quota", false, "keep the example app's default quota (usage accounting on)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -65,8 +67,14 @@ func serveMain(args []string) error {
 	// On PostgreSQL the server publishes live hints through the
 	// database's LISTEN/NOTIFY, as the example app does there
 	// (FERRY_REALTIME_BUS=local measures without).
+	// Without -quota the server has no quota, as the baseline has none,
+	// so it keeps no usage counters (framework.UsageAuto).
+	quotaCfg := framework.Quota{MaxRecords: -1, MaxBytes: -1} // the example's "no limit"
+	if *quota {
+		quotaCfg = framework.Quota{}
+	}
 	srv, err := server.New(ctx, server.Config{DataDir: *dataDir, JWTSecret: *secret, Logger: log,
-		DatabaseURL: *dbURL, Realtime: os.Getenv("FERRY_REALTIME_BUS"), MaxSpaces: 1000, // the spaces workload's widest member
+		DatabaseURL: *dbURL, Realtime: os.Getenv("FERRY_REALTIME_BUS"), Quota: quotaCfg, MaxSpaces: 1000, // the spaces workload's widest member
 		// The benchmarks sign users up by the dozen from one address and
 		// measure sync, not password hashing.
 		Auth: server.AuthConfig{PasswordCost: bcrypt.MinCost, PerIP: server.RateLimit{Requests: -1}, PerAccount: server.RateLimit{Requests: -1}}}, db)

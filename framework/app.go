@@ -97,6 +97,13 @@ type Config struct {
 	// transaction, and an error fails the push.
 	Quota    Quota
 	QuotaFor func(ctx context.Context, userID string) (Quota, error)
+	// UsageAccounting says whether the store keeps exact usage counters
+	// in every write (see [UsageAccounting]); the default, UsageAuto,
+	// keeps them exactly when a quota is configured. UsageOff with a
+	// quota is an error. Replicas sharing a database may differ: the
+	// counters stay on while any replica that needs them runs (see
+	// [models.UsageAccounter]).
+	UsageAccounting UsageAccounting
 
 	// DefaultPolicy decides the conflicts of models registered without a
 	// policy of their own (ModelOptions.Policy wins over it, and
@@ -222,6 +229,12 @@ type App struct {
 	// limits is the per-user request rate (nil: none).
 	limits *keyrate.Limiter
 
+	// usageOn: the App keeps exact usage counters (Config.UsageAccounting
+	// resolved); usageHold keeps other replicas from turning them off
+	// while it serves (guarded by mu).
+	usageOn   bool
+	usageHold interface{ Close() error }
+
 	// afterNewerWrite, when set (by tests), runs between a store-decided
 	// push's write and its reading of what was not written: where another
 	// writer could slip in.
@@ -263,6 +276,10 @@ func New(cfg Config) (*App, error) {
 	if cfg.Quota.MaxRecords < 0 || cfg.Quota.MaxBytes < 0 {
 		return nil, fmt.Errorf("framework: Config.Quota: MaxRecords %d and MaxBytes %d must not be negative (0 is no limit)", cfg.Quota.MaxRecords, cfg.Quota.MaxBytes)
 	}
+	usageOn, err := cfg.checkUsage()
+	if err != nil {
+		return nil, err
+	}
 	appSchemas, err := newSchemaSet(cfg.Schemas)
 	if err != nil {
 		return nil, fmt.Errorf("framework: %w", err)
@@ -287,7 +304,7 @@ func New(cfg Config) (*App, error) {
 	ps.push, ps.pull = protoSet.checked(push), protoSet.checked(pull)
 	a := &App{
 		cfg: cfg, db: cfg.DB, store: cfg.Store, log: cfg.Logger, appSchemas: appSchemas, protocol: ps,
-		builtinSchemas: builtinSchemas, authorizer: cfg.Authorizer, models: map[string]*model{},
+		builtinSchemas: builtinSchemas, authorizer: cfg.Authorizer, models: map[string]*model{}, usageOn: usageOn,
 	}
 	if cfg.Spaces {
 		if err := a.registerSpaces(); err != nil {
@@ -424,11 +441,18 @@ func (a *App) model(name string) (*model, bool) {
 }
 
 // Migrate creates or upgrades Ferry's tables and creates the tables of
-// typed models that do not exist yet. Later changes to a typed model's
-// table are the application's own migrations.
+// typed models that do not exist yet, then brings the store's usage
+// accounting to Config.UsageAccounting: turning it on recounts every
+// user's usage (writes wait for that); on PostgreSQL an App that keeps
+// the counters holds a connection until [App.Close], so that no replica
+// turns them off meanwhile. Later changes to a typed model's table are
+// the application's own migrations.
 func (a *App) Migrate(ctx context.Context) error {
 	if err := a.store.Migrate(ctx); err != nil {
 		return fmt.Errorf("framework: %w", err)
+	}
+	if err := a.setUsageAccounting(ctx); err != nil {
+		return err
 	}
 	a.logRoutes(ctx, "migrate")
 	return nil

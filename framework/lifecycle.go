@@ -58,9 +58,10 @@ func (a *App) Start(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the App's tombstone purge (waiting for a run in progress)
-// and closes the plugins that implement [Closer], in reverse Use order,
-// and returns their errors joined. Only plugins that started are closed
+// Close stops the App's tombstone purge (waiting for a run in progress),
+// closes the plugins that implement [Closer], in reverse Use order, and
+// releases the usage accounting hold [App.Migrate] took, and returns
+// their errors joined. Only plugins that started are closed
 // when Start failed part of the way; after a successful Start (or without
 // one) all are. It is safe to call more than once: later calls do
 // nothing.
@@ -86,6 +87,7 @@ func (a *App) Close() error {
 			}
 		}
 	}
+	errs = append(errs, a.releaseUsageHold())
 	return errors.Join(errs...)
 }
 

@@ -64,8 +64,12 @@ type Usage struct {
 }
 
 // Usage returns what userID stores now (zero for a user who never wrote).
-// The counts are exact: the store keeps them in the transaction of every
-// write, server inserts and purges included.
+// The counts are exact either way: with usage accounting on
+// (Config.UsageAccounting) the store keeps them in the transaction of
+// every write, server inserts and purges included, and Usage reads one
+// row; with it off, Usage counts the user's rows in every record table
+// (an index range scan per table: slower, in proportion to what the user
+// stores).
 func (a *App) Usage(ctx context.Context, userID string) (Usage, error) {
 	u, err := a.store.Usage(ctx, userID)
 	if err != nil {

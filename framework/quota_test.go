@@ -92,113 +92,148 @@ func checkUsage(t testing.TB, app *framework.App, owner, when string) framework.
 	return got
 }
 
+// counters reads owner's usage counters as stored, whatever the App's
+// accounting.
+func counters(t testing.TB, db *bun.DB, owner string) models.Usage {
+	t.Helper()
+	u, err := models.ReadUsage(context.Background(), db, owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// checkUsageMode is checkUsage, and with accounting off the counters
+// untouched.
+func checkUsageMode(t testing.TB, app *framework.App, owner, when string) framework.Usage {
+	t.Helper()
+	got := checkUsage(t, app, owner, when)
+	if !app.UsageAccountingOn() {
+		if c := counters(t, app.DB(), owner); c != (models.Usage{}) {
+			t.Fatalf("%s: accounting off, yet the counters of %s hold %+v", when, owner, c)
+		}
+	}
+	return got
+}
+
 // TestUsageCountersExact: after a random mix of creates, updates,
 // tombstones (of stored and unknown records, with and without data),
 // retries, stale and foreign changes, server inserts, all-or-nothing
 // pushes and purges on every write path, then concurrent pushes of one
 // user, each user's counters equal a recount from the tables.
+//
+// With usage accounting off, App.Usage counts the rows instead, and must
+// be as exact, and the writes leave the counters alone.
 func TestUsageCountersExact(t *testing.T) {
-	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
-		ctx := context.Background()
-		app := newQuotaApp(t, db, framework.Config{})
-		rng := rand.New(rand.NewPCG(1, 2))
-		users := []string{"u1", "u2"}
-		base := time.Now().Add(-time.Hour).UTC()
-		modelsOf := []string{"test.Item", "test.Tally", "test.Hooked"}
-		change := func() *framework.Change {
-			ch := &framework.Change{
-				Model:    modelsOf[rng.IntN(len(modelsOf))],
-				UID:      fmt.Sprintf("r%d", rng.IntN(30)),
-				ModifyAt: framework.Time{Time: base.Add(time.Duration(rng.IntN(600)) * time.Second)},
+	for _, kind := range []synctest.Store{synctest.SQLite, synctest.Postgres} {
+		t.Run(string(kind), func(t *testing.T) {
+			for _, mode := range []framework.UsageAccounting{framework.UsageOn, framework.UsageOff} {
+				t.Run(mode.String(), func(t *testing.T) { testUsageCountersExact(t, synctest.Open(t, kind), mode) })
 			}
-			if rng.IntN(5) == 0 {
-				ch.IsDeleted = true
-				if rng.IntN(2) == 0 {
-					return ch // a tombstone without data
-				}
-			}
-			ch.Data = json.RawMessage(fmt.Sprintf(`{"n":%d,"s":%q}`, rng.IntN(1e6), strings.Repeat("é", rng.IntN(40))))
-			return ch
+		})
+	}
+}
+
+func testUsageCountersExact(t *testing.T, db *bun.DB, mode framework.UsageAccounting) {
+	ctx := context.Background()
+	app := newQuotaApp(t, db, framework.Config{UsageAccounting: mode})
+	rng := rand.New(rand.NewPCG(1, 2))
+	users := []string{"u1", "u2"}
+	base := time.Now().Add(-time.Hour).UTC()
+	modelsOf := []string{"test.Item", "test.Tally", "test.Hooked"}
+	change := func() *framework.Change {
+		ch := &framework.Change{
+			Model:    modelsOf[rng.IntN(len(modelsOf))],
+			UID:      fmt.Sprintf("r%d", rng.IntN(30)),
+			ModifyAt: framework.Time{Time: base.Add(time.Duration(rng.IntN(600)) * time.Second)},
 		}
-		inserted := 0
-		for round := range 60 {
-			p := framework.Principal{UserID: users[rng.IntN(len(users))]}
-			switch k := rng.IntN(10); {
-			case k < 6: // an ordinary push, with retries and repeats inside
-				var batch []*framework.Change
-				for range 1 + rng.IntN(25) {
-					ch := change()
-					batch = append(batch, ch)
-					if rng.IntN(6) == 0 {
-						again := *ch
-						batch = append(batch, &again)
-					}
+		if rng.IntN(5) == 0 {
+			ch.IsDeleted = true
+			if rng.IntN(2) == 0 {
+				return ch // a tombstone without data
+			}
+		}
+		ch.Data = json.RawMessage(fmt.Sprintf(`{"n":%d,"s":%q}`, rng.IntN(1e6), strings.Repeat("é", rng.IntN(40))))
+		return ch
+	}
+	inserted := 0
+	for round := range 60 {
+		p := framework.Principal{UserID: users[rng.IntN(len(users))]}
+		switch k := rng.IntN(10); {
+		case k < 6: // an ordinary push, with retries and repeats inside
+			var batch []*framework.Change
+			for range 1 + rng.IntN(25) {
+				ch := change()
+				batch = append(batch, ch)
+				if rng.IntN(6) == 0 {
+					again := *ch
+					batch = append(batch, &again)
 				}
+			}
+			if _, err := app.Push(ctx, p, batch); err != nil {
+				t.Fatal(err)
+			}
+			if rng.IntN(3) == 0 { // the whole push again: a retry
 				if _, err := app.Push(ctx, p, batch); err != nil {
 					t.Fatal(err)
 				}
-				if rng.IntN(3) == 0 { // the whole push again: a retry
-					if _, err := app.Push(ctx, p, batch); err != nil {
-						t.Fatal(err)
-					}
-				}
-			case k < 7: // all or nothing, as protocol adapters push
-				_, err := app.PushWith(ctx, p, []*framework.Change{change(), change()}, framework.PushOptions{AbortOnStale: true})
-				if err != nil && !errors.Is(err, framework.ErrConflict) {
-					t.Fatal(err)
-				}
-			case k < 8: // a server insert
-				inserted++
-				v := &tally{N: inserted, S: strings.Repeat("x", inserted)}
-				v.ID, v.OwnerID = fmt.Sprintf("ins%d", inserted), p.UserID
-				if _, err := framework.Insert(ctx, app, v); err != nil {
-					t.Fatal(err)
-				}
-			default: // purge every tombstone
-				if _, err := app.PurgeTombstones(ctx, time.Nanosecond); err != nil {
-					t.Fatal(err)
-				}
 			}
-			for _, u := range users {
-				checkUsage(t, app, u, fmt.Sprintf("round %d", round))
+		case k < 7: // all or nothing, as protocol adapters push
+			_, err := app.PushWith(ctx, p, []*framework.Change{change(), change()}, framework.PushOptions{AbortOnStale: true})
+			if err != nil && !errors.Is(err, framework.ErrConflict) {
+				t.Fatal(err)
 			}
-		}
-		// One user's devices pushing at once.
-		var wg sync.WaitGroup
-		errs := make(chan error, 8)
-		for w := range 8 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				rng := rand.New(rand.NewPCG(uint64(w), 7))
-				for i := range 10 {
-					var batch []*framework.Change
-					for j := range 1 + rng.IntN(20) {
-						batch = append(batch, &framework.Change{
-							Model: modelsOf[(i+j)%3], UID: fmt.Sprintf("c%d", rng.IntN(40)),
-							ModifyAt:  framework.Time{Time: base.Add(time.Duration(rng.IntN(3600)) * time.Second)},
-							IsDeleted: rng.IntN(4) == 0,
-							Data:      json.RawMessage(fmt.Sprintf(`{"n":%d,"s":%q}`, w, strings.Repeat("z", rng.IntN(30)))),
-						})
-					}
-					if _, err := app.Push(ctx, framework.Principal{UserID: "u1"}, batch); err != nil {
-						errs <- err
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Fatal(err)
+		case k < 8: // a server insert
+			inserted++
+			v := &tally{N: inserted, S: strings.Repeat("x", inserted)}
+			v.ID, v.OwnerID = fmt.Sprintf("ins%d", inserted), p.UserID
+			if _, err := framework.Insert(ctx, app, v); err != nil {
+				t.Fatal(err)
+			}
+		default: // purge every tombstone
+			if _, err := app.PurgeTombstones(ctx, time.Nanosecond); err != nil {
+				t.Fatal(err)
+			}
 		}
 		for _, u := range users {
-			if got := checkUsage(t, app, u, "after concurrent pushes"); got.Records == 0 {
-				t.Fatalf("%s stores nothing: the test wrote nothing", u)
-			}
+			checkUsageMode(t, app, u, fmt.Sprintf("round %d", round))
 		}
-	})
+	}
+	// One user's devices pushing at once.
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			for i := range 10 {
+				var batch []*framework.Change
+				for j := range 1 + rng.IntN(20) {
+					batch = append(batch, &framework.Change{
+						Model: modelsOf[(i+j)%3], UID: fmt.Sprintf("c%d", rng.IntN(40)),
+						ModifyAt:  framework.Time{Time: base.Add(time.Duration(rng.IntN(3600)) * time.Second)},
+						IsDeleted: rng.IntN(4) == 0,
+						Data:      json.RawMessage(fmt.Sprintf(`{"n":%d,"s":%q}`, w, strings.Repeat("z", rng.IntN(30)))),
+					})
+				}
+				if _, err := app.Push(ctx, framework.Principal{UserID: "u1"}, batch); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for _, u := range users {
+		if got := checkUsageMode(t, app, u, "after concurrent pushes"); got.Records == 0 {
+			t.Fatalf("%s stores nothing: the test wrote nothing", u)
+		}
+	}
 }
 
 func statusCodes(res []framework.Result) string {
@@ -531,7 +566,7 @@ func TestQuotaOverHTTP(t *testing.T) {
 func TestUsageBackfill(t *testing.T) {
 	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
-		app := newQuotaApp(t, db, framework.Config{})
+		app := newQuotaApp(t, db, framework.Config{UsageAccounting: framework.UsageOn})
 		t0 := time.Now().Add(-time.Hour)
 		for _, u := range []string{"ann", "bob"} {
 			mustPush(t, app, u, item(u+"1", t0, 1), itemData(u+"2", t0, `{"n":2,"s":"ünïcode"}`),
@@ -562,7 +597,7 @@ func TestUsageBackfill(t *testing.T) {
 			VALUES ('late', 'ann', ?, false, 99, ?, ?, 7, 'late')`, t0, t0, t0); err != nil {
 			t.Fatal(err)
 		}
-		again := newQuotaApp(t, db, framework.Config{}) // migrates
+		again := newQuotaApp(t, db, framework.Config{UsageAccounting: framework.UsageOn}) // migrates
 		for _, u := range []string{"ann", "bob"} {
 			if got := checkUsage(t, again, u, "after the migration"); got.Records < 3 {
 				t.Fatalf("%s: %+v", u, got)

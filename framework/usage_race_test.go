@@ -22,7 +22,7 @@ import (
 // size. The counters must equal a recount at the end.
 func TestUsageUnderConcurrentUpdates(t *testing.T) {
 	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
-		app := newQuotaApp(t, db, framework.Config{})
+		app := newQuotaApp(t, db, framework.Config{UsageAccounting: framework.UsageOn})
 		t0 := time.Now().Add(-time.Hour).UTC()
 		var wg sync.WaitGroup
 		errs := make(chan error, 8)

@@ -21,7 +21,7 @@ func registerUsage(m *migrate.Migrations) error {
 					return fmt.Errorf("add ferry_scopes.%s: %w", col, err)
 				}
 			}
-			return ensureUsageTriggers(ctx, tx, tx.Dialect().Tables().Get(reflect.TypeFor[GenericRecord]()))
+			return ensureUsageTriggers(ctx, tx, tx.Dialect().Tables().Get(reflect.TypeFor[GenericRecord]()), true)
 		})
 	}, func(context.Context, *bun.DB) error {
 		return nil // the counters stay

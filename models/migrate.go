@@ -33,6 +33,9 @@ func Migrations() (*migrate.Migrations, error) {
 	if err := registerFieldTimes(m); err != nil {
 		return nil, fmt.Errorf("register field times migration: %w", err)
 	}
+	if err := registerSettings(m); err != nil {
+		return nil, fmt.Errorf("register settings migration: %w", err)
+	}
 	return m, nil
 }
 

@@ -21,7 +21,8 @@ type Scope struct {
 	// purged; a cursor older than it must reset.
 	PurgedVersion int64 `bun:"purged_version,notnull"`
 	// Records and Bytes are the scope's [Usage], kept by triggers on the
-	// record tables.
+	// record tables while usage accounting is on ([UsageAccounter]);
+	// while it is off they are stale.
 	Records int64 `bun:"records,notnull"`
 	Bytes   int64 `bun:"bytes,notnull"`
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -66,7 +67,8 @@ type Reader interface {
 	// the limits (see [ReadFeedParams]).
 	ReadFeed(ctx context.Context, p ReadFeedParams) (FeedResult, error)
 	// Usage returns what a scope stores (zero for a scope that never
-	// wrote).
+	// wrote): exact, from counters kept by every write, or counted from
+	// the records when the store keeps none ([UsageAccounter]).
 	Usage(ctx context.Context, scope string) (Usage, error)
 	// Tombstones returns up to Limit tombstones of a model, of any scope,
 	// last written before Before.
@@ -82,7 +84,7 @@ type Tx interface {
 	Reader
 	// ReserveVersion locks the scope's counter (creating it when needed)
 	// until the transaction ends and returns the next version and the
-	// scope's usage as of the lock. Later versions of the transaction are
+	// scope's usage as of the lock (see [Reservation.Usage]). Later versions of the transaction are
 	// counted by the caller and recorded with SetScopeVersion.
 	ReserveVersion(ctx context.Context, p ReserveVersionParams) (Reservation, error)
 	// SetScopeVersion raises the scope's counter to the last version the
@@ -187,7 +189,10 @@ type ReserveVersionParams struct {
 
 // Reservation is the next version of a locked scope and its usage.
 type Reservation struct {
-	Next  int64
+	Next int64
+	// Usage is the scope's usage as of the lock when the store keeps
+	// usage counters; zero when this process turned them off
+	// ([UsageAccounter]: read [Reader.Usage] instead, which counts).
 	Usage Usage
 }
 
@@ -301,6 +306,10 @@ type bunStore struct {
 	tables map[string]Table
 	order  []string        // registration order, for Migrate
 	timed  map[string]bool // models whose field times are kept
+
+	// usageOff: this process does not need the usage counters
+	// ([UsageAccounter]), so it counts instead of reading them.
+	usageOff atomic.Bool
 }
 
 var _ Store = (*bunStore)(nil)
@@ -446,7 +455,7 @@ func (s *bunStore) ReadFeed(ctx context.Context, p ReadFeedParams) (FeedResult, 
 }
 
 func (s *bunStore) Usage(ctx context.Context, scope string) (Usage, error) {
-	return ReadUsage(ctx, s.db, scope)
+	return s.readUsage(ctx, s.db, scope)
 }
 
 func (s *bunStore) Tombstones(ctx context.Context, p TombstonesParams) ([]Record, error) {
@@ -491,7 +500,7 @@ func (r bunReader) Memberships(ctx context.Context, p MembershipsParams) ([]Memb
 }
 
 func (r bunReader) Usage(ctx context.Context, scope string) (Usage, error) {
-	return ReadUsage(ctx, r.idb, scope)
+	return r.s.readUsage(ctx, r.idb, scope)
 }
 
 func (r bunReader) Tombstones(ctx context.Context, p TombstonesParams) ([]Record, error) {
@@ -631,6 +640,9 @@ func ignoreDone(err error) error {
 
 func (t *bunTx) ReserveVersion(ctx context.Context, p ReserveVersionParams) (Reservation, error) {
 	v, u, err := ReserveVersionUsage(ctx, t.tx, p.Scope)
+	if t.s.usageOff.Load() {
+		u = Usage{} // the counters may be stale
+	}
 	return Reservation{Next: v, Usage: u}, err
 }
 

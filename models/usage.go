@@ -23,6 +23,8 @@ import (
 // scope's row of ferry_scopes and are kept by triggers on every record
 // table, inside the transaction that writes, so every write path (push,
 // server inserts, purges, an application's own SQL) is counted exactly.
+// Usage accounting can be turned off ([UsageAccounter]); the store then
+// counts a scope's rows when asked.
 type Usage struct {
 	Records int64
 	Bytes   int64
@@ -102,18 +104,51 @@ func usageColumns(t *schema.Table) []string {
 
 // EnsureUsageTriggers creates the triggers that keep the usage counters
 // for the record table of model (a pointer to its struct) when they do
-// not exist yet, and then adds the rows the table already holds to the
-// counters, in one transaction: on PostgreSQL creating a trigger locks
+// not exist yet, in the database's accounting state ([UsageAccounter]):
+// when it keeps the counters, the rows the table already holds are added
+// to them in the same transaction (on PostgreSQL creating a trigger locks
 // the table against writes until commit, so no write falls between the
-// count and the trigger.
+// count and the trigger); when it does not, PostgreSQL's triggers are
+// created disabled and SQLite's not at all.
 func EnsureUsageTriggers(ctx context.Context, db bun.IDB, model any) error {
 	t := db.Dialect().Tables().Get(reflect.TypeOf(model).Elem())
 	return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		return ensureUsageTriggers(ctx, tx, t)
+		counting, err := readUsageState(ctx, tx)
+		if err != nil {
+			return err
+		}
+		return ensureUsageTriggers(ctx, tx, t, counting)
 	})
 }
 
-func ensureUsageTriggers(ctx context.Context, tx bun.Tx, t *schema.Table) error {
+// ensureUsageTriggers creates t's usage triggers when they are missing:
+// counting (back-filling the counters from t's rows) or not.
+func ensureUsageTriggers(ctx context.Context, tx bun.Tx, t *schema.Table, counting bool) error {
+	if !counting && !IsPostgres(tx) {
+		return nil
+	}
+	created, err := createUsageTriggersIfMissing(ctx, tx, t)
+	if err != nil || !created {
+		return err
+	}
+	q := backfillSQL(tx, t) // rows stored before the triggers existed
+	if !counting {
+		q = `ALTER TABLE ` + string(t.SQLName) + ` DISABLE TRIGGER ferry_usage_ins, DISABLE TRIGGER ferry_usage_upd, DISABLE TRIGGER ferry_usage_del`
+	}
+	if _, err := tx.ExecContext(ctx, q); err != nil {
+		return fmt.Errorf("create usage triggers on %s: %w", t.Name, err)
+	}
+	return nil
+}
+
+// createUsageTriggers creates t's usage triggers when they are missing,
+// without counting t's rows.
+func createUsageTriggers(ctx context.Context, tx bun.Tx, t *schema.Table) error {
+	_, err := createUsageTriggersIfMissing(ctx, tx, t)
+	return err
+}
+
+func createUsageTriggersIfMissing(ctx context.Context, tx bun.Tx, t *schema.Table) (bool, error) {
 	table := string(t.SQLName)
 	cols := usageColumns(t)
 	var have int
@@ -128,10 +163,10 @@ func ensureUsageTriggers(ctx context.Context, tx bun.Tx, t *schema.Table) error 
 		arg = "ferry_usage_" + t.Name + "_ins"
 	}
 	if err := tx.NewRaw(q, arg).Scan(ctx, &have); err != nil {
-		return fmt.Errorf("look for usage triggers on %s: %w", t.Name, err)
+		return false, fmt.Errorf("look for usage triggers on %s: %w", t.Name, err)
 	}
 	if have > 0 {
-		return nil
+		return false, nil
 	}
 	var stmts []string
 	if IsPostgres(tx) {
@@ -139,16 +174,12 @@ func ensureUsageTriggers(ctx context.Context, tx bun.Tx, t *schema.Table) error 
 	} else {
 		stmts = sqliteUsageTriggers(tx, t.Name, table, cols)
 	}
-	// Rows stored before the triggers existed.
-	stmts = append(stmts, `INSERT INTO ferry_scopes (scope, version, purged_version, records, bytes)
-SELECT r.owner, 0, 0, count(*), sum(`+sizeExpr(tx, "r", cols)+`) FROM `+table+` AS r WHERE true GROUP BY r.owner
-ON CONFLICT (scope) DO UPDATE SET records = ferry_scopes.records + excluded.records, bytes = ferry_scopes.bytes + excluded.bytes`)
 	for _, s := range stmts {
 		if _, err := tx.ExecContext(ctx, s); err != nil {
-			return fmt.Errorf("create usage triggers on %s: %w", t.Name, err)
+			return false, fmt.Errorf("create usage triggers on %s: %w", t.Name, err)
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // postgresUsageTriggers: one statement-level trigger per event, reading

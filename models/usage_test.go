@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -129,4 +130,43 @@ func TestUsageTriggers(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestUsageAccountingUnknownTable: on PostgreSQL, a process that does not
+// register a model whose table keeps usage counters (another release's,
+// on a shared database) cannot switch accounting, and says which table:
+// its recount would leave that table out.
+func TestUsageAccountingUnknownTable(t *testing.T) {
+	ctx := context.Background()
+	db := synctest.OpenPostgres(t)
+	full := models.NewStore(db)
+	if err := full.Register("m.note", models.Typed[newerNote]()); err != nil {
+		t.Fatal(err)
+	}
+	if err := full.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	less := models.NewStore(db) // registers no typed model
+	if err := less.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	set := func(s models.Store, on bool) error {
+		st, err := s.(models.UsageAccounter).SetUsageAccounting(ctx, models.SetUsageAccountingParams{On: on})
+		if st.Hold != nil {
+			st.Hold.Close()
+		}
+		return err
+	}
+	if err := set(less, false); err == nil || !strings.Contains(err.Error(), "table newer_notes keeps usage counters") {
+		t.Fatalf("off without the model of newer_notes: %v", err)
+	}
+	if err := set(full, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := set(less, true); err == nil || !strings.Contains(err.Error(), "table newer_notes") {
+		t.Fatalf("on without the model of newer_notes: %v", err)
+	}
+	if err := set(full, true); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -80,6 +80,11 @@ type Config struct {
 	// 100,000; FERRY_QUOTA_BYTES, default 1 GiB): a zero field takes the
 	// default, a negative one (the variable set to 0) is no limit.
 	Quota framework.Quota
+	// UsageAccounting (FERRY_USAGE_ACCOUNTING: auto, on or off; default
+	// auto) says whether exact usage counters are kept in every write:
+	// auto keeps them exactly when a quota is set, which the example's
+	// default quota is; off needs both quota variables at 0.
+	UsageAccounting framework.UsageAccounting
 	// SyncRate caps each user's requests to the sync routes per second
 	// (FERRY_SYNC_RATE; default 0, no limit); bursts of twice as many.
 	SyncRate float64
@@ -304,7 +309,7 @@ func exampleQuota(q framework.Quota) framework.Quota {
 }
 
 // syncEnv reads the sync limits: FERRY_QUOTA_RECORDS, FERRY_QUOTA_BYTES
-// (0 turns the quota off), FERRY_SYNC_RATE and FERRY_MAX_SPACES.
+// (0 turns the quota off), FERRY_USAGE_ACCOUNTING, FERRY_SYNC_RATE and FERRY_MAX_SPACES.
 func syncEnv(cfg *Config) error {
 	var errs []error
 	for key, dst := range map[string]*int64{"FERRY_QUOTA_RECORDS": &cfg.Quota.MaxRecords, "FERRY_QUOTA_BYTES": &cfg.Quota.MaxBytes} {
@@ -319,6 +324,15 @@ func syncEnv(cfg *Config) error {
 				*dst = -1 // no limit
 			}
 		}
+	}
+	switch v := os.Getenv("FERRY_USAGE_ACCOUNTING"); v {
+	case "", "auto":
+	case "on":
+		cfg.UsageAccounting = framework.UsageOn
+	case "off":
+		cfg.UsageAccounting = framework.UsageOff
+	default:
+		errs = append(errs, fmt.Errorf("FERRY_USAGE_ACCOUNTING=%q must be auto, on or off", v))
 	}
 	if v := os.Getenv("FERRY_SYNC_RATE"); v != "" && v != "off" {
 		r, err := strconv.ParseFloat(v, 64)
@@ -427,7 +441,7 @@ func New(ctx context.Context, cfg Config, db *bun.DB) (*Server, error) {
 		return nil, err
 	}
 	app, err := framework.New(framework.Config{DB: db, Schemas: schemas.Examples, Logger: cfg.Logger,
-		Quota: exampleQuota(cfg.Quota), RateLimit: cfg.SyncRate, Spaces: true, MaxSpaces: cfg.MaxSpaces, TombstoneRetention: cfg.TombstoneRetention})
+		Quota: exampleQuota(cfg.Quota), UsageAccounting: cfg.UsageAccounting, RateLimit: cfg.SyncRate, Spaces: true, MaxSpaces: cfg.MaxSpaces, TombstoneRetention: cfg.TombstoneRetention})
 	if err != nil {
 		return nil, err
 	}

@@ -65,6 +65,8 @@ func Run(t *testing.T, open func(t testing.TB) models.Store) {
 		{"FeedByteCap", testFeedBytes},
 		{"Savepoints", testSavepoints},
 		{"Usage", testUsage},
+		{"UsageAccounting", testUsageAccounting},
+		{"UsageRecountConcurrent", testUsageRecountConcurrent},
 		{"Purge", testPurge},
 		{"InsertValue", testInsertValue},
 		{"WriteIfNewer", testWriteIfNewer},

@@ -47,6 +47,7 @@ type env struct {
 type options struct {
 	cfg         inspector.Config
 	conflictOff bool
+	usage       framework.UsageAccounting
 }
 
 // newEnv starts an App with the inspector on a fresh store of kind s.
@@ -56,7 +57,7 @@ func newEnv(t testing.TB, s synctest.Store, o options) *env {
 	now := &atomic.Int64{}
 	now.Store(time.Now().UnixNano())
 	app, err := framework.New(framework.Config{DB: db, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Schemas: fstest.MapFS{"any.json": {Data: []byte(`{"type":"object"}`)}}, Spaces: true,
+		Schemas: fstest.MapFS{"any.json": {Data: []byte(`{"type":"object"}`)}}, Spaces: true, UsageAccounting: o.usage,
 		Now: func() time.Time { return time.Unix(0, now.Load()) }})
 	if err != nil {
 		t.Fatal(err)
@@ -545,6 +546,35 @@ func inspectorCases(t *testing.T, db synctest.Store) {
 				t.Error("the page does not say the conflict log is off")
 			}
 		})
+	}
+}
+
+// TestInspectorUsage: a scope's page shows its usage with accounting on
+// (the counters) and off (counted); the list shows the counters only
+// when they are kept.
+func TestInspectorUsage(t *testing.T) {
+	for _, s := range []synctest.Store{synctest.SQLite, synctest.Postgres} {
+		for _, mode := range []framework.UsageAccounting{framework.UsageOn, framework.UsageOff} {
+			t.Run(string(s)+"/"+mode.String(), func(t *testing.T) {
+				e := newEnv(t, s, options{usage: mode})
+				e.push(t, "ann", "d1", change{model: "data.Note", uid: "n1", data: `{"t":"abc"}`},
+					change{model: "data.Note", uid: "n2", data: `{"t":"defg"}`})
+				e.push(t, "ann", "d1", change{model: "data.Note", uid: "n1", sec: 1, deleted: true})
+				u, err := e.app.Usage(context.Background(), "ann")
+				if err != nil || u.Records != 2 {
+					t.Fatalf("usage %+v %v", u, err)
+				}
+				want := fmt.Sprintf("%d records (tombstones included), %d bytes", u.Records, u.Bytes)
+				if page := e.page(t, userPage("ann")); !strings.Contains(page, want) {
+					t.Fatalf("the user page does not say %q", want)
+				}
+				index := e.page(t, "/inspector/")
+				listed := strings.Contains(index, fmt.Sprintf(`<td class="n">%d</td><td class="n">%d</td></tr>`, u.Records, u.Bytes))
+				if off := mode == framework.UsageOff; listed == off || off != strings.Contains(index, "Usage accounting is off") {
+					t.Fatalf("%s: the list shows the counters: %v", mode, listed)
+				}
+			})
+		}
 	}
 }
 

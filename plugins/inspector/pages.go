@@ -88,6 +88,9 @@ func (in *Inspector) base() base { return base{Path: in.cfg.Path, Now: in.now()}
 type scopeRow struct {
 	Scope, Space                           string
 	Version, PurgedVersion, Records, Bytes int64
+	// Counted: Records and Bytes are usage (kept or counted); false in
+	// the list when usage accounting is off, the counters being stale.
+	Counted bool
 }
 
 func rowOf(s models.Scope) scopeRow {
@@ -121,6 +124,8 @@ type indexPage struct {
 	Forgot     int64
 	MaxUsers   int
 	ConflictOn bool
+	// UsageOn: the counters are kept (Config.UsageAccounting).
+	UsageOn bool
 }
 
 func (in *Inspector) index(c *gin.Context) error {
@@ -130,7 +135,7 @@ func (in *Inspector) index(c *gin.Context) error {
 		return err
 	}
 	p := indexPage{base: in.base(), Purge: in.purge(), Models: in.app.Models(), After: after,
-		MaxUsers: in.cfg.MaxUsers, ConflictOn: in.conflictLog() != nil}
+		MaxUsers: in.cfg.MaxUsers, ConflictOn: in.conflictLog() != nil, UsageOn: in.app.UsageAccountingOn()}
 	if db := in.app.Store().DB(); db != nil {
 		p.Listable = true
 		rows, err := models.ListScopes(ctx, db, models.ListScopesParams{After: after, Limit: scopesPerPage + 1})
@@ -142,7 +147,11 @@ func (in *Inspector) index(c *gin.Context) error {
 			p.NextAfter = rows[len(rows)-1].Scope
 		}
 		for _, r := range rows {
-			p.Scopes = append(p.Scopes, rowOf(r))
+			row := rowOf(r)
+			// Counting a hundred scopes' rows per page would scan the
+			// record tables; the scope's own page counts.
+			row.Counted = p.UsageOn
+			p.Scopes = append(p.Scopes, row)
 		}
 	}
 	p.Active, p.Tracked, p.Forgot = in.act.recent(50)
@@ -415,6 +424,12 @@ func (in *Inspector) scopePage(c *gin.Context, scope string) (scopePage, error) 
 	st, written := state[scope]
 	st.Scope = scope
 	p.Scope, p.Written = rowOf(st), written
+	// The counters when the App keeps them, else a count.
+	u, err := in.app.Usage(ctx, scope)
+	if err != nil {
+		return p, err
+	}
+	p.Scope.Records, p.Scope.Bytes, p.Scope.Counted = u.Records, u.Bytes, true
 	if p.Records, err = in.records(ctx, scope, st.Version, model, before, limit); err != nil {
 		return p, err
 	}
