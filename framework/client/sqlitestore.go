@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferrysync/ferry/internal/sqlitedsn"
 	"github.com/uptrace/bun/driver/sqliteshim"
 )
 
@@ -100,7 +101,7 @@ func OpenSQLiteStoreWith(ctx context.Context, path string, opts SQLiteOptions) (
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busy.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous("+syncMode+")")
-	db, err := sql.Open(sqliteshim.ShimName, "file:"+path+"?"+q.Encode())
+	db, err := sql.Open(sqliteshim.ShimName, sqlitedsn.FileURI(path, q))
 	if err != nil {
 		return nil, fmt.Errorf("client: open sqlite store %s: %w", path, err)
 	}

@@ -5,12 +5,14 @@ import (
 	"database/sql"
 	"errors"
 	"net/http"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/ferrysync/ferry/framework/client"
 	"github.com/ferrysync/ferry/framework/client/clienttest"
+	"github.com/ferrysync/ferry/internal/sqlitedsn"
 	"github.com/uptrace/bun/driver/sqliteshim"
 )
 
@@ -125,7 +127,7 @@ func TestSQLiteStoreSurvivesRestart(t *testing.T) {
 func TestSQLiteStoreUpgradesVersion1(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "old.db")
-	old, err := sql.Open(sqliteshim.ShimName, "file:"+path)
+	old, err := sql.Open(sqliteshim.ShimName, sqlitedsn.FileURI(path, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,5 +171,40 @@ func TestSQLiteStoreUpgradesVersion1(t *testing.T) {
 	}
 	if got, _ := st.Get(ctx, key); len(got.FieldsModifyAt) != 1 {
 		t.Fatalf("field times after the upgrade: %+v", got)
+	}
+}
+
+// TestSQLiteStoresInDirectoriesWithHashes: two stores whose paths differ
+// only after a '#' (as Go's directories for repeated subtests do) are two
+// files; pasted into a "file:" URI unescaped, both opened the path up to
+// the '#', a file earlier runs had filled.
+func TestSQLiteStoresInDirectoriesWithHashes(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	open := func(name string) *client.SQLiteStore {
+		t.Helper()
+		st, err := client.OpenSQLiteStore(ctx, filepath.Join(dir, name, "device.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	for _, name := range []string{"run#01", "run#02"} {
+		if err := os.Mkdir(filepath.Join(dir, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := open("run#01"), open("run#02")
+	if _, err := a.Write(ctx, &client.Record{Model: "data.Note", UID: "n1", Data: []byte(`{}`), ModifyAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Get(ctx, client.Key{Model: "data.Note", UID: "n1"}); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("the second store sees the first one's record: %v", err)
+	}
+	for _, name := range []string{"run#01", "run#02"} {
+		if _, err := os.Stat(filepath.Join(dir, name, "device.db")); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
