@@ -176,3 +176,27 @@ func pointerToken(name string) string {
 	}
 	return strings.NewReplacer("~", "~0", "/", "~1").Replace(name)
 }
+
+// UnEditedFieldTime is the field time of a field nobody edited: the
+// fields of the tombstone a delete leaves of a record the server never
+// held (a blind delete). A delete edits no field, so its own
+// fields_modify_at are dropped and the model's empty data it stores
+// claims no edit: any edit of those fields, however old, wins against
+// them, and a record brought back by a merge takes the reviving device's
+// values rather than the empty ones.
+var UnEditedFieldTime = time.Unix(0, 0).UTC()
+
+// unEditedFieldTimes gives every top-level field of data (canonical JSON
+// text) [UnEditedFieldTime].
+func unEditedFieldTimes(data []byte) models.FieldTimes {
+	v, _ := jsonvalue.Parse(data)
+	obj, _ := v.(map[string]any)
+	if len(obj) == 0 {
+		return nil
+	}
+	out := make(models.FieldTimes, len(obj))
+	for name := range obj {
+		out[name] = UnEditedFieldTime
+	}
+	return out
+}

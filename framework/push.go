@@ -545,6 +545,9 @@ func (a *App) applyOne(ctx context.Context, st *pushTx, p Principal, pr *prepare
 		}
 		if next.Data == nil {
 			next.Data = m.emptyData
+			if stored == nil && next.IsDeleted && m.fieldTimes {
+				next.FieldTimes = unEditedFieldTimes(next.Data)
+			}
 		}
 		next.Version = version
 		if !st.careful && len(pr.plan.hooks) == 0 {

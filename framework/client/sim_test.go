@@ -91,9 +91,7 @@ import (
 // i with seed FERRY_SIM_SEED+i) until it is spent; FERRY_SIM_ROUNDS fixes
 // the rounds of a short run and FERRY_SIM_EPOCH its epoch number, so that
 // a failed epoch of a long run replays alone; FERRY_SIM_TRACE=<uid> then
-// logs what happened to one record. FERRY_SIM_BLIND_DELETES=1 lets
-// devices under a field merge delete notes the server may not have (off
-// for a known server bug, see simBlindDeletes).
+// logs what happened to one record.
 
 // simDefaultBudget is the time a short run of one policy spends per store
 // in its rounds.
@@ -745,8 +743,10 @@ func (e *epoch) work(d *simDevice, n int) {
 			e.editNote(d, live[e.rng.IntN(len(live))])
 		case x < 85:
 			r := live[e.rng.IntN(len(live))]
-			if e.skipBlindDelete(u, r) {
-				continue
+			if e.policy.merges() && (r.Version == 0 || e.purged[u.acc.ID+"/"+r.Model+"/"+r.UID]) {
+				// A delete the server may not have the record of (a blind
+				// delete): see fieldRecord.blind.
+				e.fields.rec(r.Owner + "/" + r.Model + "/" + r.UID).blind = true
 			}
 			if err := d.c.Delete(ctx, r.Model, r.UID); err != nil {
 				e.t.Fatalf("%s: delete %s: %v", d.name, r.UID, err)
@@ -801,21 +801,6 @@ func (e *epoch) noteData() map[string]any {
 		n["body"] = strings.Repeat(simWords[e.rng.IntN(len(simWords))]+" ", e.rng.IntN(50))
 	}
 	return n
-}
-
-// simBlindDeletes is FERRY_SIM_BLIND_DELETES=1: under a field merge,
-// devices also delete notes the server may not have (never acknowledged,
-// or purged since). Off by default for a known server bug: such a delete
-// reaches the server as a tombstone without data, which the server stores
-// as the model's empty data with the device's field times, so a revival
-// (under edit wins, or after a purge) claims zero values were set at the
-// device's edit times.
-var simBlindDeletes = os.Getenv("FERRY_SIM_BLIND_DELETES") == "1"
-
-// skipBlindDelete reports whether a delete of r by a device of u is left
-// out (see simBlindDeletes).
-func (e *epoch) skipBlindDelete(u *simUser, r *client.Record) bool {
-	return e.policy.merges() && !simBlindDeletes && (r.Version == 0 || e.purged[u.acc.ID+"/"+r.Model+"/"+r.UID])
 }
 
 // fullNote is a note with every field set.

@@ -408,3 +408,31 @@ func TestDeleteOfEmptyTombstone(t *testing.T) {
 		}
 	})
 }
+
+// TestBlindDeleteClaimsNoEdit: a delete of a record the server never held
+// (created and deleted on a device before it synced, or purged since)
+// carries no data; its field times name the device's edits, whose values
+// the server never saw. The tombstone must claim no edit: a later change
+// carrying older edits of those fields (another device's copy) keeps
+// them instead of losing them to the tombstone's empty data.
+func TestBlindDeleteClaimsNoEdit(t *testing.T) {
+	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
+		e := newHTTPEnv(t, db)
+		for _, model := range []string{"p.EditWins", "p.Automerge"} {
+			del := e.push(t, "ann", ch(model, "n1", 60, true, "", "title@50,body@50"))
+			if del[0].Status != framework.StatusApplied || del[0].Record == nil || len(del[0].Record.FieldsModifyAt) != 0 {
+				t.Fatalf("%s: blind delete: %+v, want applied with no field times", model, del[0])
+			}
+			if model == "p.Automerge" {
+				continue // delete wins: the tombstone stays; its times are checked above
+			}
+			back := e.push(t, "ann", ch(model, "n1", 70, false, `{"title":"again","body":"kept"}`, "title@70,body@40"))
+			if back[0].Status != framework.StatusApplied || back[0].Record == nil || back[0].Record.IsDeleted {
+				t.Fatalf("%s: revival: %+v", model, back[0])
+			}
+			if got := canon(t, back[0].Record.Data); got != `{"body":"kept","title":"again"}` {
+				t.Errorf("%s: revived as %s (field times %s), want both fields", model, got, fieldsOf(back[0].Record))
+			}
+		}
+	})
+}
