@@ -74,7 +74,7 @@ func serveMain(args []string) error {
 		quotaCfg = framework.Quota{}
 	}
 	srv, err := server.New(ctx, server.Config{DataDir: *dataDir, JWTSecret: *secret, Logger: log,
-		DatabaseURL: *dbURL, Realtime: os.Getenv("FERRY_REALTIME_BUS"), Quota: quotaCfg, MaxSpaces: 1000, // the spaces workload's widest member
+		DatabaseURL: *dbURL, Realtime: os.Getenv("FERRY_REALTIME_BUS"), ConflictLogOff: os.Getenv("FERRY_CONFLICT_LOG") == "off", Quota: quotaCfg, MaxSpaces: 1000, // the spaces workload's widest member
 		// The benchmarks sign users up by the dozen from one address and
 		// measure sync, not password hashing.
 		Auth: server.AuthConfig{PasswordCost: bcrypt.MinCost, PerIP: server.RateLimit{Requests: -1}, PerAccount: server.RateLimit{Requests: -1}}}, db)
