@@ -52,3 +52,11 @@ func TestFileURIOpensThatFile(t *testing.T) {
 		})
 	}
 }
+
+// TestFileURIDoubleSlash: a path starting with "//" must not become
+// "file://…", where SQLite reads the first element as an authority.
+func TestFileURIDoubleSlash(t *testing.T) {
+	if got := sqlitedsn.FileURI("//tmp/x#1.db", nil); got != "file:/tmp/x%231.db" {
+		t.Fatalf("FileURI = %q", got)
+	}
+}
