@@ -23,19 +23,29 @@ const (
 	ConflictOverwritten = "overwritten"
 )
 
-// ConflictEvent is a change that met a stored record it did not simply
-// follow: it lost, was merged, or overwrote a newer record. A change newer
-// than the stored record that replaces it (the ordinary edit) and a retry
-// of the stored state are not conflicts. It runs inside the write's
-// transaction (Tx), so a handler's own rows commit with the write (the
-// conflict log plugin records it there); for a change the store decided
-// in one statement, which commits by itself, in a transaction of its own
-// right after. An error fails the push.
+// ConflictEvent carries the conflicts one push transaction met in one
+// model, in request order. A conflict is a change that met a stored record
+// it did not simply follow: it lost, was merged, or overwrote a newer
+// record. A change newer than the stored record that replaces it (the
+// ordinary edit) and a retry of the stored state are not conflicts. The
+// event is triggered once per model, inside the write's transaction (Tx)
+// just before it commits, so a handler's own rows commit with the write and
+// can be written in one statement (the conflict log does); for changes the
+// store decided in one statement, which commits by itself, in a
+// transaction of its own right after. A push that rolls back (AbortOnStale,
+// an error) reports nothing. An error fails the push.
 type ConflictEvent struct {
 	hook.Event
 	Context   context.Context
 	Tx        bun.Tx
 	Principal Principal
+	// Model is the model of every conflict in Conflicts.
+	Model     string
+	Conflicts []ConflictReport
+}
+
+// ConflictReport is one conflict of a [ConflictEvent].
+type ConflictReport struct {
 	// Outcome is ConflictStale, ConflictMerged or ConflictOverwritten.
 	Outcome string
 	// Stored is the record as it was, Incoming the change as it came (at
@@ -46,7 +56,7 @@ type ConflictEvent struct {
 	Fields []string
 }
 
-// OnConflict is triggered for every conflict a push meets (see
+// OnConflict is triggered with the conflicts a push meets (see
 // [ConflictEvent]); tags are model names. Binding a handler for a model
 // keeps the store from deciding its pushes alone only where it could not
 // report them (it still does for last-writer-wins).
@@ -68,28 +78,48 @@ func conflictOutcome(o Outcome, stored, incoming *models.Record) string {
 	return ""
 }
 
-// reportConflict triggers the conflict hooks of model m, if any.
-func (a *App) reportConflict(ctx context.Context, tx bun.Tx, p Principal, outcome string, stored, incoming, result *models.Record) error {
+// metConflict is a conflict waiting for its transaction's end to be
+// reported.
+type metConflict struct {
+	outcome                  string
+	stored, incoming, result *models.Record
+}
+
+// noteConflict queues a conflict of a model with conflict hooks.
+func (a *App) noteConflict(met []metConflict, outcome string, stored, incoming, result *models.Record) []metConflict {
 	if outcome == "" || !a.onConflict.HasHandlers(incoming.Model) {
-		return nil
+		return met
 	}
-	in := wireRecord(incoming)
-	in.Version = stored.Version
-	ev := &ConflictEvent{Context: ctx, Tx: tx, Principal: p, Outcome: outcome,
-		Stored: wireRecord(stored), Incoming: in, Result: wireRecord(result), Fields: differingFields(stored.Data, incoming.Data)}
-	if err := a.onConflict.Trigger(ev, nil, incoming.Model); err != nil {
-		return fmt.Errorf("conflict hook of %s: %w", incoming.Model, err)
+	return append(met, metConflict{outcome: outcome, stored: stored, incoming: incoming, result: result})
+}
+
+// reportConflicts triggers the conflict hooks once per model, the models
+// in the order their first conflict came.
+func (a *App) reportConflicts(ctx context.Context, tx bun.Tx, p Principal, met []metConflict) error {
+	var order []string
+	byModel := map[string][]ConflictReport{}
+	for _, c := range met {
+		in := wireRecord(c.incoming)
+		in.Version = c.stored.Version
+		m := c.incoming.Model
+		if _, ok := byModel[m]; !ok {
+			order = append(order, m)
+		}
+		byModel[m] = append(byModel[m], ConflictReport{Outcome: c.outcome, Stored: wireRecord(c.stored), Incoming: in,
+			Result: wireRecord(c.result), Fields: differingFields(c.stored.Data, c.incoming.Data)})
+	}
+	for _, m := range order {
+		ev := &ConflictEvent{Context: ctx, Tx: tx, Principal: p, Model: m, Conflicts: byModel[m]}
+		if err := a.onConflict.Trigger(ev, nil, m); err != nil {
+			return fmt.Errorf("conflict hook of %s: %w", m, err)
+		}
 	}
 	return nil
 }
 
-// lostConflict is a change the store's statement refused (stale), to be
-// reported after it committed.
-type lostConflict struct{ stored, incoming *models.Record }
-
-// reportLost triggers the conflict hooks for the stale changes of a
-// store-decided push, in a transaction of their own.
-func (a *App) reportLost(ctx context.Context, p Principal, lost []lostConflict) error {
+// reportLost reports the stale changes of a store-decided statement that
+// committed by itself, in a transaction of their own.
+func (a *App) reportLost(ctx context.Context, p Principal, lost []metConflict) error {
 	if len(lost) == 0 {
 		return nil
 	}
@@ -98,10 +128,8 @@ func (a *App) reportLost(ctx context.Context, p Principal, lost []lostConflict) 
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	for _, l := range lost {
-		if err := a.reportConflict(ctx, tx.Bun(), p, ConflictStale, l.stored, l.incoming, l.stored); err != nil {
-			return err
-		}
+	if err := a.reportConflicts(ctx, tx.Bun(), p, lost); err != nil {
+		return err
 	}
 	return tx.Commit()
 }

@@ -352,6 +352,8 @@ type pushTx struct {
 	// space is the caller's access to the shared space the transaction
 	// writes; nil for the caller's personal scope.
 	space *spaceAccess
+	// conflicts are reported just before the transaction commits.
+	conflicts []metConflict
 }
 
 type stagedModel struct {
@@ -491,6 +493,9 @@ func (a *App) applyAll(ctx context.Context, p Principal, scope string, preps []*
 		if err := tx.SetScopeVersion(ctx, models.SetScopeVersionParams{Scope: st.scope, Version: st.last}); err != nil {
 			return nil, err
 		}
+	}
+	if err := a.reportConflicts(ctx, tx.Bun(), p, st.conflicts); err != nil {
+		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
@@ -632,7 +637,8 @@ func (a *App) resolve(ctx context.Context, st *pushTx, p Principal, m *model, po
 	switch resolution.Outcome {
 	case KeepStored:
 		res.Status, res.Record = StatusStale, storedWire
-		return false, a.reportConflict(ctx, st.tx.Bun(), p, res.conflict, stored, next, stored)
+		st.conflicts = a.noteConflict(st.conflicts, res.conflict, stored, next, stored)
+		return false, nil
 	case TakeIncoming:
 		// next was checked as the incoming change (or keeps the stored,
 		// checked data).
@@ -687,8 +693,8 @@ func (a *App) wrote(ctx context.Context, st *pushTx, p Principal, stored, next *
 	if err := a.recordSpaceWrite(ctx, st, next); err != nil {
 		return err
 	}
-	if stored != nil && res.conflict != "" {
-		return a.reportConflict(ctx, st.tx.Bun(), p, res.conflict, stored, res.incoming, next)
+	if stored != nil {
+		st.conflicts = a.noteConflict(st.conflicts, res.conflict, stored, res.incoming, next)
 	}
 	return nil
 }

@@ -147,7 +147,7 @@ func (a *App) pushNewer(ctx context.Context, p Principal, preps []*prepared, res
 		a.afterNewerWrite()
 	}
 	var rest []*prepared
-	var lost []lostConflict
+	var lost []metConflict
 	for m, idx := range skipped {
 		uids := make([]string, len(idx))
 		for j, i := range idx {
@@ -174,20 +174,22 @@ func (a *App) pushNewer(ctx context.Context, p Principal, preps []*prepared, res
 				res.Status, res.Record = StatusApplied, wireRecord(s)
 			case models.Lose:
 				res.Status, res.Record = StatusStale, wireRecord(s)
-				if a.onConflict.HasHandlers(m.name) {
-					lost = append(lost, lostConflict{stored: s, incoming: next[i]})
-				}
+				lost = a.noteConflict(lost, ConflictStale, s, next[i], s)
 			default:
 				rest = settleLater(rest, preps, i) // rewritten meanwhile
 			}
 		}
 	}
 	if tx != nil {
+		// Several statements share a transaction: their conflicts commit
+		// with them.
+		if err := a.reportConflicts(ctx, tx.Bun(), p, lost); err != nil {
+			return nil, nil, err
+		}
 		if err := tx.Commit(); err != nil {
 			return nil, nil, fmt.Errorf("commit: %w", err)
 		}
-	}
-	if err := a.reportLost(ctx, p, lost); err != nil {
+	} else if err := a.reportLost(ctx, p, lost); err != nil {
 		return nil, nil, err
 	}
 	if base >= 0 {

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -180,16 +181,33 @@ func (l *Log) purgeLoop() {
 	}
 }
 
-// record writes one entry in the push's transaction.
+// insertChunk is how many entries one INSERT writes at most (9 values
+// each, well under SQLite's and PostgreSQL's limits on parameters).
+const insertChunk = 500
+
+// record writes the event's entries in the push's transaction, in one
+// statement for up to insertChunk of them (a push's stale changes cost one
+// round trip, not one each).
 func (l *Log) record(e *framework.ConflictEvent) error {
-	fields, _ := json.Marshal(orEmpty(e.Fields))
-	_, err := e.Tx.ExecContext(e.Context, `INSERT INTO ferry_conflicts
-		(scope, user_id, model, uid, outcome, stored_modify_at, incoming_modify_at, fields, at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.Stored.Owner, e.Principal.UserID, e.Stored.Model, e.Stored.UID, e.Outcome,
-		e.Stored.ModifyAt.UnixMicro(), e.Incoming.ModifyAt.UnixMicro(), string(fields), l.now().UnixMicro())
-	if err != nil {
-		return fmt.Errorf("conflictlog: record: %w", err)
+	at := l.now().UnixMicro()
+	for start := 0; start < len(e.Conflicts); start += insertChunk {
+		part := e.Conflicts[start:min(start+insertChunk, len(e.Conflicts))]
+		var q strings.Builder
+		q.WriteString(`INSERT INTO ferry_conflicts
+		(scope, user_id, model, uid, outcome, stored_modify_at, incoming_modify_at, fields, at) VALUES `)
+		args := make([]any, 0, 9*len(part))
+		for i, c := range part {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			fields, _ := json.Marshal(orEmpty(c.Fields))
+			args = append(args, c.Stored.Owner, e.Principal.UserID, c.Stored.Model, c.Stored.UID, c.Outcome,
+				c.Stored.ModifyAt.UnixMicro(), c.Incoming.ModifyAt.UnixMicro(), string(fields), at)
+		}
+		if _, err := e.Tx.ExecContext(e.Context, q.String(), args...); err != nil {
+			return fmt.Errorf("conflictlog: record %d entries: %w", len(part), err)
+		}
 	}
 	return e.Next()
 }

@@ -211,3 +211,34 @@ func TestConflictLog(t *testing.T) {
 		}
 	})
 }
+
+// TestConflictLogManyInOnePush: a push whose stale changes span several
+// of the log's INSERT statements records every one of them, once.
+func TestConflictLogManyInOnePush(t *testing.T) {
+	synctest.ForEachStore(t, func(t *testing.T, db *bun.DB) {
+		e := newEnv(t, db)
+		const n = 1000 // the most one push carries: two of the log's statements
+		var newer, older []string
+		for i := range n {
+			newer = append(newer, fmt.Sprintf(`data.Note/m%d@20 {"v":1}`, i))
+			older = append(older, fmt.Sprintf(`data.Note/m%d@10 {"v":2}`, i))
+		}
+		for _, s := range e.push(t, "ann", newer...) {
+			if s != "applied" {
+				t.Fatalf("first push: %s", s)
+			}
+		}
+		for _, s := range e.push(t, "ann", older...) {
+			if s != "stale" {
+				t.Fatalf("second push: %s", s)
+			}
+		}
+		var count, uids int
+		if err := db.NewRaw(`SELECT count(*), count(DISTINCT uid) FROM ferry_conflicts WHERE scope = 'ann' AND outcome = 'stale'`).Scan(context.Background(), &count, &uids); err != nil {
+			t.Fatal(err)
+		}
+		if count != n || uids != n {
+			t.Fatalf("%d entries for %d uids, want %d of each", count, uids, n)
+		}
+	})
+}
